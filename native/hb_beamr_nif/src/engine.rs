@@ -1,0 +1,355 @@
+//! The WAMR engine: process-wide initialisation, loading modules (with their
+//! imports linked to hb_beamr's import trampoline) and reading their metadata.
+//!
+//! All `unsafe` calls into WAMR for modules live here; instances are in
+//! `instance_engine`.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Mutex;
+
+use hb_wamr_sys as sys;
+use once_cell::sync::Lazy;
+
+use crate::errors::Error;
+use crate::imports::{self, ImportDesc};
+use crate::signature::FuncSig;
+use crate::values::ValKind;
+
+/// `start/2`'s mode: what the bytes are expected to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Wasm,
+    Aot,
+}
+
+/// What kind of thing an import or export is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternKind {
+    Func,
+    Table,
+    Memory,
+    Global,
+}
+
+impl ExternKind {
+    fn from_wamr(kind: u32) -> ExternKind {
+        match kind {
+            sys::WASM_IMPORT_EXPORT_KIND_TABLE => ExternKind::Table,
+            sys::WASM_IMPORT_EXPORT_KIND_MEMORY => ExternKind::Memory,
+            sys::WASM_IMPORT_EXPORT_KIND_GLOBAL => ExternKind::Global,
+            _ => ExternKind::Func,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ImportInfo {
+    pub kind: ExternKind,
+    pub module: String,
+    pub name: String,
+    pub signature: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExportInfo {
+    pub kind: ExternKind,
+    pub name: String,
+    pub signature: String,
+}
+
+static RUNTIME: Lazy<Result<(), String>> = Lazy::new(|| {
+    // SAFETY: process-wide one-time initialisation, guarded by the Lazy.
+    unsafe {
+        if !sys::wasm_runtime_init() {
+            return Err("wasm_runtime_init failed".into());
+        }
+        sys::wasm_runtime_set_log_level(sys::WASM_LOG_LEVEL_FATAL);
+    }
+    Ok(())
+});
+
+/// WAMR's native-symbol table is one global, unsynchronised list: loading a
+/// module and linking its imports must not interleave with another's.
+static LINK_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn ensure_runtime() -> Result<(), Error> {
+    RUNTIME.clone().map_err(Error::RuntimeInit)
+}
+
+/// A loaded (not yet instantiated) module with its metadata. The byte buffer
+/// and the import descriptors must outlive the WAMR module (WAMR keeps
+/// pointers into both), so they are owned here and dropped after unload.
+pub struct Module {
+    raw: sys::wasm_module_t,
+    pub imports: Vec<ImportInfo>,
+    pub exports: Vec<ExportInfo>,
+    /// Whether any import is served by Erlang (not natively).
+    pub has_erlang_imports: bool,
+    /// The name of the first exported table: the target of indirect calls.
+    pub table_export: Option<CString>,
+    _import_descs: Vec<Box<ImportDesc>>,
+    _bytes: Vec<u8>,
+}
+
+// SAFETY: a Module is only used from the one worker thread that owns it; it is
+// moved there once, before any use.
+unsafe impl Send for Module {}
+
+impl Module {
+    pub fn raw(&self) -> sys::wasm_module_t {
+        self.raw
+    }
+
+    /// Loads `bytes` as `mode`, checks what the bytes are before WAMR sees
+    /// them, and links every function import to the import trampoline.
+    pub fn load(mut bytes: Vec<u8>, mode: Mode) -> Result<Module, Error> {
+        ensure_runtime()?;
+        check_package(&bytes, mode)?;
+        let size = u32::try_from(bytes.len())
+            .map_err(|_| invalid(mode, "module larger than 4 GiB".to_string()))?;
+
+        let _guard = LINK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut error_buf = [0 as c_char; 256];
+        // SAFETY: `bytes` is writable, `size` long, and owned by the Module we
+        // return (so it outlives the WAMR module); error_buf is 256 bytes.
+        let raw = unsafe {
+            sys::wasm_runtime_load(
+                bytes.as_mut_ptr(),
+                size,
+                error_buf.as_mut_ptr(),
+                error_buf.len() as u32,
+            )
+        };
+        if raw.is_null() {
+            return Err(invalid(mode, c_buf_to_string(&error_buf)));
+        }
+        let mut module = Module {
+            raw,
+            imports: Vec::new(),
+            exports: Vec::new(),
+            has_erlang_imports: false,
+            table_export: None,
+            _import_descs: Vec::new(),
+            _bytes: bytes,
+        };
+        module.read_exports();
+        module.read_and_link_imports();
+        Ok(module)
+    }
+
+    fn read_exports(&mut self) {
+        // SAFETY: `self.raw` is a loaded module; indices are within the count.
+        let count = unsafe { sys::wasm_runtime_get_export_count(self.raw) }.max(0);
+        for index in 0..count {
+            let mut export = sys::wasm_export_t {
+                name: std::ptr::null(),
+                kind: 0,
+                type_ptr: std::ptr::null_mut(),
+            };
+            // SAFETY: as above; `export` is a valid out-pointer.
+            unsafe { sys::wasm_runtime_get_export_type(self.raw, index, &mut export) };
+            let name = c_str_to_string(export.name);
+            let kind = ExternKind::from_wamr(export.kind);
+            if kind == ExternKind::Table && self.table_export.is_none() {
+                self.table_export = CString::new(name.clone()).ok();
+            }
+            self.exports.push(ExportInfo {
+                kind,
+                signature: extern_signature(kind, export.type_ptr),
+                name,
+            });
+        }
+    }
+
+    /// Reads the imports and links each function import to the trampoline,
+    /// with an attachment that says which import it is. WAMR resolves
+    /// imports against its global native list, so the natives are
+    /// registered, resolved and unregistered again under `LINK_LOCK`.
+    fn read_and_link_imports(&mut self) {
+        // SAFETY: `self.raw` is a loaded module; indices are within the count.
+        let count = unsafe { sys::wasm_runtime_get_import_count(self.raw) }.max(0);
+        let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for index in 0..count {
+            let mut import = sys::wasm_import_t {
+                module_name: std::ptr::null(),
+                name: std::ptr::null(),
+                kind: 0,
+                linked: false,
+                type_ptr: std::ptr::null_mut(),
+            };
+            // SAFETY: as above; `import` is a valid out-pointer.
+            unsafe { sys::wasm_runtime_get_import_type(self.raw, index, &mut import) };
+            let kind = ExternKind::from_wamr(import.kind);
+            let module = c_str_to_string(import.module_name);
+            let name = c_str_to_string(import.name);
+            let signature = extern_signature(kind, import.type_ptr);
+            if kind == ExternKind::Func {
+                let desc = ImportDesc::new(
+                    module.clone(),
+                    name.clone(),
+                    func_sig(import.type_ptr as sys::wasm_func_type_t),
+                );
+                self.has_erlang_imports |= !desc.is_native();
+                by_module
+                    .entry(module.clone())
+                    .or_default()
+                    .push(self._import_descs.len());
+                self._import_descs.push(Box::new(desc));
+            }
+            self.imports.push(ImportInfo {
+                kind,
+                module,
+                name,
+                signature,
+            });
+        }
+        for (module_name, desc_indices) in by_module {
+            self.link(&module_name, &desc_indices);
+        }
+    }
+
+    fn link(&self, module_name: &str, desc_indices: &[usize]) {
+        let Ok(module_c) = CString::new(module_name) else {
+            return;
+        };
+        let names: Vec<CString> = desc_indices
+            .iter()
+            .filter_map(|i| CString::new(self._import_descs[*i].name.as_str()).ok())
+            .collect();
+        let mut symbols: Vec<sys::NativeSymbol> = desc_indices
+            .iter()
+            .zip(&names)
+            .map(|(i, name)| sys::NativeSymbol {
+                symbol: name.as_ptr(),
+                func_ptr: imports::trampoline as *mut c_void,
+                signature: std::ptr::null(),
+                attachment: (&*self._import_descs[*i]) as *const ImportDesc as *mut c_void,
+            })
+            .collect();
+        // SAFETY: the module name, symbol names and the symbol array stay
+        // alive until `unregister` below; each attachment points at a boxed
+        // descriptor the Module owns for as long as WAMR's module exists.
+        // LINK_LOCK is held by the caller, so no other load sees the list.
+        unsafe {
+            if sys::wasm_runtime_register_natives_raw(
+                module_c.as_ptr(),
+                symbols.as_mut_ptr(),
+                symbols.len() as u32,
+            ) {
+                sys::wasm_runtime_resolve_symbols(self.raw);
+                sys::wasm_runtime_unregister_natives(module_c.as_ptr(), symbols.as_mut_ptr());
+            }
+        }
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: every instance of this module has been deinstantiated by
+        // its owner before the module is dropped (the worker drops the
+        // instance first); the module pointer is not used afterwards.
+        unsafe { sys::wasm_runtime_unload(self.raw) };
+    }
+}
+
+/// Rejects bytes that are not what `mode` says, before WAMR parses them:
+/// AOT files from another WAMR version get a clear error, not a crash.
+fn check_package(bytes: &[u8], mode: Mode) -> Result<(), Error> {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    // SAFETY: WAMR only reads the first bytes, within `len`.
+    let package = unsafe { sys::wasm_runtime_get_file_package_type(bytes.as_ptr(), len) };
+    match (mode, package) {
+        (Mode::Wasm, sys::WASM_MODULE_BYTECODE) => Ok(()),
+        (Mode::Aot, sys::WASM_MODULE_AOT) => {
+            // SAFETY: as above.
+            let file = unsafe { sys::wasm_runtime_get_file_package_version(bytes.as_ptr(), len) };
+            // SAFETY: a pure query.
+            let ours = unsafe { sys::wasm_runtime_get_current_package_version(sys::WASM_MODULE_AOT) };
+            if file == ours {
+                Ok(())
+            } else {
+                Err(Error::InvalidAot(format!(
+                    "AOT file version {file} does not match this runtime's version {ours} \
+                     (WAMR 2.4.3); recompile it with hb_beamr:compile/1"
+                )))
+            }
+        }
+        (Mode::Wasm, sys::WASM_MODULE_AOT) => Err(Error::InvalidWasm(
+            "this is an AOT file: start it with mode aot".into(),
+        )),
+        (Mode::Aot, sys::WASM_MODULE_BYTECODE) => Err(Error::InvalidAot(
+            "this is WebAssembly bytecode, not an AOT file: start it with mode wasm".into(),
+        )),
+        (Mode::Wasm, _) => Err(Error::InvalidWasm(
+            "not a WebAssembly module (bad magic number)".into(),
+        )),
+        (Mode::Aot, _) => Err(Error::InvalidAot(
+            "not a WAMR AOT file (bad magic number)".into(),
+        )),
+    }
+}
+
+fn invalid(mode: Mode, message: String) -> Error {
+    match mode {
+        Mode::Wasm => Error::InvalidWasm(message),
+        Mode::Aot => Error::InvalidAot(message),
+    }
+}
+
+/// The number-typed signature of a function type; `None` when a parameter
+/// or result is a v128 or reference.
+pub fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
+    if func_type.is_null() {
+        return None;
+    }
+    // SAFETY: `func_type` is a non-null type pointer WAMR gave us for a live
+    // module; indices stay within the counts it reports.
+    unsafe {
+        let params = (0..sys::wasm_func_type_get_param_count(func_type))
+            .map(|i| ValKind::from_wamr(sys::wasm_func_type_get_param_valkind(func_type, i)))
+            .collect::<Option<Vec<_>>>()?;
+        let results = (0..sys::wasm_func_type_get_result_count(func_type))
+            .map(|i| ValKind::from_wamr(sys::wasm_func_type_get_result_valkind(func_type, i)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(FuncSig { params, results })
+    }
+}
+
+/// The signature text of an import or export: `(ii)i` for functions, the
+/// value type for globals, empty for memories and tables.
+fn extern_signature(kind: ExternKind, type_ptr: *mut c_void) -> String {
+    match kind {
+        ExternKind::Func => func_sig(type_ptr as sys::wasm_func_type_t)
+            .map(|s| s.encode())
+            .unwrap_or_default(),
+        ExternKind::Global if !type_ptr.is_null() => {
+            // SAFETY: a non-null global type pointer from WAMR for a live module.
+            let kind = unsafe { sys::wasm_global_type_get_valkind(type_ptr) };
+            ValKind::from_wamr(kind)
+                .map(|k| crate::signature::kind_char(k).to_string())
+                .unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn c_str_to_string(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: WAMR hands out NUL-terminated strings that live as long as the
+    // module or instance they belong to; we copy at once.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn c_buf_to_string(buf: &[c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

@@ -1,0 +1,136 @@
+//! Function imports: every one is linked to [`trampoline`], which finds the
+//! import's descriptor in the WAMR attachment and serves it: emscripten's
+//! `invoke_*` natively through the function table, everything else through
+//! the calling Erlang process.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use hb_wamr_sys as sys;
+
+use crate::signature::FuncSig;
+use crate::values::{ValKind, Value};
+use crate::worker;
+
+/// How an import is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// Sent to the caller's ImportFun.
+    Erlang,
+    /// emscripten `invoke_*`: call table element `args[0]` with the rest.
+    Invoke,
+}
+
+/// One function import of a module. Boxed and owned by the module, so WAMR
+/// can keep a pointer to it as the import's attachment.
+#[derive(Debug)]
+pub struct ImportDesc {
+    pub module: String,
+    pub name: String,
+    /// `None` when the import uses types hb_beamr cannot exchange.
+    pub sig: Option<FuncSig>,
+    pub signature: String,
+    pub kind: ImportKind,
+}
+
+impl ImportDesc {
+    pub fn new(module: String, name: String, sig: Option<FuncSig>) -> ImportDesc {
+        let is_invoke = module == "env"
+            && name.starts_with("invoke_")
+            && sig
+                .as_ref()
+                .is_some_and(|s| s.params.first() == Some(&ValKind::I32));
+        ImportDesc {
+            signature: sig.as_ref().map(|s| s.encode()).unwrap_or_default(),
+            kind: if is_invoke {
+                ImportKind::Invoke
+            } else {
+                ImportKind::Erlang
+            },
+            module,
+            name,
+            sig,
+        }
+    }
+
+    pub fn is_native(&self) -> bool {
+        self.kind == ImportKind::Invoke
+    }
+
+    pub fn unsupported(&self) -> String {
+        format!(
+            "import {}.{} has a signature hb_beamr cannot serve (v128 or reference types)",
+            self.module, self.name
+        )
+    }
+
+    /// What `hb_beamr:stub/3` answers: zeros.
+    pub fn zero_results(&self) -> Vec<Value> {
+        let kinds = self.sig.as_ref().map(|s| s.results.as_slice()).unwrap_or(&[]);
+        kinds.iter().map(|k| Value::from_slot(0, *k)).collect()
+    }
+}
+
+/// The native side of every function import, in WAMR's raw calling
+/// convention. A panic must not unwind into C, so it is caught here.
+///
+/// # Safety
+/// Called by WAMR only, with the exec env of the running call and an
+/// argument array with one 64-bit slot per parameter (and at least one).
+pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u64) {
+    // SAFETY: WAMR sets the attachment of the import being called; it points
+    // at an ImportDesc owned by the module, alive while the module is.
+    let desc = unsafe { sys::wasm_runtime_get_function_attachment(exec_env) } as *const ImportDesc;
+    let Some(worker) = worker::current() else {
+        return;
+    };
+    // SAFETY: see above; null is handled by `as_ref`.
+    let Some(desc) = (unsafe { desc.as_ref() }) else {
+        worker.engine().raise("import without a descriptor");
+        return;
+    };
+    let param_count = desc.sig.as_ref().map(|s| s.params.len()).unwrap_or(0);
+    // SAFETY: WAMR passes one slot per parameter (the array holds at least
+    // 16 slots, or one per parameter when there are more).
+    let slots = unsafe { std::slice::from_raw_parts_mut(args, param_count.max(1)) };
+    let outcome = catch_unwind(AssertUnwindSafe(|| serve(&worker, desc, slots)));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(text)) => worker.engine().raise(&text),
+        Err(_) => worker.engine().raise("internal error serving an import"),
+    }
+}
+
+fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Result<(), String> {
+    let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
+    if sig.results.len() > 1 {
+        return Err(format!(
+            "import {}.{} returns several values; hb_beamr serves imports with at most one result",
+            desc.module, desc.name
+        ));
+    }
+    let args: Vec<Value> = sig
+        .params
+        .iter()
+        .zip(slots.iter())
+        .map(|(kind, slot)| Value::from_slot(*slot, *kind))
+        .collect();
+    let results = match desc.kind {
+        ImportKind::Invoke => invoke(worker, &args, &sig.results)?,
+        ImportKind::Erlang => worker.import_from_erlang(desc, &args)?,
+    };
+    if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {
+        *slot = result.to_slot();
+    }
+    Ok(())
+}
+
+/// emscripten's `invoke_<sig>(index, args...)`: call the table element.
+fn invoke(worker: &worker::Worker, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, String> {
+    let Some((Value::I32(index), rest)) = args.split_first() else {
+        return Err("invoke_* without a table index".into());
+    };
+    let engine = worker.engine();
+    engine
+        .call_indirect_cells(*index as u32, rest, results)
+        .ok_or_else(|| engine.take_exception())
+}

@@ -1,0 +1,192 @@
+//! The Erlang-facing handle of an instance: the command channel to its
+//! worker thread, the NIF resource that monitors processes for it, and the
+//! registry that maps the instance's Erlang worker pid to both.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crossbeam_channel::{Receiver, Sender};
+use once_cell::sync::Lazy;
+use rustler::{Env, LocalPid, Monitor, Resource, ResourceArc};
+
+use crate::errors::Error;
+use crate::instance_engine::Target;
+use crate::mailbox::ReplyTo;
+use crate::values::Number;
+
+/// How a call's imports are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Each import goes to the caller as `{import, ...}`.
+    Erlang,
+    /// Imports answer zeros at once (`hb_beamr:stub/3`, without a round trip).
+    Stub,
+}
+
+/// A process monitor held for the duration of one call.
+pub struct CallMonitor {
+    pub resource: ResourceArc<InstanceResource>,
+    pub monitor: Monitor,
+}
+
+impl CallMonitor {
+    pub fn release(self) {
+        self.resource.demonitor(None, &self.monitor);
+    }
+}
+
+/// What Erlang asks of a worker thread.
+pub enum Command {
+    Call {
+        reply: ReplyTo,
+        target: Target,
+        args: Vec<Number>,
+        imports: ImportMode,
+        monitor: Option<CallMonitor>,
+    },
+    ImportResponse {
+        call_id: Option<u64>,
+        results: Vec<Number>,
+    },
+    AbortImport {
+        call_id: u64,
+    },
+    Size {
+        reply: ReplyTo,
+    },
+    Read {
+        reply: ReplyTo,
+        offset: u64,
+        length: u64,
+    },
+    Write {
+        reply: ReplyTo,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    CallerDown(LocalPid),
+    Shutdown,
+}
+
+impl Command {
+    /// Where this command's reply would go, if it expects one.
+    pub fn reply_to(&self) -> Option<&ReplyTo> {
+        match self {
+            Command::Call { reply, .. }
+            | Command::Size { reply }
+            | Command::Read { reply, .. }
+            | Command::Write { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
+}
+
+const IMPORTS_UNKNOWN: u8 = 0;
+const IMPORTS_NATIVE_ONLY: u8 = 1;
+const IMPORTS_ERLANG: u8 = 2;
+
+/// State shared between the NIFs and one worker thread.
+pub struct Shared {
+    /// `None` once the worker has closed: no command can be lost in a
+    /// channel nobody reads, as the worker drains it after closing.
+    tx: Mutex<Option<Sender<Command>>>,
+    imports: AtomicU8,
+}
+
+impl Shared {
+    pub fn new() -> (Arc<Shared>, Receiver<Command>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Shared {
+            tx: Mutex::new(Some(tx)),
+            imports: AtomicU8::new(IMPORTS_UNKNOWN),
+        };
+        (Arc::new(shared), rx)
+    }
+
+    pub fn send(&self, command: Command) -> Result<(), Error> {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(tx) => tx.send(command).map_err(|_| Error::Stopped),
+            None => Err(Error::Stopped),
+        }
+    }
+
+    /// Refuses all further commands; returns whether it was open.
+    pub fn close(&self) -> bool {
+        let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        guard.take().is_some()
+    }
+
+    pub fn set_has_erlang_imports(&self, yes: bool) {
+        let state = if yes {
+            IMPORTS_ERLANG
+        } else {
+            IMPORTS_NATIVE_ONLY
+        };
+        self.imports.store(state, Ordering::Release);
+    }
+
+    /// Whether a call may block on an Erlang import (and so needs its
+    /// caller monitored).
+    pub fn may_import_from_erlang(&self) -> bool {
+        self.imports.load(Ordering::Acquire) != IMPORTS_NATIVE_ONLY
+    }
+}
+
+/// The NIF resource of an instance. It monitors the instance's Erlang worker
+/// process (whose exit stops the instance) and, during calls that may import,
+/// the calling process (whose exit aborts a pending import).
+pub struct InstanceResource {
+    pub shared: Arc<Shared>,
+    pub worker: LocalPid,
+}
+
+#[rustler::resource_impl]
+impl Resource for InstanceResource {
+    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
+        if pid == self.worker {
+            unregister(&pid);
+            let _ = self.shared.send(Command::Shutdown);
+        } else {
+            let _ = self.shared.send(Command::CallerDown(pid));
+        }
+    }
+}
+
+impl Drop for InstanceResource {
+    fn drop(&mut self) {
+        let _ = self.shared.send(Command::Shutdown);
+    }
+}
+
+type Registry = RwLock<HashMap<LocalPid, ResourceArc<InstanceResource>>>;
+
+/// Instances by the pid of their Erlang worker process.
+static REGISTRY: Lazy<Registry> = Lazy::new(|| RwLock::new(HashMap::new()));
+
+pub fn register(worker: LocalPid, resource: ResourceArc<InstanceResource>) {
+    let mut map = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    map.insert(worker, resource);
+}
+
+pub fn lookup(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
+    let map = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    map.get(worker).cloned()
+}
+
+pub fn unregister(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
+    let mut map = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    map.remove(worker)
+}
+
+pub fn live_instances() -> usize {
+    REGISTRY.read().map(|m| m.len()).unwrap_or(0)
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A request id, unique for the life of the node.
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,330 @@
+//! A WAMR instance and its execution environment: calling functions (by name
+//! or through the function table) and raw access to linear memory.
+//!
+//! An `EngineInstance` lives on its worker thread only. WAMR allows calling
+//! back into WebAssembly from an import on the same exec env, so calls take
+//! `&self` and may nest.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::rc::Rc;
+
+use hb_wamr_sys as sys;
+
+use crate::engine::{c_str_to_string, Module};
+use crate::errors::Error;
+use crate::memory;
+use crate::signature::FuncSig;
+use crate::values::{Number, ValKind, Value};
+
+/// Sizes of one instance's stacks.
+#[derive(Clone, Copy, Debug)]
+pub struct StackSizes {
+    /// The WebAssembly operand/frame stack of the interpreter, in bytes.
+    pub wasm_stack: u32,
+}
+
+impl Default for StackSizes {
+    fn default() -> Self {
+        StackSizes {
+            wasm_stack: 512 * 1024,
+        }
+    }
+}
+
+/// A resolved function: its handle and number-typed signature.
+#[derive(Clone)]
+struct Func {
+    raw: sys::wasm_function_inst_t,
+    sig: Rc<FuncSig>,
+}
+
+/// What to call.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Name(String),
+    TableIndex(u32),
+}
+
+pub struct EngineInstance {
+    module: Module,
+    inst: sys::wasm_module_inst_t,
+    exec_env: sys::wasm_exec_env_t,
+    funcs: RefCell<HashMap<String, Option<Func>>>,
+}
+
+impl EngineInstance {
+    pub fn new(module: Module, stacks: StackSizes) -> Result<EngineInstance, Error> {
+        let mut error_buf = [0 as std::ffi::c_char; 256];
+        // SAFETY: the module is loaded and owned by the instance we return
+        // (dropped after it); error_buf is 256 bytes.
+        let inst = unsafe {
+            sys::wasm_runtime_instantiate(
+                module.raw(),
+                stacks.wasm_stack,
+                0,
+                error_buf.as_mut_ptr(),
+                error_buf.len() as u32,
+            )
+        };
+        if inst.is_null() {
+            let text = c_str_to_string(error_buf.as_ptr());
+            return Err(Error::Instantiation(text));
+        }
+        // SAFETY: `inst` was just created; the exec env is created on the
+        // worker thread that will run every call, as WAMR requires.
+        let exec_env = unsafe { sys::wasm_runtime_create_exec_env(inst, stacks.wasm_stack) };
+        if exec_env.is_null() {
+            // SAFETY: `inst` is live and not used afterwards.
+            unsafe { sys::wasm_runtime_deinstantiate(inst) };
+            return Err(Error::Instantiation(
+                "could not create an execution environment".into(),
+            ));
+        }
+        Ok(EngineInstance {
+            module,
+            inst,
+            exec_env,
+            funcs: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    pub fn raw(&self) -> sys::wasm_module_inst_t {
+        self.inst
+    }
+
+    pub fn exec_env(&self) -> sys::wasm_exec_env_t {
+        self.exec_env
+    }
+
+    /// Calls `target` with `args`; a failure leaves no exception set on the
+    /// instance, so the next call (or an outer call, when nested) goes on.
+    pub fn call(&self, target: &Target, args: &[Number]) -> Result<Vec<Value>, Error> {
+        let func = self.resolve(target)?;
+        let values = Value::fit_all(args, &func.sig.params).ok_or(Error::InvalidArgs)?;
+        let mut wamr_args: Vec<sys::wasm_val_t> = values.iter().map(|v| v.to_wamr()).collect();
+        let mut wamr_results = vec![sys::wasm_val_t::default(); func.sig.results.len()];
+        // SAFETY: the function belongs to this live instance; the argument
+        // and result arrays have exactly the lengths of its signature.
+        let ok = unsafe {
+            sys::wasm_runtime_call_wasm_a(
+                self.exec_env,
+                func.raw,
+                wamr_results.len() as u32,
+                wamr_results.as_mut_ptr(),
+                wamr_args.len() as u32,
+                wamr_args.as_mut_ptr(),
+            )
+        };
+        if !ok {
+            return Err(Error::Trap(self.take_exception()));
+        }
+        wamr_results
+            .iter()
+            .map(Value::from_wamr)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::UnsupportedSignature(func.sig.encode()))
+    }
+
+    /// Calls table element `index` with raw cells, as emscripten's `invoke_*`
+    /// trampolines need: the signature comes from the import, not a lookup.
+    /// Leaves a trap's exception set, so that it propagates to the caller.
+    pub fn call_indirect_cells(
+        &self,
+        index: u32,
+        args: &[Value],
+        results: &[ValKind],
+    ) -> Option<Vec<Value>> {
+        let mut cells = Vec::with_capacity(8);
+        for v in args {
+            v.push_cells(&mut cells);
+        }
+        let argc = cells.len() as u32;
+        let result_cells: usize = results.iter().map(|k| k.cells()).sum();
+        cells.resize(cells.len().max(result_cells).max(1), 0);
+        // SAFETY: `cells` holds `argc` argument cells and room for the
+        // results; WAMR checks the element index and its type.
+        let ok =
+            unsafe { sys::wasm_runtime_call_indirect(self.exec_env, index, argc, cells.as_mut_ptr()) };
+        if !ok {
+            return None;
+        }
+        Value::from_cells(&cells, results)
+    }
+
+    fn resolve(&self, target: &Target) -> Result<Func, Error> {
+        match target {
+            Target::Name(name) => {
+                if let Some(cached) = self.funcs.borrow().get(name) {
+                    return cached.clone().ok_or(Error::FunctionNotFound);
+                }
+                let found = self.lookup(name);
+                self.funcs.borrow_mut().insert(name.clone(), found.clone());
+                found.ok_or(Error::FunctionNotFound)
+            }
+            Target::TableIndex(index) => self.table_func(*index),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<Func> {
+        let c_name = CString::new(name).ok()?;
+        // SAFETY: live instance, NUL-terminated name.
+        let raw = unsafe { sys::wasm_runtime_lookup_function(self.inst, c_name.as_ptr()) };
+        if raw.is_null() {
+            return None;
+        }
+        Some(Func {
+            raw,
+            sig: Rc::new(self.func_signature(raw)?),
+        })
+    }
+
+    fn table_func(&self, index: u32) -> Result<Func, Error> {
+        let table_name = self
+            .module
+            .table_export
+            .as_ref()
+            .ok_or(Error::NoFunctionTable)?;
+        let mut table = sys::wasm_table_inst_t::default();
+        // SAFETY: live instance, NUL-terminated name, valid out-pointer.
+        let found = unsafe {
+            sys::wasm_runtime_get_export_table_inst(self.inst, table_name.as_ptr(), &mut table)
+        };
+        if !found {
+            return Err(Error::NoFunctionTable);
+        }
+        if index >= table.cur_size {
+            return Err(Error::Trap(format!(
+                "undefined element: table index {index} out of bounds (table size {})",
+                table.cur_size
+            )));
+        }
+        // SAFETY: `table` was filled in by WAMR for this instance and the
+        // index is below its current size.
+        let raw = unsafe { sys::wasm_table_get_func_inst(self.inst, &table, index) };
+        if raw.is_null() {
+            return Err(Error::Trap(format!(
+                "uninitialized element: table index {index}"
+            )));
+        }
+        let sig = self
+            .func_signature(raw)
+            .ok_or_else(|| Error::UnsupportedSignature(format!("table element {index}")))?;
+        Ok(Func {
+            raw,
+            sig: Rc::new(sig),
+        })
+    }
+
+    fn func_signature(&self, raw: sys::wasm_function_inst_t) -> Option<FuncSig> {
+        // SAFETY: `raw` is a function of this live instance; the type arrays
+        // are sized from the counts WAMR reports.
+        unsafe {
+            let param_count = sys::wasm_func_get_param_count(raw, self.inst) as usize;
+            let result_count = sys::wasm_func_get_result_count(raw, self.inst) as usize;
+            let mut params = vec![0u8; param_count];
+            let mut results = vec![0u8; result_count];
+            sys::wasm_func_get_param_types(raw, self.inst, params.as_mut_ptr());
+            sys::wasm_func_get_result_types(raw, self.inst, results.as_mut_ptr());
+            Some(FuncSig {
+                params: params
+                    .into_iter()
+                    .map(ValKind::from_wamr)
+                    .collect::<Option<_>>()?,
+                results: results
+                    .into_iter()
+                    .map(ValKind::from_wamr)
+                    .collect::<Option<_>>()?,
+            })
+        }
+    }
+
+    /// Reads and clears the pending exception; WAMR's "Exception: " prefix
+    /// is dropped.
+    pub fn take_exception(&self) -> String {
+        // SAFETY: live instance; the returned string is copied before the
+        // exception is cleared.
+        let text = unsafe { c_str_to_string(sys::wasm_runtime_get_exception(self.inst)) };
+        // SAFETY: live instance.
+        unsafe { sys::wasm_runtime_clear_exception(self.inst) };
+        let text = text.strip_prefix("Exception: ").unwrap_or(&text).to_string();
+        if text.is_empty() {
+            "unknown trap".to_string()
+        } else {
+            text
+        }
+    }
+
+    /// Raises an exception from inside an import, so that the running call
+    /// unwinds with it.
+    pub fn raise(&self, message: &str) {
+        let text = CString::new(message.replace('\0', " "))
+            .unwrap_or_else(|_| CString::from(c"import failed"));
+        // SAFETY: live instance; WAMR copies the message.
+        unsafe { sys::wasm_runtime_set_exception(self.inst, text.as_ptr()) };
+    }
+
+    /// The current linear memory: base pointer and length in bytes (null
+    /// and 0 when the module has no memory). Re-read on every access:
+    /// memory may grow, and move, during any call.
+    fn memory_region(&self) -> (*mut u8, u64) {
+        // SAFETY: live instance; the default memory (if any) stays valid
+        // while the instance lives.
+        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
+        if mem.is_null() {
+            return (std::ptr::null_mut(), 0);
+        }
+        // SAFETY: `mem` is the instance's live default memory.
+        unsafe {
+            let pages = sys::wasm_memory_get_cur_page_count(mem);
+            let page_size = sys::wasm_memory_get_bytes_per_page(mem);
+            let base = sys::wasm_memory_get_base_address(mem) as *mut u8;
+            if base.is_null() {
+                return (base, 0);
+            }
+            (base, pages.saturating_mul(page_size))
+        }
+    }
+
+    pub fn memory_size(&self) -> u64 {
+        self.memory_region().1
+    }
+
+    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
+        let (base, size) = self.memory_region();
+        let range = memory::checked_range(offset, length, size)?;
+        // SAFETY: `range` lies within the `size` bytes at `base` (checked
+        // above); only this worker thread touches the memory, and no
+        // WebAssembly runs during the copy.
+        let bytes = unsafe { std::slice::from_raw_parts(base.add(range.start), range.len()) };
+        Ok(bytes.to_vec())
+    }
+
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        let (base, size) = self.memory_region();
+        let range = memory::checked_range(offset, data.len() as u64, size)?;
+        // SAFETY: as in `read`; the destination does not overlap `data`,
+        // which is an Erlang-side copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len())
+        };
+        Ok(())
+    }
+}
+
+impl Drop for EngineInstance {
+    fn drop(&mut self) {
+        // SAFETY: no call is running (drop happens on the worker thread after
+        // its loop ends); the handles are not used afterwards. The module is
+        // dropped after this, as a field.
+        unsafe {
+            sys::wasm_runtime_destroy_exec_env(self.exec_env);
+            sys::wasm_runtime_deinstantiate(self.inst);
+        }
+    }
+}

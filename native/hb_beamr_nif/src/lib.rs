@@ -1,0 +1,360 @@
+//! hb_beamr's NIF: WebAssembly instances run by WAMR, one native worker
+//! thread per instance, driven from Erlang by messages.
+//!
+//! Every NIF here only validates its arguments and hands a command to an
+//! instance's thread (or starts one); none runs WebAssembly on a scheduler.
+//! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
+//! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
+
+pub mod engine;
+pub mod errors;
+pub mod imports;
+pub mod instance;
+pub mod instance_engine;
+pub mod mailbox;
+pub mod memory;
+pub mod signature;
+pub mod values;
+pub mod worker;
+
+use rustler::types::tuple::get_tuple;
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType};
+
+use engine::Mode;
+use errors::Error;
+use instance::{CallMonitor, Command, ImportMode, InstanceResource, Shared};
+use instance_engine::Target;
+use mailbox::ReplyTo;
+use values::Number;
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        wasm,
+        aot,
+        call,
+        indirect_call,
+        import_response,
+        size,
+        read,
+        write,
+        invalid_command,
+        infinity,
+        neg_infinity,
+        nan,
+    }
+}
+
+fn error_term<'a>(env: Env<'a>, error: Error) -> Term<'a> {
+    (atoms::error(), error).encode(env)
+}
+
+fn reply_result<'a>(env: Env<'a>, result: Result<u64, Error>) -> Term<'a> {
+    match result {
+        Ok(id) => id.encode(env),
+        Err(error) => error_term(env, error),
+    }
+}
+
+fn instance_of(worker: &LocalPid) -> Result<ResourceArc<InstanceResource>, Error> {
+    instance::lookup(worker).ok_or(Error::Stopped)
+}
+
+/// Sends a command that expects a reply; returns the reply's id.
+fn request(
+    env: Env,
+    worker: &LocalPid,
+    make: impl FnOnce(ReplyTo) -> Command,
+) -> Result<u64, Error> {
+    let resource = instance_of(worker)?;
+    let id = instance::next_id();
+    let reply = ReplyTo {
+        pid: env.pid(),
+        id: Some(id),
+    };
+    resource.shared.send(make(reply))?;
+    Ok(id)
+}
+
+fn decode_number(term: Term) -> Option<Number> {
+    match term.get_type() {
+        TermType::Integer => term.decode::<i128>().ok().map(Number::Int),
+        TermType::Float => term.decode::<f64>().ok().map(Number::Float),
+        TermType::Atom => {
+            let atom = term.decode::<Atom>().ok()?;
+            if atom == atoms::infinity() {
+                Some(Number::Float(f64::INFINITY))
+            } else if atom == atoms::neg_infinity() {
+                Some(Number::Float(f64::NEG_INFINITY))
+            } else if atom == atoms::nan() {
+                Some(Number::Float(f64::NAN))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn decode_numbers(term: Term) -> Result<Vec<Number>, Error> {
+    let items: Vec<Term> = term.decode().map_err(|_| Error::InvalidArgs)?;
+    items
+        .into_iter()
+        .map(decode_number)
+        .collect::<Option<Vec<_>>>()
+        .ok_or(Error::InvalidArgs)
+}
+
+/// A function name (string or binary) or a table index.
+fn decode_target(term: Term) -> Result<Target, Error> {
+    match term.get_type() {
+        TermType::Integer => term
+            .decode::<u32>()
+            .map(Target::TableIndex)
+            .map_err(|_| Error::InvalidArgs),
+        TermType::Binary => term
+            .decode::<String>()
+            .map(Target::Name)
+            .map_err(|_| Error::FunctionNotFound),
+        TermType::List => {
+            let chars: Vec<u32> = term.decode().map_err(|_| Error::FunctionNotFound)?;
+            chars
+                .into_iter()
+                .map(char::from_u32)
+                .collect::<Option<String>>()
+                .map(Target::Name)
+                .ok_or(Error::FunctionNotFound)
+        }
+        _ => Err(Error::FunctionNotFound),
+    }
+}
+
+/// Starts an instance of `bytes` for the Erlang worker process `worker`.
+/// Returns an id; the thread then sends `{hb_beamr, Id, {execution_result,
+/// Imports, Exports}}` or `{hb_beamr, Id, {error, Reason}}`. Dirty: the
+/// module is copied (WAMR needs a writable buffer it keeps).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn start<'a>(env: Env<'a>, worker: LocalPid, bytes: Binary, mode: Atom) -> Term<'a> {
+    let mode = if mode == atoms::aot() {
+        Mode::Aot
+    } else {
+        Mode::Wasm
+    };
+    if let Err(error) = engine::ensure_runtime() {
+        return error_term(env, error);
+    }
+    let (shared, rx) = Shared::new();
+    let resource = ResourceArc::new(InstanceResource {
+        shared: shared.clone(),
+        worker,
+    });
+    // The instance lives as long as its worker process: its exit stops it.
+    if resource.monitor(Some(env), &worker).is_none() {
+        return error_term(env, Error::Stopped);
+    }
+    let id = instance::next_id();
+    let reply = ReplyTo {
+        pid: env.pid(),
+        id: Some(id),
+    };
+    instance::register(worker, resource);
+    let startup = worker::Startup {
+        shared,
+        rx,
+        bytes: bytes.as_slice().to_vec(),
+        mode,
+        reply,
+    };
+    match worker::spawn(startup) {
+        Ok(()) => id.encode(env),
+        Err(error) => {
+            instance::unregister(&worker);
+            error_term(env, error)
+        }
+    }
+}
+
+/// Calls a function. `stub` says that imports answer zeros natively.
+#[rustler::nif]
+fn call<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    target: Term<'a>,
+    arguments: Term<'a>,
+    stub: bool,
+) -> Term<'a> {
+    let result = (|| {
+        let target = decode_target(target)?;
+        let args = decode_numbers(arguments)?;
+        let resource = instance_of(&worker)?;
+        let imports = if stub {
+            ImportMode::Stub
+        } else {
+            ImportMode::Erlang
+        };
+        let caller = env.pid();
+        // A call that may wait on its caller for an import watches it, so
+        // the caller's exit cannot leave the instance waiting forever.
+        let monitor = if imports == ImportMode::Erlang && resource.shared.may_import_from_erlang() {
+            resource
+                .monitor(Some(env), &caller)
+                .map(|monitor| CallMonitor {
+                    resource: resource.clone(),
+                    monitor,
+                })
+        } else {
+            None
+        };
+        let id = instance::next_id();
+        resource.shared.send(Command::Call {
+            reply: ReplyTo {
+                pid: caller,
+                id: Some(id),
+            },
+            target,
+            args,
+            imports,
+            monitor,
+        })?;
+        Ok(id)
+    })();
+    reply_result(env, result)
+}
+
+/// Answers the pending import of call `id`.
+#[rustler::nif]
+fn import_response<'a>(env: Env<'a>, worker: LocalPid, id: u64, results: Term<'a>) -> Term<'a> {
+    let result = decode_numbers(results).and_then(|results| {
+        instance_of(&worker)?.shared.send(Command::ImportResponse {
+            call_id: Some(id),
+            results,
+        })
+    });
+    match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => error_term(env, error),
+    }
+}
+
+/// Aborts the pending import of call `id`: the WebAssembly call unwinds.
+#[rustler::nif]
+fn abort_import(worker: LocalPid, id: u64) -> Atom {
+    if let Ok(resource) = instance_of(&worker) {
+        let _ = resource.shared.send(Command::AbortImport { call_id: id });
+    }
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn size(env: Env, worker: LocalPid) -> Term {
+    let result = request(env, &worker, |reply| Command::Size { reply });
+    reply_result(env, result)
+}
+
+#[rustler::nif]
+fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
+    let result = request(env, &worker, |reply| Command::Read {
+        reply,
+        offset,
+        length,
+    });
+    reply_result(env, result)
+}
+
+fn write_impl<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
+    let data = data.as_slice().to_vec();
+    let result = request(env, &worker, |reply| Command::Write {
+        reply,
+        offset,
+        data,
+    });
+    reply_result(env, result)
+}
+
+/// Writes up to 64 KiB (the copy is short enough for a normal scheduler).
+#[rustler::nif]
+fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
+    write_impl(env, worker, offset, data)
+}
+
+/// Writes of any size: the copy runs on a dirty scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn write_dirty<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
+    write_impl(env, worker, offset, data)
+}
+
+/// The original driver's raw protocol: `term_to_binary(Cmd)` with Cmd one of
+/// `{call, Name, Args}`, `{indirect_call, Index, Args}`, `{import_response,
+/// Results}`, `{size}`, `{read, Offset, Len}`, `{write, Offset, Bin}`.
+/// Replies go untagged to the calling process.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn send_raw<'a>(env: Env<'a>, worker: LocalPid, command: Binary<'a>) -> Term<'a> {
+    let result = decode_raw(env, worker, command.as_slice()).and_then(|command| {
+        instance_of(&worker)?.shared.send(command)
+    });
+    match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(error) => error_term(env, error),
+    }
+}
+
+fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Error> {
+    let bad = || Error::InvalidArgs;
+    let (term, _) = env.binary_to_term(bytes).ok_or_else(bad)?;
+    let items = get_tuple(term).map_err(|_| bad())?;
+    let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
+    let reply = ReplyTo {
+        pid: env.pid(),
+        id: None,
+    };
+    let u64_at = |i: usize| -> Result<u64, Error> {
+        items.get(i).ok_or_else(bad)?.decode::<u64>().map_err(|_| bad())
+    };
+    match items.len() {
+        3 if tag == atoms::call() || tag == atoms::indirect_call() => Ok(Command::Call {
+            reply,
+            target: decode_target(items[1])?,
+            args: decode_numbers(items[2])?,
+            imports: ImportMode::Erlang,
+            monitor: None,
+        }),
+        2 if tag == atoms::import_response() => Ok(Command::ImportResponse {
+            call_id: None,
+            results: decode_numbers(items[1])?,
+        }),
+        1 if tag == atoms::size() => Ok(Command::Size { reply }),
+        3 if tag == atoms::read() => Ok(Command::Read {
+            reply,
+            offset: u64_at(1)?,
+            length: u64_at(2)?,
+        }),
+        3 if tag == atoms::write() => {
+            let data: Binary = items[2].decode().map_err(|_| bad())?;
+            Ok(Command::Write {
+                reply,
+                offset: u64_at(1)?,
+                data: data.as_slice().to_vec(),
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Stops the instance of `worker` (idempotent). The worker thread frees the
+/// instance and answers anything still queued with `{error, stopped}`.
+#[rustler::nif]
+fn stop(worker: LocalPid) -> Atom {
+    if let Some(resource) = instance::unregister(&worker) {
+        let _ = resource.shared.send(Command::Shutdown);
+    }
+    atoms::ok()
+}
+
+/// How many instances are registered (for tests and leak checks).
+#[rustler::nif]
+fn live_instances() -> usize {
+    instance::live_instances()
+}
+
+rustler::init!("hb_beamr_nif");

@@ -1,0 +1,320 @@
+%%% @doc BEAMR: WebAssembly in the BEAM, on WAMR.
+%%%
+%%% Each WebAssembly instance runs on a native thread of its own, owned by a
+%%% Rust NIF; the BEAM's schedulers never run WebAssembly. An instance is
+%%% named by the pid that {@link start/2} returns: pass it to any process,
+%%% which can then call the instance. Calls from several processes are
+%%% served one at a time, in arrival order. The instance lives until
+%%% {@link stop/1} (or until its pid is killed).
+%%%
+%%% ```
+%%% {ok, Wasm} = file:read_file("test/test.wasm"),
+%%% {ok, WASM, _Imports, _Exports} = hb_beamr:start(Wasm),
+%%% {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
+%%% ok = hb_beamr:stop(WASM).
+%%% '''
+%%%
+%%% == Imports ==
+%%% A call made with an import function serves the module's imports in the
+%%% calling process: for every import the WebAssembly code calls, the import
+%%% function gets `(State, #{instance, module, func, args, func_sig}, Opts)'
+%%% and answers `{ok, Results, NewState}'; the state threads through every
+%%% import of the call and comes back with its result. While it runs, the
+%%% import function may read and write the instance's memory
+%%% ({@link hb_beamr_io}) and call the instance again (nested calls). If it
+%%% raises, the WebAssembly call is unwound and the call returns
+%%% `{error, Class, Reason, Stacktrace, State}'. emscripten's `invoke_*'
+%%% trampolines are served natively, without a round trip.
+%%%
+%%% == Errors ==
+%%% Nothing given to this module crashes the caller or the VM: bad input, a
+%%% module that does not load, a trap, a stopped instance all return
+%%% `{error, Reason}' (see {@link error_reason()}).
+-module(hb_beamr).
+
+%%% Control API:
+-export([start/1, start/2, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
+%%% Utility API:
+-export([serialize/1, deserialize/2, stub/3]).
+
+-include("include/hb.hrl").
+
+-export_type([
+    wasm/0,
+    mode/0,
+    extern_kind/0,
+    import_spec/0,
+    export_spec/0,
+    wasm_value/0,
+    func_ref/0,
+    import_request/0,
+    import_fun/0,
+    error_reason/0
+]).
+
+-type wasm() :: pid().
+%% An instance, named by its worker process.
+-type mode() :: wasm | aot.
+%% What the module bytes are: WebAssembly bytecode, or a WAMR AOT file.
+-type extern_kind() :: func | memory | table | global.
+-type import_spec() :: {extern_kind(), Module :: binary(), Name :: binary(), Signature :: binary()}.
+%% An import of the module. Signatures are written `(<params>)<results>',
+%% one character per type: `i' i32, `I' i64, `f' f32, `F' f64.
+-type export_spec() :: {extern_kind(), Name :: binary(), Signature :: binary()}.
+-type wasm_value() :: integer() | float() | infinity | neg_infinity | nan.
+%% i32 and i64 results are signed; arguments may be given signed or
+%% unsigned. Floats that Erlang cannot hold travel as atoms.
+-type func_ref() :: string() | binary() | non_neg_integer().
+%% An export name, or an index into the module's exported function table.
+-type import_request() :: #{
+    instance := wasm(),
+    module := binary(),
+    func := binary(),
+    args := [wasm_value()],
+    func_sig := binary()
+}.
+-type import_fun() :: fun((State :: term(), import_request(), Opts :: map()) ->
+    {ok, [wasm_value()], NewState :: term()}).
+-type error_reason() ::
+    driver_load_failed
+    | badarg
+    | {invalid_wasm, binary()}
+    | {invalid_aot, binary()}
+    | {instantiation_failed, binary()}
+    | function_not_found
+    | {invalid_args, list()}
+    | {unsupported_signature, binary()}
+    | {wasm_trap, binary()}
+    | no_function_table
+    | {invalid_import_response, binary()}
+    | {out_of_bounds, map()}
+    | caller_exited
+    | stopped.
+%% `{wasm_trap, Message}' carries WAMR's words, e.g.
+%% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
+%% before or during the request.
+
+%% How long to wait for the acknowledgement of an aborted import.
+-define(ABORT_ACK_TIMEOUT, 5000).
+
+%% @doc Loads and instantiates a WebAssembly module (bytecode).
+%% @equiv start(WasmBinary, wasm)
+-spec start(binary()) ->
+    {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
+start(WasmBinary) ->
+    start(WasmBinary, wasm).
+
+%% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
+%% AOT file (`aot'). Returns the instance with the module's imports and
+%% exports. The bytes must be what `Mode' says; an AOT file built for
+%% another WAMR version is refused.
+-spec start(binary(), mode()) ->
+    {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
+start(WasmBinary, Mode) when is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot) ->
+    WASM = spawn(fun worker/0),
+    case nif(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode) end) of
+        Id when is_integer(Id) ->
+            receive
+                {hb_beamr, Id, {execution_result, Imports, Exports}} ->
+                    ?event({wasm_init_success, WASM}),
+                    {ok, WASM, Imports, Exports};
+                {hb_beamr, Id, {error, Reason}} ->
+                    stop(WASM),
+                    {error, Reason}
+            end;
+        {error, Reason} ->
+            stop(WASM),
+            {error, Reason}
+    end;
+start(_WasmBinary, _Mode) ->
+    {error, badarg}.
+
+%% The process that names an instance. It holds nothing: the instance lives
+%% in the NIF, which watches this process and stops the instance when it
+%% exits.
+worker() ->
+    receive
+        stop -> ok;
+        _ -> worker()
+    end.
+
+%% @doc Calls an exported function; imports, if any are called, answer
+%% zeros ({@link stub/3}).
+-spec call(wasm(), func_ref(), [wasm_value()]) ->
+    {ok, [wasm_value()]} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
+call(WASM, FuncRef, Args) ->
+    case call(WASM, FuncRef, Args, fun ?MODULE:stub/3) of
+        {ok, Results, _State} -> {ok, Results};
+        Error -> Error
+    end.
+
+%% @doc Calls a function, serving its imports with `ImportFun' from the
+%% state `#{}'.
+%% @equiv call(WASM, FuncRef, Args, ImportFun, #{}, #{})
+-spec call(wasm(), func_ref(), [wasm_value()], import_fun()) ->
+    {ok, [wasm_value()], term()} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
+call(WASM, FuncRef, Args, ImportFun) ->
+    call(WASM, FuncRef, Args, ImportFun, #{}).
+
+%% @doc Calls a function, serving its imports with `ImportFun' from `State'.
+%% @equiv call(WASM, FuncRef, Args, ImportFun, State, #{})
+-spec call(wasm(), func_ref(), [wasm_value()], import_fun(), term()) ->
+    {ok, [wasm_value()], term()} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
+call(WASM, FuncRef, Args, ImportFun, State) ->
+    call(WASM, FuncRef, Args, ImportFun, State, #{}).
+
+%% @doc Calls a function by name (string or binary) or by index into the
+%% module's exported function table (an indirect call). Every import the
+%% call makes goes to `ImportFun(State, Request, Opts)', which returns
+%% `{ok, Results, NewState}'; the last state comes back as
+%% `{ok, Results, FinalState}'. If the import function raises, the call
+%% returns `{error, Class, Reason, Stacktrace, State}', with the state as it
+%% was before that import.
+-spec call(wasm(), func_ref(), [wasm_value()], import_fun(), term(), map()) ->
+    {ok, [wasm_value()], term()} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
+call(WASM, FuncRef, Args, ImportFun, State, Opts) when
+    is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
+->
+    case {is_func_ref(FuncRef), is_valid_arg_list(Args)} of
+        {false, _} ->
+            {error, function_not_found};
+        {true, false} ->
+            {error, {invalid_args, Args}};
+        {true, true} ->
+            Stub = ImportFun =:= fun ?MODULE:stub/3,
+            case nif(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
+                Id when is_integer(Id) ->
+                    await_call(WASM, Id, Args, ImportFun, State, Opts);
+                {error, invalid_args} ->
+                    {error, {invalid_args, Args}};
+                {error, Reason} ->
+                    {error, Reason}
+            end
+    end;
+call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
+    {error, badarg}.
+
+await_call(WASM, Id, Args, ImportFun, State, Opts) ->
+    receive
+        {hb_beamr, Id, {execution_result, Results}} ->
+            {ok, Results, State};
+        {hb_beamr, Id, {import, Module, Func, ImportArgs, Signature}} ->
+            Request = #{
+                instance => WASM,
+                module => Module,
+                func => Func,
+                args => ImportArgs,
+                func_sig => Signature
+            },
+            try serve_import(WASM, Id, ImportFun, State, Request, Opts) of
+                NewState ->
+                    await_call(WASM, Id, Args, ImportFun, NewState, Opts)
+            catch
+                Class:Reason:Stack ->
+                    ?event({import_error, Class, Reason}),
+                    hb_beamr_nif:abort_import(WASM, Id),
+                    receive
+                        {hb_beamr, Id, _Aborted} -> ok
+                    after ?ABORT_ACK_TIMEOUT -> ok
+                    end,
+                    {error, Class, Reason, Stack, State}
+            end;
+        {hb_beamr, Id, {error, invalid_args}} ->
+            {error, {invalid_args, Args}};
+        {hb_beamr, Id, {error, Reason}} ->
+            {error, Reason}
+    end.
+
+%% Runs the import function and hands its results to the instance. Raises
+%% (like HyperBEAM) when the function does not answer `{ok, List, State}'
+%% with a list of numbers.
+serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
+    {ok, Response, NewState} = ImportFun(State, Request, Opts),
+    case is_valid_arg_list(Response) of
+        true -> ok;
+        false -> throw({error, {invalid_response, Response}})
+    end,
+    case hb_beamr_nif:import_response(WASM, Id, Response) of
+        ok -> NewState;
+        % Stopped meanwhile: the call's own reply says so.
+        {error, stopped} -> NewState;
+        {error, Reason} -> throw({error, Reason})
+    end.
+
+%% @doc Stops an instance and frees its thread, module and memory. Stopping
+%% a stopped instance is fine. A call in progress on it returns
+%% `{error, stopped}' once the WebAssembly code returns to an import or ends.
+-spec stop(wasm()) -> ok | {error, badarg}.
+stop(WASM) when is_pid(WASM) ->
+    _ = nif(fun() -> hb_beamr_nif:stop(WASM) end),
+    WASM ! stop,
+    ok;
+stop(_) ->
+    {error, badarg}.
+
+%% @doc Sends a raw command of the original driver's protocol:
+%% `{command, term_to_binary(Cmd)}' with `Cmd' one of `{call, Name, Args}',
+%% `{indirect_call, Index, Args}', `{import_response, Results}', `{size}',
+%% `{read, Offset, Length}', `{write, Offset, Binary}'. The replies come to
+%% the calling process untagged: `{execution_result, Result}',
+%% `{import, Module, Func, Args, Signature}', `ok' (a write) or
+%% `{error, Reason}' (also for a command that is not understood).
+-spec wasm_send(wasm(), {command, binary()}) -> ok.
+wasm_send(WASM, {command, Command}) when is_pid(WASM), is_binary(Command) ->
+    case nif(fun() -> hb_beamr_nif:send_raw(WASM, Command) end) of
+        ok -> ok;
+        {error, Reason} -> self() ! {error, Reason}, ok
+    end;
+wasm_send(_WASM, Message) ->
+    self() ! {error, {invalid_command, Message}},
+    ok.
+
+%% @doc A snapshot of the instance's whole linear memory.
+-spec serialize(wasm()) -> {ok, binary()} | {error, error_reason()}.
+serialize(WASM) when is_pid(WASM) ->
+    case hb_beamr_io:size(WASM) of
+        {ok, Size} -> hb_beamr_io:read(WASM, 0, Size);
+        Error -> Error
+    end;
+serialize(_) ->
+    {error, badarg}.
+
+%% @doc Restores a snapshot taken by {@link serialize/1} (of this instance
+%% or another of the same module): the bytes are written from offset 0. A
+%% snapshot larger than the current memory is refused with
+%% `{error, {out_of_bounds, _}}'; a smaller one (memory has grown since)
+%% restores its prefix.
+-spec deserialize(wasm(), binary()) -> ok | {error, error_reason()}.
+deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
+    hb_beamr_io:write(WASM, 0, Memory);
+deserialize(_, _) ->
+    {error, badarg}.
+
+%% @doc The default import function: answers `[0]' and keeps the state.
+-spec stub(State, import_request() | map(), map()) -> {ok, [0], State}.
+stub(State, _Request, _Opts) ->
+    {ok, [0], State}.
+
+is_func_ref(Name) when is_binary(Name) -> true;
+is_func_ref(Index) when is_integer(Index), Index >= 0 -> true;
+is_func_ref(Name) when is_list(Name) -> io_lib:printable_unicode_list(Name);
+is_func_ref(_) -> false.
+
+is_valid_arg_list(Args) when is_list(Args) ->
+    lists:all(fun is_wasm_value/1, Args);
+is_valid_arg_list(_) ->
+    false.
+
+is_wasm_value(V) when is_integer(V); is_float(V) -> true;
+is_wasm_value(infinity) -> true;
+is_wasm_value(neg_infinity) -> true;
+is_wasm_value(nan) -> true;
+is_wasm_value(_) -> false.
+
+%% Runs a NIF request; a NIF library that did not load is an error value.
+nif(Fun) ->
+    try
+        Fun()
+    catch
+        error:nif_not_loaded -> {error, driver_load_failed}
+    end.

@@ -1,0 +1,95 @@
+%%% @doc Loader and stubs of hb_beamr's NIF (`priv/hb_beamr_nif.so').
+%%%
+%%% This module is internal: use {@link hb_beamr} and {@link hb_beamr_io}.
+%%% Every function hands a command to an instance's native thread and
+%%% returns at once: an integer request id (the reply arrives later as
+%%% `{hb_beamr, Id, Message}'), `ok', or `{error, Reason}'.
+%%%
+%%% If the shared library cannot be loaded, the module still loads and every
+%%% function raises `nif_not_loaded'; {@link hb_beamr:start/2} turns that into
+%%% `{error, driver_load_failed}'.
+-module(hb_beamr_nif).
+
+-export([start/3, call/4, import_response/3, abort_import/2]).
+-export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1]).
+-export([live_instances/0, loaded/0]).
+
+-on_load(init/0).
+
+-type reply() :: non_neg_integer() | {error, term()}.
+-export_type([reply/0]).
+
+-define(NOT_LOADED, erlang:nif_error(nif_not_loaded)).
+
+init() ->
+    case erlang:load_nif(filename:join(priv_dir(), "hb_beamr_nif"), 0) of
+        ok ->
+            ok;
+        {error, {reload, _}} ->
+            ok;
+        {error, Reason} ->
+            logger:warning("hb_beamr: could not load its NIF: ~p", [Reason]),
+            ok
+    end.
+
+priv_dir() ->
+    case code:priv_dir(hb_beamr) of
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv");
+        Dir ->
+            Dir
+    end.
+
+%% @doc Whether the NIF library is loaded.
+-spec loaded() -> boolean().
+loaded() ->
+    try live_instances() of
+        N when is_integer(N) -> true
+    catch
+        error:nif_not_loaded -> false
+    end.
+
+%% @doc Starts an instance for the Erlang worker process `Worker'.
+-spec start(pid(), binary(), wasm | aot) -> reply().
+start(_Worker, _Bytes, _Mode) -> ?NOT_LOADED.
+
+%% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
+-spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
+call(_Worker, _Target, _Args, _Stub) -> ?NOT_LOADED.
+
+%% @doc Answers the pending import of call `Id'.
+-spec import_response(pid(), non_neg_integer(), list()) -> ok | {error, term()}.
+import_response(_Worker, _Id, _Results) -> ?NOT_LOADED.
+
+%% @doc Aborts the pending import of call `Id'.
+-spec abort_import(pid(), non_neg_integer()) -> ok.
+abort_import(_Worker, _Id) -> ?NOT_LOADED.
+
+%% @doc Asks for the size of linear memory.
+-spec size(pid()) -> reply().
+size(_Worker) -> ?NOT_LOADED.
+
+%% @doc Asks for `Length' bytes of linear memory at `Offset'.
+-spec read(pid(), non_neg_integer(), non_neg_integer()) -> reply().
+read(_Worker, _Offset, _Length) -> ?NOT_LOADED.
+
+%% @doc Writes a small binary (at most 64 KiB) into linear memory.
+-spec write(pid(), non_neg_integer(), binary()) -> reply().
+write(_Worker, _Offset, _Data) -> ?NOT_LOADED.
+
+%% @doc Writes a binary of any size (copied on a dirty scheduler).
+-spec write_dirty(pid(), non_neg_integer(), binary()) -> reply().
+write_dirty(_Worker, _Offset, _Data) -> ?NOT_LOADED.
+
+%% @doc Sends a raw command (`term_to_binary/1' of the original protocol).
+-spec send_raw(pid(), binary()) -> ok | {error, term()}.
+send_raw(_Worker, _Command) -> ?NOT_LOADED.
+
+%% @doc Stops an instance (idempotent).
+-spec stop(pid()) -> ok.
+stop(_Worker) -> ?NOT_LOADED.
+
+%% @doc How many instances are live.
+-spec live_instances() -> non_neg_integer().
+live_instances() -> ?NOT_LOADED.
