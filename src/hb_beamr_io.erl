@@ -14,6 +14,8 @@
 
 %% Writes above this size copy their data on a dirty scheduler.
 -define(SMALL_WRITE, 65536).
+%% Offsets and lengths are unsigned 64-bit numbers.
+-define(IS_U64(X), (is_integer(X) andalso X >= 0 andalso X =< 16#FFFFFFFFFFFFFFFF)).
 %% read_string/2 reads this many bytes at a time, doubling up to the cap.
 -define(STRING_CHUNK, 64).
 -define(STRING_CHUNK_MAX, 65536).
@@ -29,18 +31,14 @@ size(_) ->
 %% `{error, {out_of_bounds, #{offset, length, memory_size}}}'.
 -spec read(hb_beamr:wasm(), non_neg_integer(), non_neg_integer()) ->
     {ok, binary()} | {error, hb_beamr:error_reason()}.
-read(WASM, Offset, Length) when
-    is_pid(WASM), is_integer(Offset), Offset >= 0, is_integer(Length), Length >= 0
-->
+read(WASM, Offset, Length) when is_pid(WASM), ?IS_U64(Offset), ?IS_U64(Length) ->
     reply(nif(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
 read(_, _, _) ->
     {error, badarg}.
 
 %% @doc Writes `Data' at `Offset'.
 -spec write(hb_beamr:wasm(), non_neg_integer(), binary()) -> ok | {error, hb_beamr:error_reason()}.
-write(WASM, Offset, Data) when
-    is_pid(WASM), is_integer(Offset), Offset >= 0, is_binary(Data)
-->
+write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
     Request =
         case byte_size(Data) =< ?SMALL_WRITE of
             true -> fun() -> hb_beamr_nif:write(WASM, Offset, Data) end;
@@ -65,7 +63,7 @@ read_string(WASM, Offset) ->
 -spec read_string(hb_beamr:wasm(), non_neg_integer(), pos_integer()) ->
     {ok, binary()} | {error, hb_beamr:error_reason() | {unterminated_string, non_neg_integer()}}.
 read_string(WASM, Offset, ChunkSize) when
-    is_pid(WASM), is_integer(Offset), Offset >= 0, is_integer(ChunkSize), ChunkSize > 0
+    is_pid(WASM), ?IS_U64(Offset), is_integer(ChunkSize), ChunkSize > 0
 ->
     case size(WASM) of
         {ok, MemSize} -> read_string(WASM, Offset, Offset, ChunkSize, MemSize, []);

@@ -1,5 +1,5 @@
 ;; Imports of every number type, an import that calls back into the module,
-;; emscripten-style invoke_* trampolines, and imports that are never called.
+;; emscripten-style invoke_* trampolines, and an import that is never called.
 (module
   (import "env" "counter" (func $counter (param i32) (result i32)))
   (import "env" "f64_op" (func $f64_op (param f64 f64) (result f64)))
@@ -11,11 +11,11 @@
   (import "env" "invoke_vi" (func $invoke_vi (param i32 i32)))
   (import "env" "invoke_jjj" (func $invoke_jjj (param i32 i64 i64) (result i64)))
   (import "unused" "never_called" (func $never (param i32 i32 i32) (result i64)))
-  (import "unused" "a_global" (global $g i32))
   (memory (export "memory") 1)
   (table (export "__indirect_function_table") 4 funcref)
   (elem (i32.const 1) $triple $store $add64)
   (global $stored (mut i32) (i32.const 0))
+  (global (export "answer") i32 (i32.const 42))
   (func $triple (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))
   (func $store (param i32) (global.set $stored (local.get 0)))
   (func $add64 (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))

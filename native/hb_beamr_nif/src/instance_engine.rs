@@ -70,6 +70,11 @@ impl EngineInstance {
         };
         if inst.is_null() {
             let text = c_str_to_string(error_buf.as_ptr());
+            let text = text
+                .strip_prefix("WASM module instantiate failed: ")
+                .or_else(|| text.strip_prefix("AOT module instantiate failed: "))
+                .unwrap_or(&text)
+                .to_string();
             return Err(Error::Instantiation(text));
         }
         // SAFETY: `inst` was just created; the exec env is created on the
@@ -204,8 +209,19 @@ impl EngineInstance {
                 table.cur_size
             )));
         }
-        // SAFETY: `table` was filled in by WAMR for this instance and the
-        // index is below its current size.
+        // SAFETY: `table.elems` holds `cur_size` elements of WAMR's
+        // `table_elem_type_t` (uintptr_t in this build, without GC) and the
+        // index is below `cur_size`.
+        let element = unsafe { *(table.elems as *const usize).add(index as usize) };
+        // WAMR marks empty slots with all bits set, but its own lookup only
+        // recognises the 32-bit null and would index past its functions.
+        if table.elems.is_null() || element == usize::MAX || element == u32::MAX as usize {
+            return Err(Error::Trap(format!(
+                "uninitialized element: table index {index}"
+            )));
+        }
+        // SAFETY: `table` was filled in by WAMR for this instance, the index
+        // is below its current size and the slot holds a function.
         let raw = unsafe { sys::wasm_table_get_func_inst(self.inst, &table, index) };
         if raw.is_null() {
             return Err(Error::Trap(format!(
