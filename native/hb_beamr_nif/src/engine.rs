@@ -11,10 +11,10 @@ use std::sync::Mutex;
 use hb_wamr_sys as sys;
 use once_cell::sync::Lazy;
 
-use crate::errors::Error;
 use crate::imports::{self, ImportDesc};
-use crate::signature::FuncSig;
-use crate::values::ValKind;
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::values::ValKind;
 
 /// `start/2`'s mode: what the bytes are expected to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +88,8 @@ pub struct Module {
     pub has_erlang_imports: bool,
     /// The name of the first exported table: the target of indirect calls.
     pub table_export: Option<CString>,
-    _import_descs: Vec<Box<ImportDesc>>,
+    /// Never resized after linking: WAMR holds pointers to its elements.
+    import_descs: Box<[ImportDesc]>,
     _bytes: Vec<u8>,
 }
 
@@ -130,7 +131,7 @@ impl Module {
             exports: Vec::new(),
             has_erlang_imports: false,
             table_export: None,
-            _import_descs: Vec::new(),
+            import_descs: Box::new([]),
             _bytes: bytes,
         };
         module.read_exports();
@@ -170,6 +171,7 @@ impl Module {
         // SAFETY: `self.raw` is a loaded module; indices are within the count.
         let count = unsafe { sys::wasm_runtime_get_import_count(self.raw) }.max(0);
         let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut descs: Vec<ImportDesc> = Vec::new();
         for index in 0..count {
             let mut import = sys::wasm_import_t {
                 module_name: std::ptr::null(),
@@ -194,8 +196,8 @@ impl Module {
                 by_module
                     .entry(module.clone())
                     .or_default()
-                    .push(self._import_descs.len());
-                self._import_descs.push(Box::new(desc));
+                    .push(descs.len());
+                descs.push(desc);
             }
             self.imports.push(ImportInfo {
                 kind,
@@ -204,6 +206,7 @@ impl Module {
                 signature,
             });
         }
+        self.import_descs = descs.into_boxed_slice();
         for (module_name, desc_indices) in by_module {
             self.link(&module_name, &desc_indices);
         }
@@ -215,7 +218,7 @@ impl Module {
         };
         let names: Vec<CString> = desc_indices
             .iter()
-            .filter_map(|i| CString::new(self._import_descs[*i].name.as_str()).ok())
+            .filter_map(|i| CString::new(self.import_descs[*i].name.as_str()).ok())
             .collect();
         let mut symbols: Vec<sys::NativeSymbol> = desc_indices
             .iter()
@@ -224,7 +227,7 @@ impl Module {
                 symbol: name.as_ptr(),
                 func_ptr: imports::trampoline as *mut c_void,
                 signature: std::ptr::null(),
-                attachment: (&*self._import_descs[*i]) as *const ImportDesc as *mut c_void,
+                attachment: &self.import_descs[*i] as *const ImportDesc as *mut c_void,
             })
             .collect();
         // SAFETY: the module name, symbol names and the symbol array stay
@@ -265,7 +268,8 @@ fn check_package(bytes: &[u8], mode: Mode) -> Result<(), Error> {
             // SAFETY: as above.
             let file = unsafe { sys::wasm_runtime_get_file_package_version(bytes.as_ptr(), len) };
             // SAFETY: a pure query.
-            let ours = unsafe { sys::wasm_runtime_get_current_package_version(sys::WASM_MODULE_AOT) };
+            let ours =
+                unsafe { sys::wasm_runtime_get_current_package_version(sys::WASM_MODULE_AOT) };
             if file == ours {
                 Ok(())
             } else {
@@ -299,7 +303,7 @@ fn invalid(mode: Mode, message: String) -> Error {
 
 /// The number-typed signature of a function type; `None` when a parameter
 /// or result is a v128 or reference.
-pub fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
+pub(crate) fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
     if func_type.is_null() {
         return None;
     }
@@ -327,14 +331,14 @@ fn extern_signature(kind: ExternKind, type_ptr: *mut c_void) -> String {
             // SAFETY: a non-null global type pointer from WAMR for a live module.
             let kind = unsafe { sys::wasm_global_type_get_valkind(type_ptr) };
             ValKind::from_wamr(kind)
-                .map(|k| crate::signature::kind_char(k).to_string())
+                .map(|k| hb_beamr_core::signature::kind_char(k).to_string())
                 .unwrap_or_default()
         }
         _ => String::new(),
     }
 }
 
-pub fn c_str_to_string(ptr: *const c_char) -> String {
+pub(crate) fn c_str_to_string(ptr: *const c_char) -> String {
     if ptr.is_null() {
         return String::new();
     }

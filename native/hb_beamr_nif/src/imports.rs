@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hb_wamr_sys as sys;
 
-use crate::signature::FuncSig;
-use crate::values::{ValKind, Value};
 use crate::worker;
+use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::values::{ValKind, Value};
 
 /// How an import is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,11 @@ impl ImportDesc {
 
     /// What `hb_beamr:stub/3` answers: zeros.
     pub fn zero_results(&self) -> Vec<Value> {
-        let kinds = self.sig.as_ref().map(|s| s.results.as_slice()).unwrap_or(&[]);
+        let kinds = self
+            .sig
+            .as_ref()
+            .map(|s| s.results.as_slice())
+            .unwrap_or(&[]);
         kinds.iter().map(|k| Value::from_slot(0, *k)).collect()
     }
 }
@@ -125,7 +129,11 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
 }
 
 /// emscripten's `invoke_<sig>(index, args...)`: call the table element.
-fn invoke(worker: &worker::Worker, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, String> {
+fn invoke(
+    worker: &worker::Worker,
+    args: &[Value],
+    results: &[ValKind],
+) -> Result<Vec<Value>, String> {
     let Some((Value::I32(index), rest)) = args.split_first() else {
         return Err("invoke_* without a table index".into());
     };

@@ -3,17 +3,17 @@
 //! registry that maps the instance's Erlang worker pid to both.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::Lazy;
 use rustler::{Env, LocalPid, Monitor, Resource, ResourceArc};
 
-use crate::errors::Error;
 use crate::instance_engine::Target;
 use crate::mailbox::ReplyTo;
-use crate::values::Number;
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::values::Number;
 
 /// How a call's imports are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

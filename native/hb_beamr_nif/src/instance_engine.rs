@@ -13,10 +13,10 @@ use std::rc::Rc;
 use hb_wamr_sys as sys;
 
 use crate::engine::{c_str_to_string, Module};
-use crate::errors::Error;
-use crate::memory;
-use crate::signature::FuncSig;
-use crate::values::{Number, ValKind, Value};
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::memory;
+use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::values::{Number, ValKind, Value};
 
 /// Sizes of one instance's stacks.
 #[derive(Clone, Copy, Debug)]
@@ -154,8 +154,9 @@ impl EngineInstance {
         cells.resize(cells.len().max(result_cells).max(1), 0);
         // SAFETY: `cells` holds `argc` argument cells and room for the
         // results; WAMR checks the element index and its type.
-        let ok =
-            unsafe { sys::wasm_runtime_call_indirect(self.exec_env, index, argc, cells.as_mut_ptr()) };
+        let ok = unsafe {
+            sys::wasm_runtime_call_indirect(self.exec_env, index, argc, cells.as_mut_ptr())
+        };
         if !ok {
             return None;
         }
@@ -268,7 +269,10 @@ impl EngineInstance {
         let text = unsafe { c_str_to_string(sys::wasm_runtime_get_exception(self.inst)) };
         // SAFETY: live instance.
         unsafe { sys::wasm_runtime_clear_exception(self.inst) };
-        let text = text.strip_prefix("Exception: ").unwrap_or(&text).to_string();
+        let text = text
+            .strip_prefix("Exception: ")
+            .unwrap_or(&text)
+            .to_string();
         if text.is_empty() {
             "unknown trap".to_string()
         } else {
@@ -326,9 +330,7 @@ impl EngineInstance {
         let range = memory::checked_range(offset, data.len() as u64, size)?;
         // SAFETY: as in `read`; the destination does not overlap `data`,
         // which is an Erlang-side copy.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len()) };
         Ok(())
     }
 }

@@ -12,20 +12,18 @@ pub mod imports;
 pub mod instance;
 pub mod instance_engine;
 pub mod mailbox;
-pub mod memory;
-pub mod signature;
-pub mod values;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType};
 
 use engine::Mode;
-use errors::Error;
+use errors::ErrorTerm;
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::values::Number;
 use instance::{CallMonitor, Command, ImportMode, InstanceResource, Shared};
 use instance_engine::Target;
 use mailbox::ReplyTo;
-use values::Number;
 
 mod atoms {
     rustler::atoms! {
@@ -47,7 +45,7 @@ mod atoms {
 }
 
 fn error_term<'a>(env: Env<'a>, error: Error) -> Term<'a> {
-    (atoms::error(), error).encode(env)
+    (atoms::error(), ErrorTerm(&error)).encode(env)
 }
 
 fn reply_result<'a>(env: Env<'a>, result: Result<u64, Error>) -> Term<'a> {
@@ -290,9 +288,8 @@ fn write_dirty<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) ->
 /// Replies go untagged to the calling process.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn send_raw<'a>(env: Env<'a>, worker: LocalPid, command: Binary<'a>) -> Term<'a> {
-    let result = decode_raw(env, worker, command.as_slice()).and_then(|command| {
-        instance_of(&worker)?.shared.send(command)
-    });
+    let result = decode_raw(env, worker, command.as_slice())
+        .and_then(|command| instance_of(&worker)?.shared.send(command));
     match result {
         Ok(()) => atoms::ok().encode(env),
         Err(error) => error_term(env, error),
@@ -309,7 +306,11 @@ fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Erro
         id: None,
     };
     let u64_at = |i: usize| -> Result<u64, Error> {
-        items.get(i).ok_or_else(bad)?.decode::<u64>().map_err(|_| bad())
+        items
+            .get(i)
+            .ok_or_else(bad)?
+            .decode::<u64>()
+            .map_err(|_| bad())
     };
     match items.len() {
         3 if tag == atoms::call() || tag == atoms::indirect_call() => Ok(Command::Call {

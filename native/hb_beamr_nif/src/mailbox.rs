@@ -8,8 +8,9 @@
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, Term};
 
 use crate::engine::{ExportInfo, ExternKind, ImportInfo};
-use crate::errors::Error;
-use crate::values::Value;
+use crate::errors::ErrorTerm;
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::values::Value;
 
 mod atoms {
     rustler::atoms! {
@@ -140,7 +141,7 @@ impl Message<'_> {
             Message::Size(size) => (atoms::execution_result(), *size).encode(env),
             Message::Bytes(bytes) => (atoms::execution_result(), binary(bytes, env)).encode(env),
             Message::Written => atoms::ok().encode(env),
-            Message::Failed(error) => (atoms::error(), *error).encode(env),
+            Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
         }
     }
 }

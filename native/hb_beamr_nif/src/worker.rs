@@ -16,12 +16,12 @@ use crossbeam_channel::Receiver;
 use hb_wamr_sys as sys;
 
 use crate::engine::{Mode, Module};
-use crate::errors::Error;
 use crate::imports::ImportDesc;
 use crate::instance::{CallMonitor, Command, ImportMode, Shared};
 use crate::instance_engine::{EngineInstance, StackSizes, Target};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
-use crate::values::{Number, Value};
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::values::{Number, Value};
 
 /// Native stack of a worker thread. Imports that call back into WebAssembly
 /// nest on it; WAMR checks it, so overflow is a trap, not a crash.

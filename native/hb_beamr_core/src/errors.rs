@@ -1,0 +1,36 @@
+//! Every way an hb_beamr operation can fail.
+
+/// A failure, with enough words for a person to act on it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// The bytes are not a WebAssembly module this runtime accepts.
+    InvalidWasm(String),
+    /// The bytes are not an AOT file this runtime (version, CPU) accepts.
+    InvalidAot(String),
+    /// The module loaded but could not be instantiated.
+    Instantiation(String),
+    /// No exported function of that name.
+    FunctionNotFound,
+    /// Wrong number or types of arguments for the function's signature.
+    InvalidArgs,
+    /// The function's signature has types hb_beamr cannot exchange (v128, references).
+    UnsupportedSignature(String),
+    /// WebAssembly trapped; the text is WAMR's.
+    Trap(String),
+    /// An indirect call on a module that exports no function table.
+    NoFunctionTable,
+    /// A memory access outside the instance's current linear memory.
+    OutOfBounds { offset: u64, length: u64, size: u64 },
+    /// The instance was stopped (before or during the operation).
+    Stopped,
+    /// An import function answered with results that do not fit its signature.
+    InvalidImportResponse(String),
+    /// The process that made the call exited while an import was pending.
+    CallerExited,
+    /// The caller aborted the call while an import was pending.
+    ImportAborted,
+    /// WAMR itself could not start.
+    RuntimeInit(String),
+    /// No native thread could be started for the instance.
+    ThreadSpawn(String),
+}

@@ -1,0 +1,9 @@
+//! The parts of hb_beamr that need neither the BEAM nor a running engine:
+//! WebAssembly values and their conversions, signatures in HyperBEAM's
+//! notation, memory bounds checks, and the error type. Kept apart from the
+//! NIF crate so that they can be unit-tested as plain Rust.
+
+pub mod errors;
+pub mod memory;
+pub mod signature;
+pub mod values;
