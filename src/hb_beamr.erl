@@ -119,11 +119,11 @@ start(WasmBinary, Mode) when is_binary(WasmBinary), (Mode =:= wasm orelse Mode =
                     ?event({wasm_init_success, WASM}),
                     {ok, WASM, Imports, Exports};
                 {hb_beamr, Id, {error, Reason}} ->
-                    stop(WASM),
+                    ok = stop(WASM),
                     {error, Reason}
             end;
         {error, Reason} ->
-            stop(WASM),
+            ok = stop(WASM),
             {error, Reason}
     end;
 start(_WasmBinary, _Mode) ->

@@ -1,0 +1,33 @@
+# hb_beamr: `make test` installs what is missing, builds, and runs every check.
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer clean
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	rebar3 compile
+
+# Regenerates test/*.wasm from test/*.wat.
+fixtures: setup
+	bash scripts/build-fixtures.sh
+
+test: setup rust-checks erlang-tests dialyzer
+
+rust-checks:
+	cargo fmt --all --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo test --locked
+
+erlang-tests:
+	bash scripts/build-fixtures.sh --check
+	bash scripts/reference-tests.sh
+	rebar3 eunit
+
+dialyzer:
+	rebar3 dialyzer
+
+clean:
+	rm -rf _build priv/*.so test/reference_examples
+	cargo clean

@@ -1,0 +1,95 @@
+#!/usr/bin/env escript
+%%! -noshell
+%%% @doc hb_beamr's command line: run an export of a WebAssembly module, or
+%%% list what a module imports and exports. Run it through ./hb_beamr, which
+%%% builds what it needs first.
+%%%
+%%%   hb_beamr run FILE FUNC [ARG...]   call FUNC with numeric ARGs
+%%%   hb_beamr info FILE                list imports and exports
+%%%
+%%% ARGs are Erlang numbers: `5' is an integer, `5.0' a float. Imports the
+%%% module calls are printed to stderr and answered with zeros.
+-module(hb_beamr_cli).
+-mode(compile).
+-export([main/1]).
+
+main(["run", File, Func | Args]) ->
+    with_module(File, fun(WASM) ->
+        case parse_args(Args) of
+            {ok, Values} -> report(hb_beamr:call(WASM, Func, Values, fun print_import/3, 0, #{}));
+            {error, Bad} -> fail("not a number: ~s", [Bad])
+        end
+    end);
+main(["info", File]) ->
+    {ok, Bytes} = read(File),
+    case hb_beamr:start(Bytes, mode(File)) of
+        {ok, WASM, Imports, Exports} ->
+            [io:format("import ~s ~s.~s ~s~n", [K, M, N, S]) || {K, M, N, S} <- Imports],
+            [io:format("export ~s ~s ~s~n", [K, N, S]) || {K, N, S} <- Exports],
+            hb_beamr:stop(WASM);
+        {error, Reason} ->
+            fail("cannot start ~s: ~p", [File, Reason])
+    end;
+main(_) ->
+    io:format(standard_error,
+        "usage: hb_beamr run FILE FUNC [ARG...]~n"
+        "       hb_beamr info FILE~n", []),
+    halt(2).
+
+with_module(File, Fun) ->
+    {ok, Bytes} = read(File),
+    case hb_beamr:start(Bytes, mode(File)) of
+        {ok, WASM, _Imports, _Exports} ->
+            try Fun(WASM) after hb_beamr:stop(WASM) end;
+        {error, Reason} ->
+            fail("cannot start ~s: ~p", [File, Reason])
+    end.
+
+read(File) ->
+    case file:read_file(File) of
+        {ok, Bytes} -> {ok, Bytes};
+        {error, Reason} -> fail("cannot read ~s: ~s", [File, file:format_error(Reason)])
+    end.
+
+mode(File) ->
+    case filename:extension(File) of
+        ".aot" -> aot;
+        _ -> wasm
+    end.
+
+parse_args(Args) ->
+    parse_args(Args, []).
+
+parse_args([], Acc) ->
+    {ok, lists:reverse(Acc)};
+parse_args([Arg | Rest], Acc) ->
+    case number(Arg) of
+        {ok, N} -> parse_args(Rest, [N | Acc]);
+        error -> {error, Arg}
+    end.
+
+number(Text) ->
+    try
+        {ok, list_to_integer(Text)}
+    catch
+        error:badarg ->
+            try {ok, list_to_float(Text)} catch error:badarg -> error end
+    end.
+
+print_import(Count, #{module := M, func := F, args := Args}, _Opts) ->
+    io:format(standard_error, "import ~s.~s(~s) -> 0~n", [M, F, join(Args)]),
+    {ok, [0], Count + 1}.
+
+report({ok, Results, _Imports}) ->
+    io:format("~s~n", [join(Results)]);
+report({error, Reason}) ->
+    fail("~p", [Reason]);
+report({error, Class, Reason, _Stack, _State}) ->
+    fail("import failed: ~p:~p", [Class, Reason]).
+
+join(Values) ->
+    lists:join(" ", [io_lib:format("~p", [V]) || V <- Values]).
+
+fail(Format, Args) ->
+    io:format(standard_error, "hb_beamr: " ++ Format ++ "~n", Args),
+    halt(1).
