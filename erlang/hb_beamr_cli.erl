@@ -6,6 +6,9 @@
 %%%
 %%%   hb_beamr run FILE FUNC [ARG...]   call FUNC with numeric ARGs
 %%%   hb_beamr info FILE                list imports and exports
+%%%   hb_beamr bench FILE FUNC [ARG...] calls/s of FUNC from one process, with
+%%%                                     a process ping-pong baseline measured
+%%%                                     in the same run (HB_BEAMR_BENCH_SECONDS)
 %%%
 %%% ARGs are Erlang numbers: `5' is an integer, `5.0' a float. Imports the
 %%% module calls are printed to stderr and answered with zeros.
@@ -20,6 +23,20 @@ main(["run", File, Func | Args]) ->
             {error, Bad} -> fail("not a number: ~s", [Bad])
         end
     end);
+main(["bench", File, Func | Args]) ->
+    Seconds = list_to_integer(os:getenv("HB_BEAMR_BENCH_SECONDS", "3")),
+    with_module(File, fun(WASM) ->
+        {ok, Values} = parse_args(Args),
+        {ok, _} = hb_beamr:call(WASM, Func, Values),
+        Calls = rate(fun() -> {ok, _} = hb_beamr:call(WASM, Func, Values) end, Seconds),
+        Echo = spawn_link(fun echo/0),
+        Pings = rate(fun() -> Echo ! {self(), ping}, receive pong -> ok end end, Seconds),
+        io:format("~-40s ~12s ~8s~n", ["what", "per second", "ratio"]),
+        io:format("~-40s ~12w ~8.2f~n", ["process ping-pong (baseline)", round(Pings), 1.0]),
+        io:format("~-40s ~12w ~8.2f~n", [
+            io_lib:format("hb_beamr:call ~s(~s)", [Func, join(Values)]), round(Calls), Calls / Pings
+        ])
+    end);
 main(["info", File]) ->
     {ok, Bytes} = read(File),
     case hb_beamr:start(Bytes, mode(File)) of
@@ -33,7 +50,8 @@ main(["info", File]) ->
 main(_) ->
     io:format(standard_error,
         "usage: hb_beamr run FILE FUNC [ARG...]~n"
-        "       hb_beamr info FILE~n", []),
+        "       hb_beamr info FILE~n"
+        "       hb_beamr bench FILE FUNC [ARG...]~n", []),
     halt(2).
 
 with_module(File, Fun) ->
@@ -55,6 +73,25 @@ mode(File) ->
     case filename:extension(File) of
         ".aot" -> aot;
         _ -> wasm
+    end.
+
+%% Runs Fun repeatedly for about Seconds; the rate per second.
+rate(Fun, Seconds) ->
+    Until = erlang:monotonic_time(millisecond) + Seconds * 1000,
+    Start = erlang:monotonic_time(microsecond),
+    N = repeat(Fun, Until, 0),
+    N * 1000000 / max(1, erlang:monotonic_time(microsecond) - Start).
+
+repeat(Fun, Until, N) ->
+    [Fun() || _ <- lists:seq(1, 1000)],
+    case erlang:monotonic_time(millisecond) >= Until of
+        true -> N + 1000;
+        false -> repeat(Fun, Until, N + 1000)
+    end.
+
+echo() ->
+    receive
+        {From, ping} -> From ! pong, echo()
     end.
 
 parse_args(Args) ->
