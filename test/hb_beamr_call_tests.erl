@@ -167,3 +167,17 @@ raw_protocol_indirect_call_test() ->
 %% Tests that share one instance of a fixture, stopped after them.
 instance_tests(Fixture, Tests) ->
     {setup, fun() -> start(Fixture) end, fun hb_beamr:stop/1, Tests}.
+
+enabled_proposals_work_test_() ->
+    instance_tests("features.wasm", fun(W) ->
+        [
+            {"exception handling: thrown and caught", ?_assertEqual({ok, [1007]}, hb_beamr:call(W, "catch", [7]))},
+            {"exception handling: uncaught is a trap", ?_assertMatch({error, {wasm_trap, _}}, hb_beamr:call(W, "uncaught", [7]))},
+            {"tail calls do not grow the stack", ?_assertEqual({ok, [42]}, hb_beamr:call(W, "countdown", [1000000]))},
+            {"bulk memory", fun() ->
+                {ok, []} = hb_beamr:call(W, "fill", [100, 16#61, 5]),
+                ?assertEqual({ok, <<"aaaaa">>}, hb_beamr_io:read(W, 100, 5))
+            end},
+            {"reference types", ?_assertEqual({ok, [1]}, hb_beamr:call(W, "null_ref", []))}
+        ]
+    end).

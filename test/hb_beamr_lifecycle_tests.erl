@@ -72,6 +72,10 @@ imported_global_is_an_instantiation_error_test() ->
         hb_beamr:start(fixture("import-global.wasm"))
     ).
 
+start_function_calling_an_import_is_an_instantiation_error_test() ->
+    {error, {instantiation_failed, Why}} = hb_beamr:start(fixture("start-import.wasm")),
+    ?assertNotEqual(nomatch, binary:match(Why, <<"import env.hello called outside a call">>)).
+
 failed_start_leaves_no_instance_behind_test() ->
     Before = hb_beamr_nif:live_instances(),
     {error, _} = hb_beamr:start(<<"junk">>),

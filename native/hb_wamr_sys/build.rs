@@ -128,6 +128,8 @@ fn defines(arch: &str) -> Vec<(&'static str, String)> {
         on("WASM_ENABLE_TAGS"),
         on("WASM_ENABLE_TAIL_CALL"),
         on("WASM_ENABLE_BULK_MEMORY"),
+        // WAMR's CMake turns this on with bulk memory (memory.fill, memory.copy).
+        on("WASM_ENABLE_BULK_MEMORY_OPT"),
         on("WASM_ENABLE_REF_TYPES"),
         off("WASM_ENABLE_SIMD"),
         off("WASM_ENABLE_GC"),

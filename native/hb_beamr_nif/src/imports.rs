@@ -84,11 +84,24 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     // SAFETY: WAMR sets the attachment of the import being called; it points
     // at an ImportDesc owned by the module, alive while the module is.
     let desc = unsafe { sys::wasm_runtime_get_function_attachment(exec_env) } as *const ImportDesc;
+    // SAFETY: see above; null is handled by `as_ref`.
+    let desc = unsafe { desc.as_ref() };
     let Some(worker) = worker::current() else {
+        // The worker is not serving yet: a start function runs during
+        // instantiation, before any call could carry an ImportFun.
+        let text = match desc {
+            Some(d) => format!(
+                "import {}.{} called outside a call (from a start function?)",
+                d.module, d.name
+            ),
+            None => "import called outside a call".to_string(),
+        };
+        // SAFETY: WAMR passes the exec env of the running instance.
+        let inst = unsafe { sys::wasm_runtime_get_module_inst(exec_env) };
+        crate::instance_engine::raise_exception(inst, &text);
         return;
     };
-    // SAFETY: see above; null is handled by `as_ref`.
-    let Some(desc) = (unsafe { desc.as_ref() }) else {
+    let Some(desc) = desc else {
         worker.engine().raise("import without a descriptor");
         return;
     };

@@ -283,10 +283,7 @@ impl EngineInstance {
     /// Raises an exception from inside an import, so that the running call
     /// unwinds with it.
     pub fn raise(&self, message: &str) {
-        let text = CString::new(message.replace('\0', " "))
-            .unwrap_or_else(|_| CString::from(c"import failed"));
-        // SAFETY: live instance; WAMR copies the message.
-        unsafe { sys::wasm_runtime_set_exception(self.inst, text.as_ptr()) };
+        raise_exception(self.inst, message);
     }
 
     /// The current linear memory: base pointer and length in bytes (null
@@ -345,4 +342,15 @@ impl Drop for EngineInstance {
             sys::wasm_runtime_deinstantiate(self.inst);
         }
     }
+}
+
+/// Sets an exception on a live instance (WAMR copies the message); the
+/// running call unwinds with it when the current import returns.
+pub(crate) fn raise_exception(inst: sys::wasm_module_inst_t, message: &str) {
+    if inst.is_null() {
+        return;
+    }
+    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: `inst` is a live instance, running the import that raises.
+    unsafe { sys::wasm_runtime_set_exception(inst, text.as_ptr()) };
 }
