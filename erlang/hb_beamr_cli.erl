@@ -8,7 +8,7 @@
 %%%   hb_beamr info FILE                list imports and exports
 %%%   hb_beamr bench FILE FUNC [ARG...] calls/s of FUNC from one process, with
 %%%                                     a process ping-pong baseline measured
-%%%                                     in the same run (HB_BEAMR_BENCH_SECONDS)
+%%%                                     in the same run (HB_BEAMR_BENCH_ROUNDS)
 %%%
 %%% ARGs are Erlang numbers: `5' is an integer, `5.0' a float. Imports the
 %%% module calls are printed to stderr and answered with zeros.
@@ -24,18 +24,19 @@ main(["run", File, Func | Args]) ->
         end
     end);
 main(["bench", File, Func | Args]) ->
-    Seconds = list_to_integer(os:getenv("HB_BEAMR_BENCH_SECONDS", "3")),
+    Rounds = list_to_integer(os:getenv("HB_BEAMR_BENCH_ROUNDS", "7")),
     with_module(File, fun(WASM) ->
         {ok, Values} = parse_args(Args),
         {ok, _} = hb_beamr:call(WASM, Func, Values),
-        Calls = rate(fun() -> {ok, _} = hb_beamr:call(WASM, Func, Values) end, Seconds),
         Echo = spawn_link(fun echo/0),
-        Pings = rate(fun() -> Echo ! {self(), ping}, receive pong -> ok end end, Seconds),
-        io:format("~-40s ~12s ~8s~n", ["what", "per second", "ratio"]),
-        io:format("~-40s ~12w ~8.2f~n", ["process ping-pong (baseline)", round(Pings), 1.0]),
-        io:format("~-40s ~12w ~8.2f~n", [
-            io_lib:format("hb_beamr:call ~s(~s)", [Func, join(Values)]), round(Calls), Calls / Pings
-        ])
+        Ping = fun() -> Echo ! {self(), ping}, receive pong -> ok end end,
+        Call = fun() -> {ok, _} = hb_beamr:call(WASM, Func, Values) end,
+        % Alternate the two, one second each, so both see the same machine.
+        Pairs = [{rate(Ping, 1), rate(Call, 1)} || _ <- lists:seq(1, Rounds)],
+        {Pings, Calls} = lists:unzip(Pairs),
+        io:format("~-34s ~12s ~12s ~12s ~7s~n", ["what (" ++ integer_to_list(Rounds) ++ " rounds of 1 s)", "median/s", "min/s", "max/s", "ratio"]),
+        row("process ping-pong (baseline)", Pings, median(Pings)),
+        row(io_lib:format("hb_beamr:call ~s(~s)", [Func, join(Values)]), Calls, median(Pings))
     end);
 main(["info", File]) ->
     {ok, Bytes} = read(File),
@@ -88,6 +89,14 @@ repeat(Fun, Until, N) ->
         true -> N + 1000;
         false -> repeat(Fun, Until, N + 1000)
     end.
+
+row(What, Rates, Baseline) ->
+    io:format("~-34s ~12w ~12w ~12w ~7.2f~n", [
+        What, round(median(Rates)), round(lists:min(Rates)), round(lists:max(Rates)), median(Rates) / Baseline
+    ]).
+
+median(Values) ->
+    lists:nth((length(Values) + 1) div 2, lists:sort(Values)).
 
 echo() ->
     receive
