@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what hb_beamr needs on a Debian machine, when it is missing:
 # Erlang/OTP and rebar3 (the library and its tests), wabt (test fixtures),
-# cmake, clang and pkg-config (native builds). Rust comes with the machine
+# cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
+# the runtime builds and runs without it). Rust comes with the machine
 # (rustup); this script only checks for it. Safe to run again: it installs
 # nothing that is already there.
 set -euo pipefail
@@ -16,6 +17,7 @@ need wat2wasm wabt
 need cmake cmake
 need clang clang
 need pkg-config pkg-config
+need llvm-config-19 llvm-19-dev
 # An Erlang installed without Debian's eunit or dialyzer packages.
 if command -v erl >/dev/null 2>&1; then
     erl -noshell -eval 'case code:which(dialyzer) of non_existing -> halt(1); _ -> halt(0) end.' \

@@ -36,6 +36,8 @@
 -export([start/1, start/2, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
 -export([serialize/1, deserialize/2, stub/3]).
+%%% AOT compilation:
+-export([compile/1, compile/2]).
 
 -include("include/hb.hrl").
 
@@ -49,7 +51,8 @@
     func_ref/0,
     import_request/0,
     import_fun/0,
-    error_reason/0
+    error_reason/0,
+    compile_opts/0
 ]).
 
 -type wasm() :: pid().
@@ -93,6 +96,18 @@
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
 %% before or during the request.
+
+-type compile_opts() :: #{
+    opt_level => 0..3,
+    size_level => 0..3,
+    bounds_checks => true,
+    target_cpu => host | generic | string()
+}.
+%% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
+%% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
+%% `generic' (runs on any CPU of the architecture) or an LLVM CPU name.
+%% Memory bounds checks cannot be turned off: hb_beamr's runtime has no
+%% guard pages, so unchecked code could crash the node.
 
 %% How long to wait for the acknowledgement of an aborted import.
 -define(ABORT_ACK_TIMEOUT, 5000).
@@ -289,6 +304,58 @@ deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
     hb_beamr_io:write(WASM, 0, Memory);
 deserialize(_, _) ->
     {error, badarg}.
+
+%% @doc Compiles WebAssembly to a WAMR AOT file for `start(Aot, aot)', with
+%% the default options.
+%% @equiv compile(WasmBinary, #{})
+-spec compile(binary()) -> {ok, binary()} | {error, term()}.
+compile(WasmBinary) ->
+    compile(WasmBinary, #{}).
+
+%% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
+%% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
+%% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
+%% uses exception handling, which WAMR's AOT compiler does not support),
+%% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
+%% built without LLVM. The output is the same for the same input and options.
+-spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
+compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
+    case compile_args(Opts) of
+        {ok, {Opt, Size, Checks, Cpu}} ->
+            try
+                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu)
+            catch
+                error:nif_not_loaded -> {error, compiler_unavailable}
+            end;
+        {error, _} = Error ->
+            Error
+    end;
+compile(_WasmBinary, _Opts) ->
+    {error, badarg}.
+
+compile_args(Opts) ->
+    Known = [opt_level, size_level, bounds_checks, target_cpu],
+    case maps:keys(maps:without(Known, Opts)) of
+        [] ->
+            Opt = maps:get(opt_level, Opts, 3),
+            Size = maps:get(size_level, Opts, 3),
+            Checks = maps:get(bounds_checks, Opts, true),
+            Cpu = maps:get(target_cpu, Opts, host),
+            if
+                not (is_integer(Opt) andalso Opt >= 0 andalso Opt =< 3) ->
+                    {error, {invalid_option, {opt_level, Opt}}};
+                not (is_integer(Size) andalso Size >= 0 andalso Size =< 3) ->
+                    {error, {invalid_option, {size_level, Size}}};
+                Checks =/= true ->
+                    {error, {invalid_option, {bounds_checks, Checks}}};
+                not (Cpu =:= host orelse Cpu =:= generic orelse is_list(Cpu)) ->
+                    {error, {invalid_option, {target_cpu, Cpu}}};
+                true ->
+                    {ok, {Opt, Size, Checks, Cpu}}
+            end;
+        Unknown ->
+            {error, {invalid_option, hd(Unknown)}}
+    end.
 
 %% @doc The default import function: answers `[0]' and keeps the state.
 -spec stub(State, import_request() | map(), map()) -> {ok, [0], State}.

@@ -12,7 +12,7 @@
 
 -export([start/3, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1]).
--export([live_instances/0, loaded/0]).
+-export([live_instances/0, loaded/0, priv_dir/0]).
 
 -on_load(init/0).
 
@@ -32,6 +32,8 @@ init() ->
             ok
     end.
 
+%% @doc The directory the NIF libraries are loaded from.
+-spec priv_dir() -> file:filename().
 priv_dir() ->
     case code:priv_dir(hb_beamr) of
         {error, bad_name} ->

@@ -3,6 +3,7 @@
 //! notation, memory bounds checks, and the error type. Kept apart from the
 //! NIF crate so that they can be unit-tested as plain Rust.
 
+pub mod aot_tag;
 pub mod errors;
 pub mod memory;
 pub mod signature;

@@ -6,8 +6,6 @@
 //! Non-finite floats (which Erlang floats cannot hold) travel as the atoms
 //! `infinity`, `neg_infinity` and `nan`.
 
-use hb_wamr_sys::{wasm_val_of, wasm_val_t, WASM_F32, WASM_F64, WASM_I32, WASM_I64};
-
 /// The four WebAssembly number types hb_beamr exchanges with Erlang.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValKind {
@@ -18,26 +16,6 @@ pub enum ValKind {
 }
 
 impl ValKind {
-    /// The kind of a WAMR `wasm_valkind_t`, or `None` for v128 and references.
-    pub fn from_wamr(kind: u8) -> Option<ValKind> {
-        match kind {
-            WASM_I32 => Some(ValKind::I32),
-            WASM_I64 => Some(ValKind::I64),
-            WASM_F32 => Some(ValKind::F32),
-            WASM_F64 => Some(ValKind::F64),
-            _ => None,
-        }
-    }
-
-    pub fn to_wamr(self) -> u8 {
-        match self {
-            ValKind::I32 => WASM_I32,
-            ValKind::I64 => WASM_I64,
-            ValKind::F32 => WASM_F32,
-            ValKind::F64 => WASM_F64,
-        }
-    }
-
     /// How many 32-bit cells the value takes in WAMR's `argv` arrays.
     pub fn cells(self) -> usize {
         match self {
@@ -111,31 +89,6 @@ impl Value {
             Value::I64(_) => ValKind::I64,
             Value::F32(_) => ValKind::F32,
             Value::F64(_) => ValKind::F64,
-        }
-    }
-
-    pub fn to_wamr(self) -> wasm_val_t {
-        let of = match self {
-            Value::I32(v) => wasm_val_of { i32: v },
-            Value::I64(v) => wasm_val_of { i64: v },
-            Value::F32(v) => wasm_val_of { f32: v },
-            Value::F64(v) => wasm_val_of { f64: v },
-        };
-        wasm_val_t {
-            kind: self.kind().to_wamr(),
-            _paddings: [0; 7],
-            of,
-        }
-    }
-
-    pub fn from_wamr(val: &wasm_val_t) -> Option<Value> {
-        // SAFETY (union reads): the member read is the one `kind` names, which
-        // WAMR wrote; every bit pattern is valid for these plain number types.
-        match ValKind::from_wamr(val.kind)? {
-            ValKind::I32 => Some(Value::I32(unsafe { val.of.i32 })),
-            ValKind::I64 => Some(Value::I64(unsafe { val.of.i64 })),
-            ValKind::F32 => Some(Value::F32(unsafe { val.of.f32 })),
-            ValKind::F64 => Some(Value::F64(unsafe { val.of.f64 })),
         }
     }
 
@@ -258,18 +211,6 @@ mod tests {
             Value::fit_all(&[Number::Int(1), Number::Float(2.0)], &kinds),
             Some(vec![Value::I32(1), Value::F64(2.0)])
         );
-    }
-
-    #[test]
-    fn wamr_values_round_trip() {
-        for v in [
-            Value::I32(-7),
-            Value::I64(i64::MIN),
-            Value::F32(-0.25),
-            Value::F64(1e300),
-        ] {
-            assert_eq!(Value::from_wamr(&v.to_wamr()), Some(v));
-        }
     }
 
     #[test]

@@ -12,9 +12,9 @@ use hb_wamr_sys as sys;
 use once_cell::sync::Lazy;
 
 use crate::imports::{self, ImportDesc};
+use hb_beamr_core::aot_tag;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
-use hb_beamr_core::values::ValKind;
 
 /// `start/2`'s mode: what the bytes are expected to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,13 +270,16 @@ fn check_package(bytes: &[u8], mode: Mode) -> Result<(), Error> {
             // SAFETY: a pure query.
             let ours =
                 unsafe { sys::wasm_runtime_get_current_package_version(sys::WASM_MODULE_AOT) };
-            if file == ours {
-                Ok(())
-            } else {
-                Err(Error::InvalidAot(format!(
+            if file != ours {
+                return Err(Error::InvalidAot(format!(
                     "AOT file version {file} does not match this runtime's version {ours} \
                      (WAMR 2.4.3); recompile it with hb_beamr:compile/1"
-                )))
+                )));
+            }
+            // Files from hb_beamr:compile/2 say which CPU they need.
+            match aot_tag::find(bytes).and_then(|tag| aot_tag::incompatibility(&tag)) {
+                Some(why) => Err(Error::InvalidAot(why)),
+                None => Ok(()),
             }
         }
         (Mode::Wasm, sys::WASM_MODULE_AOT) => Err(Error::InvalidWasm(
@@ -311,10 +314,18 @@ pub(crate) fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
     // module; indices stay within the counts it reports.
     unsafe {
         let params = (0..sys::wasm_func_type_get_param_count(func_type))
-            .map(|i| ValKind::from_wamr(sys::wasm_func_type_get_param_valkind(func_type, i)))
+            .map(|i| {
+                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_param_valkind(
+                    func_type, i,
+                ))
+            })
             .collect::<Option<Vec<_>>>()?;
         let results = (0..sys::wasm_func_type_get_result_count(func_type))
-            .map(|i| ValKind::from_wamr(sys::wasm_func_type_get_result_valkind(func_type, i)))
+            .map(|i| {
+                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_result_valkind(
+                    func_type, i,
+                ))
+            })
             .collect::<Option<Vec<_>>>()?;
         Some(FuncSig { params, results })
     }
@@ -330,7 +341,7 @@ fn extern_signature(kind: ExternKind, type_ptr: *mut c_void) -> String {
         ExternKind::Global if !type_ptr.is_null() => {
             // SAFETY: a non-null global type pointer from WAMR for a live module.
             let kind = unsafe { sys::wasm_global_type_get_valkind(type_ptr) };
-            ValKind::from_wamr(kind)
+            crate::wamr_values::kind_from_wamr(kind)
                 .map(|k| hb_beamr_core::signature::kind_char(k).to_string())
                 .unwrap_or_default()
         }

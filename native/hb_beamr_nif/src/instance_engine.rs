@@ -112,7 +112,10 @@ impl EngineInstance {
     pub fn call(&self, target: &Target, args: &[Number]) -> Result<Vec<Value>, Error> {
         let func = self.resolve(target)?;
         let values = Value::fit_all(args, &func.sig.params).ok_or(Error::InvalidArgs)?;
-        let mut wamr_args: Vec<sys::wasm_val_t> = values.iter().map(|v| v.to_wamr()).collect();
+        let mut wamr_args: Vec<sys::wasm_val_t> = values
+            .iter()
+            .map(|v| crate::wamr_values::to_wamr(*v))
+            .collect();
         let mut wamr_results = vec![sys::wasm_val_t::default(); func.sig.results.len()];
         // SAFETY: the function belongs to this live instance; the argument
         // and result arrays have exactly the lengths of its signature.
@@ -131,7 +134,7 @@ impl EngineInstance {
         }
         wamr_results
             .iter()
-            .map(Value::from_wamr)
+            .map(crate::wamr_values::from_wamr)
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::UnsupportedSignature(func.sig.encode()))
     }
@@ -251,11 +254,11 @@ impl EngineInstance {
             Some(FuncSig {
                 params: params
                     .into_iter()
-                    .map(ValKind::from_wamr)
+                    .map(crate::wamr_values::kind_from_wamr)
                     .collect::<Option<_>>()?,
                 results: results
                     .into_iter()
-                    .map(ValKind::from_wamr)
+                    .map(crate::wamr_values::kind_from_wamr)
                     .collect::<Option<_>>()?,
             })
         }

@@ -12,6 +12,7 @@ pub mod imports;
 pub mod instance;
 pub mod instance_engine;
 pub mod mailbox;
+pub mod wamr_values;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;

@@ -1,0 +1,28 @@
+/* hb_beamr's C shim over WAMR's AOT compiler API (aot_export.h): one call
+ * from WebAssembly bytes to an AOT file, with the options hb_beamr exposes. */
+#ifndef HB_COMPILE_H
+#define HB_COMPILE_H
+#include <stdint.h>
+
+typedef struct {
+    uint32_t opt_level;   /* 0..3 */
+    uint32_t size_level;  /* 0..3 */
+    int bounds_checks;    /* 1: software memory bounds checks */
+    const char *target_arch; /* NULL: the host */
+    const char *target_cpu;  /* NULL: the host CPU */
+} hb_compile_options;
+
+/* Compiles; on success *out (free it with hb_beamr_aot_free) and *out_size.
+ * On failure returns 0 and writes a message into err. Not reentrant: the
+ * caller serialises calls (WAMR keeps its last error in a global). */
+int hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
+                         const hb_compile_options *options, uint8_t **out,
+                         uint32_t *out_size, char *err, uint32_t err_size);
+
+void hb_beamr_aot_free(uint8_t *aot);
+
+/* The host's CPU name and features, as LLVM sees them (for the target tag). */
+int hb_beamr_host_cpu(char *name, uint32_t name_size, char *features,
+                      uint32_t features_size);
+
+#endif

@@ -1,0 +1,37 @@
+%%% @doc Loader and stub of hb_beamr's AOT compiler NIF
+%%% (`priv/hb_beamr_compiler_nif.so', built only where LLVM 19 is installed).
+%%%
+%%% Internal: use {@link hb_beamr:compile/2}. The library is loaded when this
+%%% module is first used, so that nodes that never compile never load LLVM.
+%%% Where the library is missing, the module still loads and
+%%% {@link compile/5} raises `nif_not_loaded'.
+-module(hb_beamr_compiler_nif).
+
+-export([compile/5, loaded/0]).
+
+-on_load(init/0).
+
+init() ->
+    Path = filename:join(hb_beamr_nif:priv_dir(), "hb_beamr_compiler_nif"),
+    case erlang:load_nif(Path, 0) of
+        ok -> ok;
+        {error, {reload, _}} -> ok;
+        {error, Reason} ->
+            logger:notice("hb_beamr: no AOT compiler: ~p", [Reason]),
+            ok
+    end.
+
+%% @doc Whether the compiler library is loaded.
+-spec loaded() -> boolean().
+loaded() ->
+    try compile(<<>>, 0, 0, true, host) of
+        _ -> true
+    catch
+        error:nif_not_loaded -> false
+    end.
+
+%% @doc Compiles WebAssembly bytes to a WAMR AOT file.
+-spec compile(binary(), 0..3, 0..3, boolean(), host | generic | string()) ->
+    {ok, binary()} | {error, term()}.
+compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu) ->
+    erlang:nif_error(nif_not_loaded).
