@@ -83,6 +83,7 @@ hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
     option.enable_bulk_memory = true;
     option.enable_bulk_memory_opt = true;
     option.enable_ref_types = true;
+    option.enable_call_indirect_overlong = true;
     option.enable_tail_call = true;
     option.enable_aux_stack_check = true;
     option.enable_simd = false;

@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use hb_wamr_sys as sys;
 
 use crate::worker;
+use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{ValKind, Value};
 
@@ -150,8 +151,14 @@ fn invoke(
     let Some((Value::I32(index), rest)) = args.split_first() else {
         return Err("invoke_* without a table index".into());
     };
-    let engine = worker.engine();
-    engine
-        .call_indirect_cells(*index as u32, rest, results)
-        .ok_or_else(|| engine.take_exception())
+    worker
+        .engine()
+        .call_table_checked(*index as u32, rest, results)
+        .map_err(|error| match error {
+            Error::Trap(text) => text,
+            Error::NoFunctionTable => {
+                "invoke_*: the module exports no function table to check the callee against".into()
+            }
+            other => format!("invoke_*: {other:?}"),
+        })
 }

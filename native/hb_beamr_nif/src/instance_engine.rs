@@ -112,6 +112,41 @@ impl EngineInstance {
     pub fn call(&self, target: &Target, args: &[Number]) -> Result<Vec<Value>, Error> {
         let func = self.resolve(target)?;
         let values = Value::fit_all(args, &func.sig.params).ok_or(Error::InvalidArgs)?;
+        self.call_values(&func, &values)
+    }
+
+    /// Calls table element `index`, as emscripten's `invoke_*` trampolines
+    /// need, after checking that its type is the one the import declares
+    /// (WAMR's AOT `call_indirect` API does not check it).
+    pub fn call_table_checked(
+        &self,
+        index: u32,
+        args: &[Value],
+        results: &[ValKind],
+    ) -> Result<Vec<Value>, Error> {
+        let func = match self.table_func(index) {
+            Err(Error::NoFunctionTable) if self.is_interpreted() => {
+                // The interpreter checks the callee's type itself.
+                return self
+                    .call_indirect_cells(index, args, results)
+                    .ok_or_else(|| Error::Trap(self.take_exception()));
+            }
+            other => other?,
+        };
+        let params: Vec<ValKind> = args.iter().map(|v| v.kind()).collect();
+        if func.sig.params != params || func.sig.results != results {
+            return Err(Error::Trap("indirect call type mismatch".into()));
+        }
+        self.call_values(&func, args)
+    }
+
+    fn is_interpreted(&self) -> bool {
+        // SAFETY: a query on the live module.
+        let package = unsafe { sys::wasm_runtime_get_module_package_type(self.module.raw()) };
+        package == sys::WASM_MODULE_BYTECODE
+    }
+
+    fn call_values(&self, func: &Func, values: &[Value]) -> Result<Vec<Value>, Error> {
         let mut wamr_args: Vec<sys::wasm_val_t> = values
             .iter()
             .map(|v| crate::wamr_values::to_wamr(*v))
@@ -139,10 +174,9 @@ impl EngineInstance {
             .ok_or_else(|| Error::UnsupportedSignature(func.sig.encode()))
     }
 
-    /// Calls table element `index` with raw cells, as emscripten's `invoke_*`
-    /// trampolines need: the signature comes from the import, not a lookup.
-    /// Leaves a trap's exception set, so that it propagates to the caller.
-    pub fn call_indirect_cells(
+    /// Calls table element `index` with raw cells (the interpreter checks
+    /// the element's type). Leaves a trap's exception set.
+    fn call_indirect_cells(
         &self,
         index: u32,
         args: &[Value],

@@ -156,6 +156,7 @@ extern "C" {
         error_buf_size: u32,
     ) -> wasm_module_t;
     pub fn wasm_runtime_unload(module: wasm_module_t);
+    pub fn wasm_runtime_get_module_package_type(module: wasm_module_t) -> u32;
     pub fn wasm_runtime_resolve_symbols(module: wasm_module_t) -> bool;
     pub fn wasm_runtime_register_natives_raw(
         module_name: *const c_char,
