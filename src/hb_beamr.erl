@@ -350,6 +350,11 @@ compile_args(Opts) ->
                     {error, {invalid_option, {bounds_checks, Checks}}};
                 not (Cpu =:= host orelse Cpu =:= generic orelse is_list(Cpu)) ->
                     {error, {invalid_option, {target_cpu, Cpu}}};
+                is_list(Cpu) ->
+                    case unicode:characters_to_binary(Cpu) of
+                        Name when is_binary(Name) -> {ok, {Opt, Size, Checks, Name}};
+                        _ -> {error, {invalid_option, {target_cpu, Cpu}}}
+                    end;
                 true ->
                     {ok, {Opt, Size, Checks, Cpu}}
             end;

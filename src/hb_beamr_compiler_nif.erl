@@ -31,7 +31,7 @@ loaded() ->
     end.
 
 %% @doc Compiles WebAssembly bytes to a WAMR AOT file.
--spec compile(binary(), 0..3, 0..3, boolean(), host | generic | string()) ->
+-spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary()) ->
     {ok, binary()} | {error, term()}.
 compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu) ->
     erlang:nif_error(nif_not_loaded).

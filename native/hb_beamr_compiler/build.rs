@@ -71,6 +71,7 @@ fn main() {
     for src in compiler_cpp {
         cpp.file(src);
     }
+    cpp.file(shim.join("hb_cpu_check.cpp"));
     cpp.compile("hb_wamr_compiler_cpp");
 
     println!("cargo:rustc-link-search=native={libdir}");

@@ -125,6 +125,13 @@ done:
 }
 
 void
+hb_beamr_init_targets(void)
+{
+    char err[128];
+    (void)init_once(err, sizeof(err));
+}
+
+void
 hb_beamr_aot_free(uint8_t *aot)
 {
     if (aot)

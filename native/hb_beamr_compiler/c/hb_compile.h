@@ -21,6 +21,15 @@ int hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
 
 void hb_beamr_aot_free(uint8_t *aot);
 
+/* Initialises WAMR and LLVM's targets once (also done by the first compile). */
+void hb_beamr_init_targets(void);
+
+/* Whether LLVM knows `cpu` for the host's target (hb_cpu_check.cpp). */
+int hb_beamr_cpu_is_valid(const char *cpu);
+
+/* The features `cpu` implies, "+a,+b" (hb_cpu_check.cpp); 0 if unknown. */
+int hb_beamr_cpu_features(const char *cpu, char *out, unsigned out_size);
+
 /* The host's CPU name and features, as LLVM sees them (for the target tag). */
 int hb_beamr_host_cpu(char *name, uint32_t name_size, char *features,
                       uint32_t features_size);

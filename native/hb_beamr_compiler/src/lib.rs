@@ -8,6 +8,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::Mutex;
 
 use hb_beamr_core::aot_tag::{self, TargetTag};
+use hb_beamr_core::wasm_sections;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
 
 mod atoms {
@@ -42,6 +43,9 @@ extern "C" {
         err_size: u32,
     ) -> c_int;
     fn hb_beamr_aot_free(aot: *mut u8);
+    fn hb_beamr_cpu_is_valid(cpu: *const c_char) -> c_int;
+    fn hb_beamr_init_targets();
+    fn hb_beamr_cpu_features(cpu: *const c_char, out: *mut c_char, out_size: u32) -> c_int;
     fn hb_beamr_host_cpu(
         name: *mut c_char,
         name_size: u32,
@@ -77,9 +81,19 @@ impl Cpu {
     }
 }
 
+/// Reads a NUL-terminated string a shim function wrote into `buf`.
+fn from_c_buf(buf: &[c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn host_cpu() -> (String, String) {
     let mut name = [0 as c_char; 128];
-    let mut features = [0 as c_char; 4096];
+    let mut features = [0 as c_char; 8192];
     // SAFETY: both buffers are as large as the sizes passed; the shim
     // NUL-terminates what it writes.
     let ok = unsafe {
@@ -93,15 +107,28 @@ fn host_cpu() -> (String, String) {
     if ok == 0 {
         return (String::new(), String::new());
     }
-    // SAFETY: NUL-terminated by the shim, within the buffers.
-    unsafe {
-        (
-            CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
-            CStr::from_ptr(features.as_ptr())
-                .to_string_lossy()
-                .into_owned(),
+    (from_c_buf(&name), from_c_buf(&features))
+}
+
+/// The features LLVM gives a named CPU.
+fn named_cpu_features(name: &str) -> String {
+    let Ok(c_name) = CString::new(name) else {
+        return String::new();
+    };
+    let mut features = [0 as c_char; 8192];
+    // SAFETY: a NUL-terminated name and a buffer of the size passed, which
+    // the shim NUL-terminates.
+    let ok = unsafe {
+        hb_beamr_cpu_features(
+            c_name.as_ptr(),
+            features.as_mut_ptr(),
+            features.len() as u32,
         )
+    };
+    if ok == 0 {
+        return String::new();
     }
+    from_c_buf(&features)
 }
 
 /// The tag recorded in the output: what the code may assume of the CPU.
@@ -121,12 +148,10 @@ fn target_tag(cpu: &Cpu) -> TargetTag {
             cpu: "generic".into(),
             features: Vec::new(),
         },
-        // The features of a named CPU are LLVM's knowledge; the arch check
-        // still applies.
         Cpu::Named(name) => TargetTag {
             arch,
             cpu: name.clone(),
-            features: Vec::new(),
+            features: TargetTag::enabled_features(&named_cpu_features(name)),
         },
     }
 }
@@ -203,7 +228,17 @@ fn decode_cpu(term: Term) -> Option<Cpu> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    valid.then_some(Cpu::Named(name))
+    if !valid {
+        return None;
+    }
+    let c_name = CString::new(name.as_str()).ok()?;
+    // SAFETY: a NUL-terminated name; the check only reads it. LLVM's target
+    // registry is initialised by the shim's first compile or here.
+    let known = unsafe {
+        hb_beamr_init_targets();
+        hb_beamr_cpu_is_valid(c_name.as_ptr())
+    };
+    (known != 0).then_some(Cpu::Named(name))
 }
 
 /// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu)` →
@@ -226,6 +261,11 @@ fn compile<'a>(
             ),
         )
             .encode(env);
+    }
+    if wasm_sections::uses_exception_handling(wasm.as_slice()) {
+        let why = "the module uses exception handling, which WAMR's AOT compiler does not \
+                   support: run it as bytecode (start(Wasm, wasm))";
+        return (atoms::error(), (atoms::compile_failed(), why)).encode(env);
     }
     let Some(cpu) = decode_cpu(target_cpu) else {
         return (atoms::error(), (atoms::invalid_option(), target_cpu)).encode(env);

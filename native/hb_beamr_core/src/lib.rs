@@ -8,3 +8,4 @@ pub mod errors;
 pub mod memory;
 pub mod signature;
 pub mod values;
+pub mod wasm_sections;
