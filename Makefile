@@ -17,13 +17,14 @@ test: setup rust-checks erlang-tests dialyzer
 
 rust-checks:
 	cargo fmt --all --check
-	cargo clippy --locked --all-targets -- -D warnings
-	cargo test --locked
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo test --locked --workspace
 
 erlang-tests:
 	bash scripts/build-fixtures.sh --check
 	bash scripts/reference-tests.sh
 	rebar3 eunit
+	HB_BEAMR_TEST_MODE=aot rebar3 eunit
 
 dialyzer:
 	rebar3 dialyzer

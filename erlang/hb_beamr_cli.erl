@@ -6,6 +6,11 @@
 %%%
 %%%   hb_beamr run FILE FUNC [ARG...]   call FUNC with numeric ARGs
 %%%   hb_beamr info FILE                list imports and exports
+%%%   hb_beamr compile IN.wasm OUT.aot [host|generic|CPU]
+%%%                                     compile to a WAMR AOT file
+%%%   hb_beamr compare FILE.wasm FUNC [ARG...]
+%%%                                     time FUNC as bytecode and as AOT
+%%%                                     (compiled in the run), alternating
 %%%   hb_beamr bench FILE FUNC [ARG...] calls/s of FUNC from one process, with
 %%%                                     a process ping-pong baseline measured
 %%%                                     in the same run (HB_BEAMR_BENCH_ROUNDS)
@@ -38,6 +43,42 @@ main(["bench", File, Func | Args]) ->
         row("process ping-pong (baseline)", Pings, median(Pings)),
         row(io_lib:format("hb_beamr:call ~s(~s)", [Func, join(Values)]), Calls, median(Pings))
     end);
+main(["compile", In, Out | Cpu]) ->
+    {ok, Wasm} = read(In),
+    Opts =
+        case Cpu of
+            [] -> #{};
+            ["host"] -> #{target_cpu => host};
+            ["generic"] -> #{target_cpu => generic};
+            [Name] -> #{target_cpu => Name}
+        end,
+    case hb_beamr:compile(Wasm, Opts) of
+        {ok, Aot} ->
+            ok = file:write_file(Out, Aot),
+            io:format("~s: ~w bytes~n", [Out, byte_size(Aot)]);
+        {error, Reason} ->
+            fail("cannot compile ~s: ~p", [In, Reason])
+    end;
+main(["compare", File, Func | Args]) ->
+    Rounds = list_to_integer(os:getenv("HB_BEAMR_BENCH_ROUNDS", "5")),
+    {ok, Wasm} = read(File),
+    {ok, Values} = parse_args(Args),
+    {ok, Aot} = hb_beamr:compile(Wasm),
+    {ok, W, _, _} = hb_beamr:start(Wasm, wasm),
+    {ok, A, _, _} = hb_beamr:start(Aot, aot),
+    {ok, Same} = hb_beamr:call(W, Func, Values),
+    {ok, Same} = hb_beamr:call(A, Func, Values),
+    Time = fun(I) ->
+        {Us, {ok, _}} = timer:tc(fun() -> hb_beamr:call(I, Func, Values) end),
+        Us / 1000
+    end,
+    Pairs = [{Time(W), Time(A)} || _ <- lists:seq(1, Rounds)],
+    {Interp, Compiled} = lists:unzip(Pairs),
+    io:format("~-44s ~12s ~8s~n", [io_lib:format("~s(~s), ~w alternating rounds", [Func, join(Values), Rounds]), "median ms", "speed-up"]),
+    io:format("~-44s ~12.1f ~8.2f~n", ["bytecode (classic interpreter, baseline)", median(Interp), 1.0]),
+    io:format("~-44s ~12.1f ~8.2f~n", ["AOT (hb_beamr:compile/1, host CPU)", median(Compiled), median(Interp) / median(Compiled)]),
+    hb_beamr:stop(W),
+    hb_beamr:stop(A);
 main(["info", File]) ->
     {ok, Bytes} = read(File),
     case hb_beamr:start(Bytes, mode(File)) of
@@ -52,7 +93,9 @@ main(_) ->
     io:format(standard_error,
         "usage: hb_beamr run FILE FUNC [ARG...]~n"
         "       hb_beamr info FILE~n"
-        "       hb_beamr bench FILE FUNC [ARG...]~n", []),
+        "       hb_beamr bench FILE FUNC [ARG...]~n"
+        "       hb_beamr compile IN.wasm OUT.aot [host|generic|CPU]~n"
+        "       hb_beamr compare FILE.wasm FUNC [ARG...]~n", []),
     halt(2).
 
 with_module(File, Fun) ->
