@@ -92,6 +92,8 @@
     | {invalid_import_response, binary()}
     | {out_of_bounds, map()}
     | caller_exited
+    | timeout
+    | {invalid_option, term()}
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
@@ -108,6 +110,16 @@
 %% `generic' (runs on any CPU of the architecture) or an LLVM CPU name.
 %% Memory bounds checks cannot be turned off: hb_beamr's runtime has no
 %% guard pages, so unchecked code could crash the node.
+
+%% One call in progress, as its caller's loop sees it.
+-record(call, {
+    wasm :: wasm(),
+    id :: non_neg_integer(),
+    args :: list(),
+    import_fun :: import_fun(),
+    opts :: map(),
+    deadline :: integer() | infinity
+}).
 
 %% How long to wait for the acknowledgement of an aborted import.
 -define(ABORT_ACK_TIMEOUT, 5000).
@@ -185,21 +197,30 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 %% `{ok, Results, FinalState}'. If the import function raises, the call
 %% returns `{error, Class, Reason, Stacktrace, State}', with the state as it
 %% was before that import.
+%%
+%% `Opts' is passed to the import function; hb_beamr reads one key of it:
+%% `timeout' (milliseconds, or `infinity', the default). A call still running
+%% then is stopped inside WebAssembly and returns `{error, timeout}'; the
+%% instance answers the next call.
 -spec call(wasm(), func_ref(), [wasm_value()], import_fun(), term(), map()) ->
     {ok, [wasm_value()], term()} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
-    case {is_func_ref(FuncRef), is_valid_arg_list(Args)} of
-        {false, _} ->
+    case {is_func_ref(FuncRef), is_valid_arg_list(Args), deadline(Opts)} of
+        {false, _, _} ->
             {error, function_not_found};
-        {true, false} ->
+        {true, false, _} ->
             {error, {invalid_args, Args}};
-        {true, true} ->
+        {true, true, error} ->
+            {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
+        {true, true, {ok, Deadline}} ->
             Stub = ImportFun =:= fun ?MODULE:stub/3,
             case nif(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
                 Id when is_integer(Id) ->
-                    await_call(WASM, Id, Args, ImportFun, State, Opts);
+                    Call = #call{wasm = WASM, id = Id, args = Args, import_fun = ImportFun,
+                                 opts = Opts, deadline = Deadline},
+                    await_call(Call, State);
                 {error, invalid_args} ->
                     {error, {invalid_args, Args}};
                 {error, Reason} ->
@@ -209,7 +230,7 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
 call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
     {error, badarg}.
 
-await_call(WASM, Id, Args, ImportFun, State, Opts) ->
+await_call(Call = #call{wasm = WASM, id = Id, args = Args}, State) ->
     receive
         {hb_beamr, Id, {execution_result, Results}} ->
             {ok, Results, State};
@@ -221,9 +242,10 @@ await_call(WASM, Id, Args, ImportFun, State, Opts) ->
                 args => ImportArgs,
                 func_sig => Signature
             },
+            #call{import_fun = ImportFun, opts = Opts} = Call,
             try serve_import(WASM, Id, ImportFun, State, Request, Opts) of
                 NewState ->
-                    await_call(WASM, Id, Args, ImportFun, NewState, Opts)
+                    await_call(Call, NewState)
             catch
                 Class:Reason:Stack ->
                     ?event({import_error, Class, Reason}),
@@ -238,7 +260,35 @@ await_call(WASM, Id, Args, ImportFun, State, Opts) ->
             {error, {invalid_args, Args}};
         {hb_beamr, Id, {error, Reason}} ->
             {error, Reason}
+    after remaining(Call#call.deadline) ->
+        hb_beamr_nif:timeout(WASM, Id),
+        await_interrupted(Call, State)
     end.
+
+%% After a timeout: the call is being stopped inside WebAssembly; its last
+%% word is normally `{error, timeout}', or its result if it won the race.
+await_interrupted(Call = #call{id = Id}, State) ->
+    receive
+        {hb_beamr, Id, {execution_result, Results}} -> {ok, Results, State};
+        {hb_beamr, Id, {import, _, _, _, _}} -> await_interrupted(Call, State);
+        {hb_beamr, Id, {error, Reason}} -> {error, Reason}
+    after ?ABORT_ACK_TIMEOUT ->
+        {error, timeout}
+    end.
+
+deadline(#{timeout := infinity}) ->
+    {ok, infinity};
+deadline(#{timeout := Ms}) when is_integer(Ms), Ms >= 0 ->
+    {ok, erlang:monotonic_time(millisecond) + Ms};
+deadline(#{timeout := _}) ->
+    error;
+deadline(_) ->
+    {ok, infinity}.
+
+remaining(infinity) ->
+    infinity;
+remaining(Deadline) ->
+    max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% Runs the import function and hands its results to the instance. Raises
 %% (like HyperBEAM) when the function does not answer `{ok, List, State}'

@@ -11,7 +11,7 @@
 -module(hb_beamr_nif).
 
 -export([start/3, call/4, import_response/3, abort_import/2]).
--export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1]).
+-export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0]).
 
 -on_load(init/0).
@@ -91,6 +91,10 @@ send_raw(_Worker, _Command) -> ?NOT_LOADED.
 %% @doc Stops an instance (idempotent).
 -spec stop(pid()) -> ok.
 stop(_Worker) -> ?NOT_LOADED.
+
+%% @doc Stops call `Id' inside WebAssembly: it ran past its timeout.
+-spec timeout(pid(), non_neg_integer()) -> ok.
+timeout(_Worker, _Id) -> ?NOT_LOADED.
 
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().

@@ -19,6 +19,7 @@ fn main() {
     let mut build = wamr.c_build(Flavour::Runtime, &quiet);
     build.flag_if_supported("-Wno-unused-parameter");
     build.file(quiet.join("hb_quiet.c"));
+    build.file(quiet.join("hb_interrupt.c"));
     for src in wamr.runtime_sources(Flavour::Runtime) {
         build.file(src);
     }

@@ -87,7 +87,9 @@ hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
     option.enable_tail_call = true;
     option.enable_aux_stack_check = true;
     option.enable_simd = false;
-    option.enable_thread_mgr = false;
+    /* Suspend-flag checks in loops, so that a timeout or stop/1 can end a
+     * running call (the runtime has the thread manager). */
+    option.enable_thread_mgr = true;
     option.enable_gc = false;
     option.aux_stack_frame_type = AOT_STACK_FRAME_OFF;
     aot_call_stack_features_init_default(&option.call_stack_features);

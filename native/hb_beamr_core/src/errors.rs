@@ -23,6 +23,8 @@ pub enum Error {
     OutOfBounds { offset: u64, length: u64, size: u64 },
     /// The instance was stopped (before or during the operation).
     Stopped,
+    /// The call ran past its `timeout` and was stopped inside WebAssembly.
+    Timeout,
     /// An import function answered with results that do not fit its signature.
     InvalidImportResponse(String),
     /// The process that made the call exited while an import was pending.

@@ -18,6 +18,7 @@ mod atoms {
         length,
         memory_size,
         stopped,
+        timeout,
         invalid_import_response,
         caller_exited,
         import_aborted,
@@ -59,6 +60,7 @@ impl Encoder for ErrorTerm<'_> {
                 (atoms::out_of_bounds(), detail).encode(env)
             }
             Error::Stopped => atoms::stopped().encode(env),
+            Error::Timeout => atoms::timeout().encode(env),
             Error::InvalidImportResponse(m) => {
                 (atoms::invalid_import_response(), m.as_str()).encode(env)
             }

@@ -86,12 +86,43 @@ const IMPORTS_UNKNOWN: u8 = 0;
 const IMPORTS_NATIVE_ONLY: u8 = 1;
 const IMPORTS_ERLANG: u8 = 2;
 
+/// The WAMR handles of an instance, kept for interrupting it only.
+#[derive(Clone, Copy)]
+pub struct InstHandle {
+    pub inst: hb_wamr_sys::wasm_module_inst_t,
+    pub exec_env: hb_wamr_sys::wasm_exec_env_t,
+}
+
+// SAFETY: the handles are only used by `hb_beamr_interrupt`, which takes the
+// exec env's lock or calls WAMR's thread-safe terminate, and only while the
+// worker keeps the instance alive (see `Running`).
+unsafe impl Send for InstHandle {}
+
+/// The call the worker is running, so that another thread can stop it.
+#[derive(Default)]
+struct Running {
+    /// Set after instantiation, cleared before the instance is freed.
+    inst: Option<InstHandle>,
+    /// Whether a top-level call is running, and its request id.
+    call: Option<Option<u64>>,
+    /// Why it was interrupted, if it was.
+    interrupt: Option<Error>,
+    /// Calls interrupted before they began (a timeout of 0, a stop while
+    /// queued), by request id.
+    cancelled: Vec<(u64, Error)>,
+}
+
+/// At most this many early cancellations are remembered (one can outlive
+/// its call only in a rare race with the call's reply).
+const MAX_CANCELLED: usize = 64;
+
 /// State shared between the NIFs and one worker thread.
 pub struct Shared {
     /// `None` once the worker has closed: no command can be lost in a
     /// channel nobody reads, as the worker drains it after closing.
     tx: Mutex<Option<Sender<Command>>>,
     imports: AtomicU8,
+    running: Mutex<Running>,
 }
 
 impl Shared {
@@ -100,6 +131,7 @@ impl Shared {
         let shared = Shared {
             tx: Mutex::new(Some(tx)),
             imports: AtomicU8::new(IMPORTS_UNKNOWN),
+            running: Mutex::new(Running::default()),
         };
         (Arc::new(shared), rx)
     }
@@ -116,6 +148,70 @@ impl Shared {
     pub fn close(&self) -> bool {
         let mut guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         guard.take().is_some()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Worker: the instance exists (`Some`) or is about to be freed (`None`).
+    pub fn set_instance(&self, inst: Option<InstHandle>) {
+        self.running().inst = inst;
+    }
+
+    /// Worker: a top-level call with request id `id` starts, unless it was
+    /// cancelled while queued (then the reason comes back and it must not run).
+    pub fn begin_call(&self, id: Option<u64>) -> Option<Error> {
+        let mut running = self.running();
+        if let Some(id) = id {
+            if let Some(at) = running.cancelled.iter().position(|(c, _)| *c == id) {
+                return Some(running.cancelled.remove(at).1);
+            }
+        }
+        running.call = Some(id);
+        running.interrupt = None;
+        None
+    }
+
+    /// Worker: the top-level call ended; why it was interrupted, if it was.
+    /// After this no interrupt can reach the instance until the next call.
+    pub fn end_call(&self) -> Option<Error> {
+        let mut running = self.running();
+        running.call = None;
+        running.interrupt.take()
+    }
+
+    /// Stops the running call inside WebAssembly, if it is call `id` (or any
+    /// call, for `None`). Returns whether a call was interrupted.
+    pub fn interrupt(&self, id: Option<u64>, reason: Error) -> bool {
+        let mut running = self.running();
+        let matches = match (running.call, id) {
+            (Some(_), None) => true,
+            (Some(current), Some(wanted)) => current == Some(wanted),
+            (None, _) => false,
+        };
+        if !matches {
+            // Not running (yet): cancel it before it begins.
+            if let Some(wanted) = id {
+                if running.cancelled.len() >= MAX_CANCELLED {
+                    running.cancelled.remove(0);
+                }
+                running.cancelled.push((wanted, reason));
+            }
+            return false;
+        }
+        if running.interrupt.is_some() {
+            return false;
+        }
+        let Some(handle) = running.inst else {
+            return false;
+        };
+        running.interrupt = Some(reason);
+        // SAFETY: the instance is alive while `running.inst` is set, and the
+        // lock is held, so the worker cannot free it meanwhile; the interrupt
+        // is made to be sent from another thread.
+        unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
+        true
     }
 
     pub fn set_has_erlang_imports(&self, yes: bool) {

@@ -317,6 +317,15 @@ impl EngineInstance {
         }
     }
 
+    /// Clears what an interrupt left: the exception and the terminate flag.
+    pub fn clear_interrupt(&self) {
+        // SAFETY: live instance and exec env, on their own thread.
+        unsafe {
+            sys::wasm_runtime_clear_exception(self.inst);
+            sys::hb_beamr_clear_interrupt(self.exec_env);
+        }
+    }
+
     /// Raises an exception from inside an import, so that the running call
     /// unwinds with it.
     pub fn raise(&self, message: &str) {

@@ -343,12 +343,25 @@ fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Erro
     }
 }
 
-/// Stops the instance of `worker` (idempotent). The worker thread frees the
-/// instance and answers anything still queued with `{error, stopped}`.
+/// Stops the instance of `worker` (idempotent): a running call is stopped
+/// inside WebAssembly, then the worker thread frees the instance and answers
+/// anything still queued with `{error, stopped}`.
 #[rustler::nif]
 fn stop(worker: LocalPid) -> Atom {
     if let Some(resource) = instance::unregister(&worker) {
+        resource.shared.interrupt(None, Error::Stopped);
         let _ = resource.shared.send(Command::Shutdown);
+    }
+    atoms::ok()
+}
+
+/// Stops call `id` inside WebAssembly because it ran past its timeout; it
+/// then answers `{error, timeout}`. A pending import of it is aborted.
+#[rustler::nif]
+fn timeout(worker: LocalPid, id: u64) -> Atom {
+    if let Ok(resource) = instance_of(&worker) {
+        resource.shared.interrupt(Some(id), Error::Timeout);
+        let _ = resource.shared.send(Command::AbortImport { call_id: id });
     }
     atoms::ok()
 }

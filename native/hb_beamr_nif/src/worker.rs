@@ -17,7 +17,7 @@ use hb_wamr_sys as sys;
 
 use crate::engine::{Mode, Module};
 use crate::imports::ImportDesc;
-use crate::instance::{CallMonitor, Command, ImportMode, Shared};
+use crate::instance::{CallMonitor, Command, ImportMode, InstHandle, Shared};
 use crate::instance_engine::{EngineInstance, StackSizes, Target};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
 use hb_beamr_core::errors::Error;
@@ -102,6 +102,10 @@ fn run(startup: Startup) {
                     exports: &engine.module().exports,
                 },
             );
+            shared.set_instance(Some(InstHandle {
+                inst: engine.raw(),
+                exec_env: engine.exec_env(),
+            }));
             let worker = Rc::new(Worker {
                 engine,
                 shared,
@@ -116,6 +120,7 @@ fn run(startup: Startup) {
                 worker.fail_active_calls(&Error::Trap("internal error in hb_beamr".into()));
             }
             worker.close();
+            worker.shared.set_instance(None);
             CURRENT.with(|c| *c.borrow_mut() = None);
             // The engine (instance, then module) is freed here, on its thread.
             drop(worker);
@@ -203,13 +208,32 @@ impl Worker {
         imports: ImportMode,
         monitor: Option<CallMonitor>,
     ) {
+        let top_level = self.calls.borrow().is_empty();
+        if top_level {
+            if let Some(reason) = self.shared.begin_call(reply.id) {
+                if let Some(monitor) = monitor {
+                    monitor.release();
+                }
+                self.send(&reply, Message::Failed(&reason));
+                return;
+            }
+        }
         self.calls.borrow_mut().push(ActiveCall {
             reply,
             imports,
             failure: None,
         });
-        let result = self.engine.call(target, args);
-        let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
+        let mut result = self.engine.call(target, args);
+        let mut failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
+        if top_level {
+            if let Some(reason) = self.shared.end_call() {
+                // Interrupted (timeout, stop): whatever the call returned is
+                // void, and no exception or flag may linger for the next call.
+                self.engine.clear_interrupt();
+                failure = Some(reason);
+                result = Err(Error::Trap("interrupted".into()));
+            }
+        }
         if let Some(monitor) = monitor {
             monitor.release();
         }

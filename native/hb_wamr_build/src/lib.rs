@@ -87,6 +87,7 @@ impl Wamr {
             iwasm.join("interpreter"),
             iwasm.join("aot"),
             iwasm.join("compilation"),
+            iwasm.join("libraries/thread-mgr"),
             shared.join("include"),
             shared.join("platform/include"),
             shared.join("platform/linux"),
@@ -122,6 +123,10 @@ impl Wamr {
             Flavour::Runtime => aot_reloc(&self.arch),
         };
         sources.push(iwasm.join("aot/arch").join(reloc));
+        if flavour == Flavour::Runtime {
+            // Lets another thread terminate a running call (timeouts, stop).
+            sources.push(iwasm.join("libraries/thread-mgr/thread_manager.c"));
+        }
         sources.extend(c_files(&shared.join("platform/linux"), "c"));
         sources.extend(
             [
@@ -202,7 +207,9 @@ fn defines(arch: &str, flavour: Flavour) -> Vec<(&'static str, String)> {
         off("WASM_ENABLE_MINI_LOADER"),
         off("WASM_ENABLE_LIBC_BUILTIN"),
         off("WASM_ENABLE_LIBC_WASI"),
-        off("WASM_ENABLE_THREAD_MGR"),
+        // The thread manager is what lets another thread stop a running
+        // call (`wasm_runtime_terminate`): timeouts and `stop/1`.
+        flag("WASM_ENABLE_THREAD_MGR", runtime),
         // Software bounds checks: no SIGSEGV handlers inside the BEAM's process.
         on("WASM_DISABLE_HW_BOUND_CHECK"),
         on("WASM_DISABLE_STACK_HW_BOUND_CHECK"),

@@ -260,6 +260,13 @@ extern "C" {
     pub fn wasm_runtime_terminate(module_inst: wasm_module_inst_t);
     pub fn wasm_runtime_get_function_attachment(exec_env: wasm_exec_env_t) -> *mut c_void;
 
+    pub fn wasm_runtime_get_module(module_inst: wasm_module_inst_t) -> wasm_module_t;
+
+    /// hb_beamr's `c/hb_interrupt.c`: stop the running call of an exec env
+    /// from another thread, and clear that request afterwards.
+    pub fn hb_beamr_interrupt(exec_env: wasm_exec_env_t, module_inst: wasm_module_inst_t);
+    pub fn hb_beamr_clear_interrupt(exec_env: wasm_exec_env_t);
+
     pub fn wasm_runtime_get_default_memory(module_inst: wasm_module_inst_t) -> wasm_memory_inst_t;
     pub fn wasm_memory_get_cur_page_count(memory_inst: wasm_memory_inst_t) -> u64;
     pub fn wasm_memory_get_bytes_per_page(memory_inst: wasm_memory_inst_t) -> u64;
