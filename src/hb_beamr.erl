@@ -33,7 +33,7 @@
 -module(hb_beamr).
 
 %%% Control API:
--export([start/1, start/2, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
+-export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
 -export([serialize/1, deserialize/2, stub/3]).
 %%% AOT compilation:
@@ -52,7 +52,8 @@
     import_request/0,
     import_fun/0,
     error_reason/0,
-    compile_opts/0
+    compile_opts/0,
+    start_opts/0
 ]).
 
 -type wasm() :: pid().
@@ -99,6 +100,19 @@
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
 %% before or during the request.
 
+-type start_opts() :: #{
+    max_memory => pos_integer(),
+    wasm_stack => pos_integer(),
+    native_stack => pos_integer()
+}.
+%% Limits of one instance, in bytes: `max_memory' caps linear memory
+%% (memory.grow fails past it; a module whose initial memory is larger does
+%% not start); `wasm_stack' is the interpreter's operand stack (default
+%% 512 KiB; deeper recursion is a `wasm operand stack overflow' trap);
+%% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
+%% nested imports run on it; overflowing it is a `native stack overflow'
+%% trap).
+
 -type compile_opts() :: #{
     opt_level => 0..3,
     size_level => 0..3,
@@ -134,27 +148,66 @@ start(WasmBinary) ->
 %% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
 %% AOT file (`aot'). Returns the instance with the module's imports and
 %% exports. The bytes must be what `Mode' says; an AOT file built for
-%% another WAMR version is refused.
+%% another WAMR version or another CPU is refused.
+%% @equiv start(WasmBinary, Mode, #{})
 -spec start(binary(), mode()) ->
     {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
-start(WasmBinary, Mode) when is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot) ->
-    WASM = spawn(fun worker/0),
-    case nif(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode) end) of
-        Id when is_integer(Id) ->
-            receive
-                {hb_beamr, Id, {execution_result, Imports, Exports}} ->
-                    ?event({wasm_init_success, WASM}),
-                    {ok, WASM, Imports, Exports};
-                {hb_beamr, Id, {error, Reason}} ->
-                    ok = stop(WASM),
-                    {error, Reason}
-            end;
-        {error, Reason} ->
+start(WasmBinary, Mode) ->
+    start(WasmBinary, Mode, #{}).
+
+%% @doc Like {@link start/2}, with limits for the instance (see
+%% {@link start_opts()}).
+-spec start(binary(), mode(), start_opts()) ->
+    {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
+start(WasmBinary, Mode, Opts) when
+    is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts)
+->
+    case start_limits(Opts) of
+        {ok, Limits} ->
+            WASM = spawn(fun worker/0),
+            await_start(WASM, nif(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits) end));
+        {error, _} = Error ->
+            Error
+    end;
+start(_WasmBinary, _Mode, _Opts) ->
+    {error, badarg}.
+
+await_start(WASM, Id) when is_integer(Id) ->
+    receive
+        {hb_beamr, Id, {execution_result, Imports, Exports}} ->
+            ?event({wasm_init_success, WASM}),
+            {ok, WASM, Imports, Exports};
+        {hb_beamr, Id, {error, Reason}} ->
             ok = stop(WASM),
             {error, Reason}
     end;
-start(_WasmBinary, _Mode) ->
-    {error, badarg}.
+await_start(WASM, {error, Reason}) ->
+    ok = stop(WASM),
+    {error, Reason}.
+
+-define(KIB, 1024).
+-define(MIB, (1024 * 1024)).
+
+start_limits(Opts) ->
+    Known = [max_memory, wasm_stack, native_stack],
+    case maps:keys(maps:without(Known, Opts)) of
+        [] ->
+            MaxMemory = maps:get(max_memory, Opts, 0),
+            WasmStack = maps:get(wasm_stack, Opts, 512 * ?KIB),
+            NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
+            if
+                not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
+                    {error, {invalid_option, {max_memory, MaxMemory}}};
+                not (is_integer(WasmStack) andalso WasmStack >= 4 * ?KIB andalso WasmStack =< 256 * ?MIB) ->
+                    {error, {invalid_option, {wasm_stack, WasmStack}}};
+                not (is_integer(NativeStack) andalso NativeStack >= 256 * ?KIB andalso NativeStack =< 1024 * ?MIB) ->
+                    {error, {invalid_option, {native_stack, NativeStack}}};
+                true ->
+                    {ok, {MaxMemory, WasmStack, NativeStack}}
+            end;
+        [Unknown | _] ->
+            {error, {invalid_option, Unknown}}
+    end.
 
 %% The process that names an instance. It holds nothing: the instance lives
 %% in the NIF, which watches this process and stops the instance when it

@@ -18,20 +18,28 @@ use hb_beamr_core::memory;
 use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{Number, ValKind, Value};
 
-/// Sizes of one instance's stacks.
+/// What one instance may use (`start/3`'s options).
 #[derive(Clone, Copy, Debug)]
-pub struct StackSizes {
-    /// The WebAssembly operand/frame stack of the interpreter, in bytes.
+pub struct Limits {
+    /// The interpreter's WebAssembly operand/frame stack, in bytes.
     pub wasm_stack: u32,
+    /// The largest linear memory, in bytes (0: what the module declares).
+    pub max_memory: u64,
+    /// The native stack of the instance's thread, in bytes.
+    pub native_stack: usize,
 }
 
-impl Default for StackSizes {
+impl Default for Limits {
     fn default() -> Self {
-        StackSizes {
+        Limits {
             wasm_stack: 512 * 1024,
+            max_memory: 0,
+            native_stack: 4 * 1024 * 1024,
         }
     }
 }
+
+const WASM_PAGE: u64 = 65536;
 
 /// A resolved function: its handle and number-typed signature.
 #[derive(Clone)]
@@ -55,18 +63,28 @@ pub struct EngineInstance {
 }
 
 impl EngineInstance {
-    pub fn new(module: Module, stacks: StackSizes) -> Result<EngineInstance, Error> {
+    pub fn new(module: Module, limits: Limits) -> Result<EngineInstance, Error> {
+        let max_pages = u32::try_from(limits.max_memory.div_ceil(WASM_PAGE)).unwrap_or(u32::MAX);
+        let mut args: *mut sys::InstantiationArgs2 = std::ptr::null_mut();
+        // SAFETY: `args` is a valid out-pointer; the arguments are destroyed
+        // below, after use.
+        if !unsafe { sys::wasm_runtime_instantiation_args_create(&mut args) } || args.is_null() {
+            return Err(Error::Instantiation("out of memory".into()));
+        }
         let mut error_buf = [0 as std::ffi::c_char; 256];
-        // SAFETY: the module is loaded and owned by the instance we return
-        // (dropped after it); error_buf is 256 bytes.
+        // SAFETY: `args` is live; the module is loaded and owned by the
+        // instance we return (dropped after it); error_buf is 256 bytes.
         let inst = unsafe {
-            sys::wasm_runtime_instantiate(
+            sys::wasm_runtime_instantiation_args_set_default_stack_size(args, limits.wasm_stack);
+            sys::wasm_runtime_instantiation_args_set_max_memory_pages(args, max_pages);
+            let inst = sys::wasm_runtime_instantiate_ex2(
                 module.raw(),
-                stacks.wasm_stack,
-                0,
+                args,
                 error_buf.as_mut_ptr(),
                 error_buf.len() as u32,
-            )
+            );
+            sys::wasm_runtime_instantiation_args_destroy(args);
+            inst
         };
         if inst.is_null() {
             let text = c_str_to_string(error_buf.as_ptr());
@@ -79,7 +97,7 @@ impl EngineInstance {
         }
         // SAFETY: `inst` was just created; the exec env is created on the
         // worker thread that will run every call, as WAMR requires.
-        let exec_env = unsafe { sys::wasm_runtime_create_exec_env(inst, stacks.wasm_stack) };
+        let exec_env = unsafe { sys::wasm_runtime_create_exec_env(inst, limits.wasm_stack) };
         if exec_env.is_null() {
             // SAFETY: `inst` is live and not used afterwards.
             unsafe { sys::wasm_runtime_deinstantiate(inst) };
@@ -87,12 +105,21 @@ impl EngineInstance {
                 "could not create an execution environment".into(),
             ));
         }
-        Ok(EngineInstance {
+        let instance = EngineInstance {
             module,
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
-        })
+        };
+        // WAMR keeps a module's initial memory even when asked for less.
+        if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
+            return Err(Error::Instantiation(format!(
+                "the module's initial memory ({} bytes) is larger than max_memory ({} bytes)",
+                instance.memory_size(),
+                limits.max_memory
+            )));
+        }
+        Ok(instance)
     }
 
     pub fn module(&self) -> &Module {

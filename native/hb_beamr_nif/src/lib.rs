@@ -134,7 +134,19 @@ fn decode_target(term: Term) -> Result<Target, Error> {
 /// Imports, Exports}}` or `{hb_beamr, Id, {error, Reason}}`. Dirty: the
 /// module is copied (WAMR needs a writable buffer it keeps).
 #[rustler::nif(schedule = "DirtyCpu")]
-fn start<'a>(env: Env<'a>, worker: LocalPid, bytes: Binary, mode: Atom) -> Term<'a> {
+fn start<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    bytes: Binary,
+    mode: Atom,
+    limits: (u64, u32, u64),
+) -> Term<'a> {
+    let (max_memory, wasm_stack, native_stack) = limits;
+    let limits = instance_engine::Limits {
+        max_memory,
+        wasm_stack,
+        native_stack: usize::try_from(native_stack).unwrap_or(usize::MAX),
+    };
     let mode = if mode == atoms::aot() {
         Mode::Aot
     } else {
@@ -164,6 +176,7 @@ fn start<'a>(env: Env<'a>, worker: LocalPid, bytes: Binary, mode: Atom) -> Term<
         bytes: bytes.as_slice().to_vec(),
         mode,
         reply,
+        limits,
     };
     match worker::spawn(startup) {
         Ok(()) => id.encode(env),

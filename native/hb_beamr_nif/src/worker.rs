@@ -18,14 +18,10 @@ use hb_wamr_sys as sys;
 use crate::engine::{Mode, Module};
 use crate::imports::ImportDesc;
 use crate::instance::{CallMonitor, Command, ImportMode, InstHandle, Shared};
-use crate::instance_engine::{EngineInstance, StackSizes, Target};
+use crate::instance_engine::{EngineInstance, Limits, Target};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::{Number, Value};
-
-/// Native stack of a worker thread. Imports that call back into WebAssembly
-/// nest on it; WAMR checks it, so overflow is a trap, not a crash.
-pub const NATIVE_STACK_SIZE: usize = 4 * 1024 * 1024;
 
 /// What a worker needs to start.
 pub struct Startup {
@@ -34,6 +30,7 @@ pub struct Startup {
     pub bytes: Vec<u8>,
     pub mode: Mode,
     pub reply: ReplyTo,
+    pub limits: Limits,
 }
 
 /// One call in progress (calls nest when an import calls back in).
@@ -64,11 +61,13 @@ pub fn current() -> Option<Rc<Worker>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// Spawns the worker thread of a new instance.
+/// Spawns the worker thread of a new instance. Imports that call back into
+/// WebAssembly, and AOT code, run on its native stack; WAMR checks it, so
+/// overflowing it is a trap, not a crash.
 pub fn spawn(startup: Startup) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("hb_beamr".into())
-        .stack_size(NATIVE_STACK_SIZE)
+        .stack_size(startup.limits.native_stack)
         .spawn(move || run(startup))
         .map(|_| ())
         .map_err(|e| Error::ThreadSpawn(e.to_string()))
@@ -83,11 +82,12 @@ fn run(startup: Startup) {
         bytes,
         mode,
         reply,
+        limits,
     } = startup;
     let mut mailbox = Mailbox::default();
     let started = Module::load(bytes, mode).and_then(|module| {
         shared.set_has_erlang_imports(module.has_erlang_imports);
-        EngineInstance::new(module, StackSizes::default())
+        EngineInstance::new(module, limits)
     });
     match started {
         Err(error) => {

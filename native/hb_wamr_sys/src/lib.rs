@@ -26,6 +26,10 @@ pub struct WASMMemoryInstance {
     _private: [u8; 0],
 }
 #[repr(C)]
+pub struct InstantiationArgs2 {
+    _private: [u8; 0],
+}
+#[repr(C)]
 pub struct WASMFuncType {
     _private: [u8; 0],
 }
@@ -200,6 +204,19 @@ extern "C" {
         error_buf_size: u32,
     ) -> wasm_module_inst_t;
     pub fn wasm_runtime_deinstantiate(module_inst: wasm_module_inst_t);
+    pub fn wasm_runtime_instantiation_args_create(p: *mut *mut InstantiationArgs2) -> bool;
+    pub fn wasm_runtime_instantiation_args_destroy(p: *mut InstantiationArgs2);
+    pub fn wasm_runtime_instantiation_args_set_default_stack_size(
+        p: *mut InstantiationArgs2,
+        v: u32,
+    );
+    pub fn wasm_runtime_instantiation_args_set_max_memory_pages(p: *mut InstantiationArgs2, v: u32);
+    pub fn wasm_runtime_instantiate_ex2(
+        module: wasm_module_t,
+        args: *const InstantiationArgs2,
+        error_buf: *mut c_char,
+        error_buf_size: u32,
+    ) -> wasm_module_inst_t;
     pub fn wasm_runtime_create_exec_env(
         module_inst: wasm_module_inst_t,
         stack_size: u32,
