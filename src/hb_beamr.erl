@@ -283,11 +283,26 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
 call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
     {error, badarg}.
 
-await_call(Call = #call{wasm = WASM, id = Id, args = Args}, State) ->
+await_call(Call = #call{id = Id, args = Args}, State) ->
     receive
         {hb_beamr, Id, {execution_result, Results}} ->
             {ok, Results, State};
         {hb_beamr, Id, {import, Module, Func, ImportArgs, Signature}} ->
+            serve_or_interrupt(Call, State, Module, Func, ImportArgs, Signature);
+        {hb_beamr, Id, {error, invalid_args}} ->
+            {error, {invalid_args, Args}};
+        {hb_beamr, Id, {error, Reason}} ->
+            {error, Reason}
+    after remaining(Call#call.deadline) ->
+        interrupt(Call, State)
+    end.
+
+serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, ImportArgs, Signature) ->
+    case remaining(Call#call.deadline) of
+        0 ->
+            % Out of time (import functions used it up): no more imports.
+            interrupt(Call, State);
+        _ ->
             Request = #{
                 instance => WASM,
                 module => Module,
@@ -308,15 +323,12 @@ await_call(Call = #call{wasm = WASM, id = Id, args = Args}, State) ->
                     after ?ABORT_ACK_TIMEOUT -> ok
                     end,
                     {error, Class, Reason, Stack, State}
-            end;
-        {hb_beamr, Id, {error, invalid_args}} ->
-            {error, {invalid_args, Args}};
-        {hb_beamr, Id, {error, Reason}} ->
-            {error, Reason}
-    after remaining(Call#call.deadline) ->
-        hb_beamr_nif:timeout(WASM, Id),
-        await_interrupted(Call, State)
+            end
     end.
+
+interrupt(Call = #call{wasm = WASM, id = Id}, State) ->
+    hb_beamr_nif:timeout(WASM, Id),
+    await_interrupted(Call, State).
 
 %% After a timeout: the call is being stopped inside WebAssembly; its last
 %% word is normally `{error, timeout}', or its result if it won the race.
