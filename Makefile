@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer stress stress-long clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: setup
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer
+test: setup rust-checks erlang-tests dialyzer stress
 
 rust-checks:
 	cargo fmt --all --check
@@ -28,6 +28,13 @@ erlang-tests:
 
 dialyzer:
 	rebar3 dialyzer
+
+# Fuzzed modules, random arguments, concurrency and leak cycles (fast: CI).
+stress:
+	bash scripts/stress.sh fast
+
+stress-long:
+	bash scripts/stress.sh long
 
 clean:
 	rm -rf _build priv/*.so test/reference_examples

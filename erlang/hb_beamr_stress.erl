@@ -1,0 +1,290 @@
+#!/usr/bin/env escript
+%%! -noshell +A 4
+%%% @doc hb_beamr's stress run: bad and strange modules, random arguments,
+%%% concurrency, and leaks, each reported as cases tried, crashes, hangs and
+%%% failures. `make stress' runs the fast profile (CI); `make stress-long'
+%%% the long one. A crash of the VM ends the run itself (and `make' fails).
+%%%
+%%%   hb_beamr_stress.erl FUZZ_DIR fast|long
+-module(hb_beamr_stress).
+-mode(compile).
+-export([main/1]).
+
+-record(tally, {cases = 0, crashes = 0, hangs = 0, failures = 0, notes = []}).
+
+main([FuzzDir, Profile]) ->
+    P = profile(list_to_atom(Profile)),
+    io:format("hb_beamr stress run (~s profile)~n", [Profile]),
+    Sections = [
+        {"fuzz: generated modules (wasm)", fun() -> fuzz(FuzzDir, wasm, P) end},
+        {"fuzz: generated modules (aot)", fun() -> fuzz(FuzzDir, aot, P) end},
+        {"fuzz: random arguments", fun() -> random_args(P) end},
+        {"concurrency: processes x calls, one instance", fun() -> one_instance(P) end},
+        {"concurrency: instances in parallel", fun() -> many_instances(P) end},
+        {"leaks: start/call/stop cycles", fun() -> cycles(P) end}
+    ],
+    Results = [{Name, timed(Fun)} || {Name, Fun} <- Sections],
+    io:format("~n~-46s ~8s ~8s ~6s ~9s ~8s~n", ["section", "cases", "crashes", "hangs", "failures", "seconds"]),
+    lists:foreach(
+        fun({Name, {Secs, T}}) ->
+            io:format("~-46s ~8w ~8w ~6w ~9w ~8.1f~n",
+                [Name, T#tally.cases, T#tally.crashes, T#tally.hangs, T#tally.failures, Secs]),
+            [io:format("    ~s~n", [Note]) || Note <- lists:reverse(T#tally.notes)]
+        end,
+        Results
+    ),
+    Bad = lists:sum([T#tally.crashes + T#tally.hangs + T#tally.failures || {_, {_, T}} <- Results]),
+    Cases = lists:sum([T#tally.cases || {_, {_, T}} <- Results]),
+    io:format("stress: ~w passed, ~w failed~n", [Cases - Bad, Bad]),
+    halt(case Bad of 0 -> 0; _ -> 1 end);
+main(_) ->
+    io:format(standard_error, "usage: hb_beamr_stress.erl FUZZ_DIR fast|long~n", []),
+    halt(2).
+
+profile(fast) ->
+    #{fuzz_modules => 400, aot_every => 8, arg_calls => 2000, procs => 100, calls => 1000,
+      instances => 1000, instance_calls => 20, cycles => 2000};
+profile(long) ->
+    #{fuzz_modules => 4000, aot_every => 2, arg_calls => 50000, procs => 100, calls => 1000,
+      instances => 1000, instance_calls => 200, cycles => 10000}.
+
+timed(Fun) ->
+    {Micros, Tally} = timer:tc(Fun),
+    {Micros / 1000000, Tally}.
+
+note(T, Format, Args) ->
+    T#tally{notes = [io_lib:format(Format, Args) | T#tally.notes]}.
+
+%%% Fuzz: every generated module is started; every exported function of
+%%% those that start is called with random arguments, imports answered with
+%%% random values of the right types, under a timeout. In aot mode the
+%%% modules with bounded loops are compiled first.
+
+fuzz(Dir, Mode, #{fuzz_modules := Max, aot_every := Every}) ->
+    Files = lists:sublist(lists:sort(filelib:wildcard(filename:join(Dir, "*.wasm"))), Max),
+    Chosen =
+        case Mode of
+            wasm -> Files;
+            aot -> [F || {I, F} <- lists:enumerate(Files), I rem Every =:= 0,
+                         lists:prefix("smith-", filename:basename(F))]
+        end,
+    {T, Counts} = lists:foldl(fun(F, Acc) -> fuzz_one(F, Mode, Acc) end, {#tally{}, #{}}, Chosen),
+    note(T, "~p", [Counts]).
+
+bump(Key, Counts) ->
+    maps:update_with(Key, fun(N) -> N + 1 end, 1, Counts).
+
+fuzz_one(File, Mode, {T, Counts}) ->
+    {ok, Bytes} = file:read_file(File),
+    Loaded =
+        case Mode of
+            wasm -> {ok, Bytes};
+            aot -> hb_beamr:compile(Bytes)
+        end,
+    case Loaded of
+        {ok, Module} ->
+            case guarded(fun() -> hb_beamr:start(Module, Mode) end, 10000) of
+                {ok, {ok, WASM, _Imports, Exports}} ->
+                    {T1, C1} = call_exports(WASM, Exports, T#tally{cases = T#tally.cases + 1},
+                                            bump(started, Counts)),
+                    ok = hb_beamr:stop(WASM),
+                    {T1, C1};
+                {ok, {error, _}} ->
+                    {T#tally{cases = T#tally.cases + 1}, bump(refused, Counts)};
+                hang ->
+                    {note(T#tally{cases = T#tally.cases + 1, hangs = T#tally.hangs + 1},
+                          "start hung: ~s", [File]), Counts}
+            end;
+        {error, _} ->
+            {T#tally{cases = T#tally.cases + 1}, bump(not_compiled, Counts)}
+    end.
+
+call_exports(WASM, Exports, T, Counts) ->
+    Funcs = [{Name, Sig} || {func, Name, Sig} <- Exports, Sig =/= <<>>],
+    lists:foldl(
+        fun({Name, Sig}, {TAcc, CAcc}) ->
+            {Params, _} = parse_sig(Sig),
+            Args = [random_value(K) || K <- Params],
+            Call = fun() ->
+                hb_beamr:call(WASM, Name, Args, fun random_import/3, 0, #{timeout => 200})
+            end,
+            case guarded(Call, 5000) of
+                {ok, {ok, _, _}} -> {TAcc#tally{cases = TAcc#tally.cases + 1}, bump(ok, CAcc)};
+                {ok, {error, timeout}} -> {TAcc#tally{cases = TAcc#tally.cases + 1}, bump(timeout, CAcc)};
+                {ok, {error, {wasm_trap, _}}} -> {TAcc#tally{cases = TAcc#tally.cases + 1}, bump(trap, CAcc)};
+                {ok, {error, Reason}} when is_tuple(Reason); is_atom(Reason) ->
+                    {TAcc#tally{cases = TAcc#tally.cases + 1}, bump(element(1, erlang:append_element({}, Reason)), CAcc)};
+                {ok, Other} ->
+                    {note(TAcc#tally{cases = TAcc#tally.cases + 1, failures = TAcc#tally.failures + 1},
+                          "unexpected: ~P", [Other, 8]), CAcc};
+                hang ->
+                    {note(TAcc#tally{cases = TAcc#tally.cases + 1, hangs = TAcc#tally.hangs + 1},
+                          "call hung: ~s", [Name]), CAcc}
+            end
+        end,
+        {T, Counts},
+        Funcs
+    ).
+
+random_import(N, #{func_sig := Sig}, _Opts) ->
+    {_, Results} = parse_sig(Sig),
+    {ok, [random_value(K) || K <- Results], N + 1}.
+
+parse_sig(Sig) ->
+    [Params, Results] = binary:split(Sig, <<")">>),
+    {[C || <<C>> <= binary:part(Params, 1, byte_size(Params) - 1)], [C || <<C>> <= Results]}.
+
+random_value($i) -> rand:uniform(1 bsl 32) - 1 - (1 bsl 31);
+random_value($I) -> rand:uniform(1 bsl 64) - 1 - (1 bsl 63);
+random_value($f) -> (rand:uniform() - 0.5) * 1.0e6;
+random_value($F) -> pick([0.0, -0.0, 1.0e308, -1.0e-308, infinity, neg_infinity, nan, rand:uniform() * 100]).
+
+pick(List) ->
+    lists:nth(rand:uniform(length(List)), List).
+
+%% Runs Fun in a process; `hang' if it has not answered within Ms.
+guarded(Fun, Ms) ->
+    Self = self(),
+    Ref = make_ref(),
+    Pid = spawn(fun() -> Self ! {Ref, Fun()} end),
+    receive
+        {Ref, Result} -> {ok, Result}
+    after Ms ->
+        exit(Pid, kill),
+        hang
+    end.
+
+%%% Random arguments of random Erlang types against the fixtures.
+
+random_args(#{arg_calls := N}) ->
+    {ok, Bytes} = file:read_file("test/values.wasm"),
+    {ok, WASM, _, Exports} = hb_beamr:start(Bytes),
+    Names = [Name || {func, Name, _} <- Exports],
+    T = lists:foldl(
+        fun(_, Acc) ->
+            Args = [random_term() || _ <- lists:seq(1, rand:uniform(5) - 1)],
+            case guarded(fun() -> hb_beamr:call(WASM, pick(Names), Args) end, 5000) of
+                {ok, {ok, _}} -> Acc#tally{cases = Acc#tally.cases + 1};
+                {ok, {error, _}} -> Acc#tally{cases = Acc#tally.cases + 1};
+                {ok, Other} ->
+                    note(Acc#tally{cases = Acc#tally.cases + 1, failures = Acc#tally.failures + 1},
+                         "unexpected: ~P", [Other, 8]);
+                hang -> Acc#tally{cases = Acc#tally.cases + 1, hangs = Acc#tally.hangs + 1}
+            end
+        end,
+        #tally{},
+        lists:seq(1, N)
+    ),
+    ok = hb_beamr:stop(WASM),
+    T.
+
+random_term() ->
+    pick([
+        rand:uniform(1 bsl 70) - (1 bsl 69),
+        rand:uniform(100),
+        -rand:uniform(1 bsl 31),
+        rand:uniform() * 1.0e10,
+        nan,
+        infinity,
+        atom,
+        <<"bin">>,
+        [1, 2],
+        {tuple},
+        self()
+    ]).
+
+%%% Concurrency: every reply correct, none lost, none duplicated.
+
+one_instance(#{procs := Procs, calls := Calls}) ->
+    {ok, Bytes} = file:read_file("test/values.wasm"),
+    {ok, WASM, _, _} = hb_beamr:start(Bytes),
+    Self = self(),
+    [spawn(fun() ->
+        Bad = length([I || I <- lists:seq(1, Calls),
+                           hb_beamr:call(WASM, "id_i64", [P * 1000000 + I]) =/= {ok, [P * 1000000 + I]}]),
+        Self ! {done, P, Bad}
+     end) || P <- lists:seq(1, Procs)],
+    T = collect(Procs, #tally{cases = Procs * Calls}, 120000),
+    ok = hb_beamr:stop(WASM),
+    T.
+
+many_instances(#{instances := N, instance_calls := Calls}) ->
+    {ok, Bytes} = file:read_file("test/values.wasm"),
+    Self = self(),
+    [spawn(fun() ->
+        case hb_beamr:start(Bytes) of
+            {ok, W, _, _} ->
+                Bad = length([I || I <- lists:seq(1, Calls),
+                                   hb_beamr:call(W, "id_i32", [P + I]) =/= {ok, [P + I]}]),
+                ok = hb_beamr:stop(W),
+                Self ! {done, P, Bad};
+            Error ->
+                Self ! {done, P, {start_failed, Error}}
+        end
+     end) || P <- lists:seq(1, N)],
+    collect(N, #tally{cases = N * Calls}, 300000).
+
+collect(0, T, _) ->
+    T;
+collect(N, T, Timeout) ->
+    receive
+        {done, _, 0} -> collect(N - 1, T, Timeout);
+        {done, P, Bad} when is_integer(Bad) ->
+            collect(N - 1, note(T#tally{failures = T#tally.failures + Bad}, "process ~w: ~w wrong replies", [P, Bad]), Timeout);
+        {done, P, Other} ->
+            collect(N - 1, note(T#tally{failures = T#tally.failures + 1}, "process ~w: ~p", [P, Other]), Timeout)
+    after Timeout ->
+        note(T#tally{hangs = T#tally.hangs + N}, "~w processes never answered", [N])
+    end.
+
+%%% Leaks: RSS and native threads back to where they started.
+
+cycles(#{cycles := N}) ->
+    {ok, Bytes} = file:read_file("test/test.wasm"),
+    Warm = fun() ->
+        {ok, W, _, _} = hb_beamr:start(Bytes),
+        {ok, [120.0]} = hb_beamr:call(W, "fac", [5.0]),
+        ok = hb_beamr:stop(W)
+    end,
+    [Warm() || _ <- lists:seq(1, 200)],
+    settle(),
+    {Rss0, Threads0} = proc_status(),
+    Failures = length([x || _ <- lists:seq(1, N), catch Warm() =/= ok]),
+    settle(),
+    {Rss1, Threads1} = threads_back_to(Threads0, 100),
+    GrowthKiB = Rss1 - Rss0,
+    % A leak of even 1 KiB per cycle would show as N KiB.
+    Leaked = (Threads1 > Threads0) orelse (GrowthKiB > max(8192, N div 2)),
+    T = #tally{cases = N, failures = Failures + (case Leaked of true -> 1; false -> 0 end)},
+    note(T, "RSS ~w KiB -> ~w KiB (~w KiB), threads ~w -> ~w, live instances ~w",
+         [Rss0, Rss1, GrowthKiB, Threads0, Threads1, hb_beamr_nif:live_instances()]).
+
+%% Waits for stopped instances' threads to exit.
+settle() ->
+    settle(200).
+
+settle(0) ->
+    ok;
+settle(N) ->
+    erlang:garbage_collect(),
+    case hb_beamr_nif:live_instances() of
+        0 -> timer:sleep(50);
+        _ -> timer:sleep(50), settle(N - 1)
+    end.
+
+%% Threads exit a little after their instance is unregistered.
+threads_back_to(Threads0, Tries) ->
+    {Rss, Threads} = proc_status(),
+    case Threads =< Threads0 orelse Tries =:= 0 of
+        true -> {Rss, Threads};
+        false -> timer:sleep(50), threads_back_to(Threads0, Tries - 1)
+    end.
+
+proc_status() ->
+    {ok, Text} = file:read_file("/proc/self/status"),
+    Lines = string:split(Text, "\n", all),
+    Get = fun(Key) ->
+        [Value] = [V || L <- Lines, [K, V] <- [string:split(L, ":")], K =:= Key],
+        list_to_integer(hd(string:lexemes(binary_to_list(Value), " \t")))
+    end,
+    {Get(<<"VmRSS">>), Get(<<"Threads">>)}.
