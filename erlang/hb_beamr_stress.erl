@@ -75,6 +75,8 @@ bump(Key, Counts) ->
     maps:update_with(Key, fun(N) -> N + 1 end, 1, Counts).
 
 fuzz_one(File, Mode, {T, Counts}) ->
+    % HB_BEAMR_STRESS_TRACE=1 names each module first, to find a crash.
+    os:getenv("HB_BEAMR_STRESS_TRACE") =:= "1" andalso io:format(standard_error, "~s ~s~n", [Mode, File]),
     {ok, Bytes} = file:read_file(File),
     Loaded =
         case Mode of
