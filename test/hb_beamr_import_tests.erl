@@ -204,3 +204,24 @@ emscripten_invoke_trampolines_are_served_natively_test() ->
 
 flush() ->
     receive M -> [M | flush()] after 0 -> [] end.
+
+tail_calls_to_imports_test() ->
+    with_instance("tail-call-import.wasm", fun(W) ->
+        Answer = fun(N, #{func := <<"answer">>}, _) -> {ok, [42], N + 1} end,
+        % One call deeper than the host's entry, a tail call to an import works.
+        ?assertEqual({ok, [43], 1}, hb_beamr:call(W, "nested", [], Answer, 0)),
+        case hb_beamr_test_util:mode() of
+            wasm ->
+                % An exported import is served like any import.
+                ?assertEqual({ok, [42], 1}, hb_beamr:call(W, "reexported", [], Answer, 0)),
+                % The interpreter cannot return from it: a trap, not a crash.
+                ?assertMatch({error, {wasm_trap, <<"unsupported: tail call", _/binary>>}},
+                             hb_beamr:call(W, "tail", [], Answer, 0));
+            aot ->
+                ?assertEqual({ok, [42], 1}, hb_beamr:call(W, "tail", [], Answer, 0)),
+                % WAMR's AOT runtime calls an exported import without telling
+                % which import it is: a clean error.
+                ?assertMatch({error, {wasm_trap, _}}, hb_beamr:call(W, "reexported", [], Answer, 0))
+        end,
+        ?assertEqual({ok, [43], 1}, hb_beamr:call(W, "nested", [], Answer, 0))
+    end).

@@ -20,6 +20,7 @@ fn main() {
     build.flag_if_supported("-Wno-unused-parameter");
     build.file(quiet.join("hb_quiet.c"));
     build.file(quiet.join("hb_interrupt.c"));
+    build.file(quiet.join("hb_tail_call.c"));
     for src in wamr.runtime_sources(Flavour::Runtime) {
         build.file(src);
     }

@@ -103,9 +103,24 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
         return;
     };
     let Some(desc) = desc else {
-        worker.engine().raise("import without a descriptor");
+        // WAMR's AOT runtime calls an exported import directly without its
+        // attachment, so there is no telling which import it is.
+        worker
+            .engine()
+            .raise("unsupported: calling an exported import directly (AOT)");
         return;
     };
+    let direct = worker.engine().take_direct_import_call();
+    // SAFETY: WAMR passes the exec env of the running call.
+    if !direct && unsafe { sys::hb_beamr_import_tail_called_from_host(exec_env) } != 0 {
+        // WAMR's interpreter would crash on returning from this import.
+        worker.engine().raise(&format!(
+            "unsupported: tail call (return_call) to import {}.{} from a function called by \
+             the host; WAMR's interpreter cannot return from it",
+            desc.module, desc.name
+        ));
+        return;
+    }
     let param_count = desc.sig.as_ref().map(|s| s.params.len()).unwrap_or(0);
     // SAFETY: WAMR passes one slot per parameter (the array holds at least
     // 16 slots, or one per parameter when there are more).

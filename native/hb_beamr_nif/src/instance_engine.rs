@@ -60,6 +60,8 @@ pub struct EngineInstance {
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Option<Func>>>,
+    /// Set while the host calls an exported import directly (see imports.rs).
+    direct_import_call: std::cell::Cell<bool>,
 }
 
 impl EngineInstance {
@@ -110,6 +112,7 @@ impl EngineInstance {
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
+            direct_import_call: std::cell::Cell::new(false),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -173,7 +176,16 @@ impl EngineInstance {
         package == sys::WASM_MODULE_BYTECODE
     }
 
+    /// Whether the import now being served was called by the host directly
+    /// (an exported import); reading it clears it, so nested calls see false.
+    pub fn take_direct_import_call(&self) -> bool {
+        self.direct_import_call.replace(false)
+    }
+
     fn call_values(&self, func: &Func, values: &[Value]) -> Result<Vec<Value>, Error> {
+        // SAFETY: a query on a function of this live instance.
+        let is_import = unsafe { sys::hb_beamr_function_is_import(func.raw, self.inst) } != 0;
+        self.direct_import_call.set(is_import);
         let mut wamr_args: Vec<sys::wasm_val_t> = values
             .iter()
             .map(|v| crate::wamr_values::to_wamr(*v))

@@ -284,6 +284,14 @@ extern "C" {
     pub fn hb_beamr_interrupt(exec_env: wasm_exec_env_t, module_inst: wasm_module_inst_t);
     pub fn hb_beamr_clear_interrupt(exec_env: wasm_exec_env_t);
 
+    /// hb_beamr's `c/hb_tail_call.c`: guards a WAMR interpreter crash on a
+    /// tail call from a host-entered function to an import.
+    pub fn hb_beamr_import_tail_called_from_host(exec_env: wasm_exec_env_t) -> std::ffi::c_int;
+    pub fn hb_beamr_function_is_import(
+        func: wasm_function_inst_t,
+        module_inst: wasm_module_inst_t,
+    ) -> std::ffi::c_int;
+
     pub fn wasm_runtime_get_default_memory(module_inst: wasm_module_inst_t) -> wasm_memory_inst_t;
     pub fn wasm_memory_get_cur_page_count(memory_inst: wasm_memory_inst_t) -> u64;
     pub fn wasm_memory_get_bytes_per_page(memory_inst: wasm_memory_inst_t) -> u64;
