@@ -184,8 +184,15 @@ impl EngineInstance {
 
     fn call_values(&self, func: &Func, values: &[Value]) -> Result<Vec<Value>, Error> {
         // SAFETY: a query on a function of this live instance.
-        let is_import = unsafe { sys::hb_beamr_function_is_import(func.raw, self.inst) } != 0;
-        self.direct_import_call.set(is_import);
+        let import = unsafe { sys::hb_beamr_function_is_import(func.raw, self.inst) };
+        if import == 2 {
+            // WAMR's AOT runtime calls an exported import through a null
+            // pointer when the host calls it directly.
+            return Err(Error::Trap(
+                "unsupported: calling an exported import directly (AOT)".into(),
+            ));
+        }
+        self.direct_import_call.set(import == 1);
         let mut wamr_args: Vec<sys::wasm_val_t> = values
             .iter()
             .map(|v| crate::wamr_values::to_wamr(*v))

@@ -11,6 +11,7 @@
 #include "wasm_export.h"
 #include "wasm_interp.h"
 #include "wasm_runtime.h"
+#include "aot_runtime.h"
 
 /* Whether the running import was tail-called by a function the host called
  * (interpreter only): its caller frame is the host's entry frame. */
@@ -27,15 +28,17 @@ hb_beamr_import_tail_called_from_host(wasm_exec_env_t exec_env)
     return frame && frame->prev_frame && !frame->prev_frame->function;
 }
 
-/* Whether a function handle is an import (the host may call an exported
- * import directly; that is not a tail call). */
+/* Whether a function handle is an import: 1 in bytecode, 2 in AOT (the
+ * host may call an exported import directly; that is not a tail call, and
+ * WAMR's AOT runtime cannot do it safely). */
 int
 hb_beamr_function_is_import(wasm_function_inst_t func,
                             wasm_module_inst_t module_inst)
 {
-    if (!func || !module_inst
-        || ((WASMModuleInstanceCommon *)module_inst)->module_type
-               != Wasm_Module_Bytecode)
+    if (!func || !module_inst)
         return 0;
-    return ((WASMFunctionInstance *)func)->is_import_func ? 1 : 0;
+    if (((WASMModuleInstanceCommon *)module_inst)->module_type
+        == Wasm_Module_Bytecode)
+        return ((WASMFunctionInstance *)func)->is_import_func ? 1 : 0;
+    return ((AOTFunctionInstance *)func)->is_import_func ? 2 : 0;
 }
