@@ -8,6 +8,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::Mutex;
 
 use hb_beamr_core::aot_tag::{self, TargetTag};
+use hb_beamr_core::c_text;
 use hb_beamr_core::wasm_sections;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
 
@@ -81,16 +82,6 @@ impl Cpu {
     }
 }
 
-/// Reads a NUL-terminated string a shim function wrote into `buf`.
-fn from_c_buf(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 fn host_cpu() -> (String, String) {
     let mut name = [0 as c_char; 128];
     let mut features = [0 as c_char; 8192];
@@ -107,7 +98,7 @@ fn host_cpu() -> (String, String) {
     if ok == 0 {
         return (String::new(), String::new());
     }
-    (from_c_buf(&name), from_c_buf(&features))
+    (c_text::from_buffer(&name), c_text::from_buffer(&features))
 }
 
 /// The features LLVM gives a named CPU.
@@ -128,7 +119,7 @@ fn named_cpu_features(name: &str) -> String {
     if ok == 0 {
         return String::new();
     }
-    from_c_buf(&features)
+    c_text::from_buffer(&features)
 }
 
 /// The tag recorded in the output: what the code may assume of the CPU.

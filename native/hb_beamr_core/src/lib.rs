@@ -4,6 +4,7 @@
 //! NIF crate so that they can be unit-tested as plain Rust.
 
 pub mod aot_tag;
+pub mod c_text;
 pub mod errors;
 pub mod memory;
 pub mod signature;

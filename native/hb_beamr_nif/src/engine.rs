@@ -123,7 +123,10 @@ impl Module {
             )
         };
         if raw.is_null() {
-            return Err(invalid(mode, c_buf_to_string(&error_buf)));
+            return Err(invalid(
+                mode,
+                hb_beamr_core::c_text::from_buffer(&error_buf),
+            ));
         }
         let mut module = Module {
             raw,
@@ -358,13 +361,4 @@ pub(crate) fn c_str_to_string(ptr: *const c_char) -> String {
     unsafe { CStr::from_ptr(ptr) }
         .to_string_lossy()
         .into_owned()
-}
-
-fn c_buf_to_string(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
