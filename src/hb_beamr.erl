@@ -165,7 +165,7 @@ start(WasmBinary, Mode, Opts) when
     case start_limits(Opts) of
         {ok, Limits} ->
             WASM = spawn(fun worker/0),
-            await_start(WASM, nif(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits) end));
+            await_start(WASM, hb_beamr_nif:guarded(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits) end));
         {error, _} = Error ->
             Error
     end;
@@ -269,7 +269,7 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
             {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
         {true, true, {ok, Deadline}} ->
             Stub = ImportFun =:= fun ?MODULE:stub/3,
-            case nif(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
+            case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
                 Id when is_integer(Id) ->
                     Call = #call{wasm = WASM, id = Id, args = Args, import_fun = ImportFun,
                                  opts = Opts, deadline = Deadline},
@@ -376,7 +376,7 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
 %% `{error, stopped}' once the WebAssembly code returns to an import or ends.
 -spec stop(wasm()) -> ok | {error, badarg}.
 stop(WASM) when is_pid(WASM) ->
-    _ = nif(fun() -> hb_beamr_nif:stop(WASM) end),
+    _ = hb_beamr_nif:guarded(fun() -> hb_beamr_nif:stop(WASM) end),
     WASM ! stop,
     ok;
 stop(_) ->
@@ -391,7 +391,7 @@ stop(_) ->
 %% `{error, Reason}' (also for a command that is not understood).
 -spec wasm_send(wasm(), {command, binary()}) -> ok.
 wasm_send(WASM, {command, Command}) when is_pid(WASM), is_binary(Command) ->
-    case nif(fun() -> hb_beamr_nif:send_raw(WASM, Command) end) of
+    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:send_raw(WASM, Command) end) of
         ok -> ok;
         {error, Reason} -> self() ! {error, Reason}, ok
     end;
@@ -497,11 +497,3 @@ is_wasm_value(infinity) -> true;
 is_wasm_value(neg_infinity) -> true;
 is_wasm_value(nan) -> true;
 is_wasm_value(_) -> false.
-
-%% Runs a NIF request; a NIF library that did not load is an error value.
-nif(Fun) ->
-    try
-        Fun()
-    catch
-        error:nif_not_loaded -> {error, driver_load_failed}
-    end.

@@ -23,7 +23,7 @@
 %% @doc The size of the instance's linear memory, in bytes.
 -spec size(hb_beamr:wasm()) -> {ok, non_neg_integer()} | {error, hb_beamr:error_reason()}.
 size(WASM) when is_pid(WASM) ->
-    reply(nif(fun() -> hb_beamr_nif:size(WASM) end));
+    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:size(WASM) end));
 size(_) ->
     {error, badarg}.
 
@@ -32,7 +32,7 @@ size(_) ->
 -spec read(hb_beamr:wasm(), non_neg_integer(), non_neg_integer()) ->
     {ok, binary()} | {error, hb_beamr:error_reason()}.
 read(WASM, Offset, Length) when is_pid(WASM), ?IS_U64(Offset), ?IS_U64(Length) ->
-    reply(nif(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
+    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
 read(_, _, _) ->
     {error, badarg}.
 
@@ -44,7 +44,7 @@ write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
             true -> fun() -> hb_beamr_nif:write(WASM, Offset, Data) end;
             false -> fun() -> hb_beamr_nif:write_dirty(WASM, Offset, Data) end
         end,
-    case reply(nif(Request)) of
+    case reply(hb_beamr_nif:guarded(Request)) of
         {ok, written} -> ok;
         Error -> Error
     end;
@@ -146,10 +146,3 @@ reply(Id) when is_integer(Id) ->
     end;
 reply({error, Reason}) ->
     {error, Reason}.
-
-nif(Fun) ->
-    try
-        Fun()
-    catch
-        error:nif_not_loaded -> {error, driver_load_failed}
-    end.

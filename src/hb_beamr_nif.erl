@@ -12,7 +12,7 @@
 
 -export([start/4, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1, timeout/2]).
--export([live_instances/0, loaded/0, priv_dir/0]).
+-export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 
 -on_load(init/0).
 
@@ -50,6 +50,16 @@ loaded() ->
         N when is_integer(N) -> true
     catch
         error:nif_not_loaded -> false
+    end.
+
+%% @doc Runs a request to this NIF; a library that did not load is the
+%% error value `{error, driver_load_failed}' rather than an exception.
+-spec guarded(fun(() -> Result)) -> Result | {error, driver_load_failed}.
+guarded(Fun) ->
+    try
+        Fun()
+    catch
+        error:nif_not_loaded -> {error, driver_load_failed}
     end.
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with

@@ -89,7 +89,7 @@ impl EngineInstance {
             inst
         };
         if inst.is_null() {
-            let text = c_str_to_string(error_buf.as_ptr());
+            let text = hb_beamr_core::c_text::from_buffer(&error_buf);
             let text = text
                 .strip_prefix("WASM module instantiate failed: ")
                 .or_else(|| text.strip_prefix("AOT module instantiate failed: "))
