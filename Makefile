@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer stress stress-long clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer stress stress-long asan bench clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: setup
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer stress
+test: setup rust-checks erlang-tests dialyzer stress asan
 
 rust-checks:
 	cargo fmt --all --check
@@ -35,6 +35,10 @@ stress:
 
 stress-long:
 	bash scripts/stress.sh long
+
+# EUnit (both modes) and the fast stress run against an AddressSanitizer build.
+asan:
+	bash scripts/asan.sh
 
 clean:
 	rm -rf _build priv/*.so test/reference_examples

@@ -16,6 +16,7 @@ need rebar3 rebar3
 need wat2wasm wabt
 need cmake cmake
 need clang clang
+need gcc gcc   # also brings libasan (scripts/asan.sh)
 need pkg-config pkg-config
 need llvm-config-19 llvm-19-dev
 # An Erlang installed without Debian's eunit or dialyzer packages.
