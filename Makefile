@@ -36,6 +36,10 @@ stress:
 stress-long:
 	bash scripts/stress.sh long
 
+# Speed: one table, also written to bench/RESULTS.md (see erlang/hb_beamr_bench.erl).
+bench:
+	bash scripts/bench.sh
+
 # EUnit (both modes) and the fast stress run against an AddressSanitizer build.
 asan:
 	bash scripts/asan.sh

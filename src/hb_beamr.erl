@@ -108,7 +108,9 @@
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
 %% not start); `wasm_stack' is the interpreter's operand stack (default
-%% 512 KiB; deeper recursion is a `wasm operand stack overflow' trap);
+%% 64 KiB, as HyperBEAM's driver; WAMR zeroes it up front, so it is resident
+%% memory of every instance; deeper recursion is a `wasm operand stack
+%% overflow' trap);
 %% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
 %% nested imports run on it; overflowing it is a `native stack overflow'
 %% trap).
@@ -137,6 +139,8 @@
 
 %% How long to wait for the acknowledgement of an aborted import.
 -define(ABORT_ACK_TIMEOUT, 5000).
+%% How long a caller polls for a reply before it blocks (see poll/2).
+-define(POLL_US, 20).
 
 %% @doc Loads and instantiates a WebAssembly module (bytecode).
 %% @equiv start(WasmBinary, wasm)
@@ -193,7 +197,7 @@ start_limits(Opts) ->
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
-            WasmStack = maps:get(wasm_stack, Opts, 512 * ?KIB),
+            WasmStack = maps:get(wasm_stack, Opts, 64 * ?KIB),
             NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
             if
                 not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
@@ -283,7 +287,41 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
 call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
     {error, badarg}.
 
-await_call(Call = #call{id = Id, args = Args}, State) ->
+await_call(Call = #call{id = Id}, State) ->
+    case poll(Id, erlang:monotonic_time(microsecond) + ?POLL_US) of
+        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message);
+        none -> await_reply(Call, State)
+    end.
+
+%% A short call answers within microseconds, sooner than a sleeping
+%% scheduler wakes up for its reply: yield and look again for a bounded
+%% time before blocking in `receive'.
+poll(Id, Until) ->
+    receive
+        {hb_beamr, Id, _} = Reply -> Reply
+    after 0 ->
+        case erlang:monotonic_time(microsecond) < Until of
+            true ->
+                erlang:yield(),
+                poll(Id, Until);
+            false ->
+                none
+        end
+    end.
+
+handle_reply(Call = #call{args = Args}, State, Message) ->
+    case Message of
+        {execution_result, Results} ->
+            {ok, Results, State};
+        {import, Module, Func, ImportArgs, Signature} ->
+            serve_or_interrupt(Call, State, Module, Func, ImportArgs, Signature);
+        {error, invalid_args} ->
+            {error, {invalid_args, Args}};
+        {error, Reason} ->
+            {error, Reason}
+    end.
+
+await_reply(Call = #call{id = Id, args = Args}, State) ->
     receive
         {hb_beamr, Id, {execution_result, Results}} ->
             {ok, Results, State};

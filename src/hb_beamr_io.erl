@@ -13,7 +13,6 @@
 -export([malloc/2, free/2]).
 
 %% Writes above this size copy their data on a dirty scheduler.
--define(SMALL_WRITE, 65536).
 %% Offsets and lengths are unsigned 64-bit numbers.
 -define(IS_U64(X), (is_integer(X) andalso X >= 0 andalso X =< 16#FFFFFFFFFFFFFFFF)).
 %% read_string/2 reads this many bytes at a time, doubling up to the cap.
@@ -39,12 +38,7 @@ read(_, _, _) ->
 %% @doc Writes `Data' at `Offset'.
 -spec write(hb_beamr:wasm(), non_neg_integer(), binary()) -> ok | {error, hb_beamr:error_reason()}.
 write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
-    Request =
-        case byte_size(Data) =< ?SMALL_WRITE of
-            true -> fun() -> hb_beamr_nif:write(WASM, Offset, Data) end;
-            false -> fun() -> hb_beamr_nif:write_dirty(WASM, Offset, Data) end
-        end,
-    case reply(hb_beamr_nif:guarded(Request)) of
+    case reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:write(WASM, Offset, Data) end)) of
         {ok, written} -> ok;
         Error -> Error
     end;

@@ -11,7 +11,7 @@
 -module(hb_beamr_nif).
 
 -export([start/4, call/4, import_response/3, abort_import/2]).
--export([size/1, read/3, write/3, write_dirty/3, send_raw/2, stop/1, timeout/2]).
+-export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 
 -on_load(init/0).
@@ -88,13 +88,10 @@ size(_Worker) -> ?NOT_LOADED.
 -spec read(pid(), non_neg_integer(), non_neg_integer()) -> reply().
 read(_Worker, _Offset, _Length) -> ?NOT_LOADED.
 
-%% @doc Writes a small binary (at most 64 KiB) into linear memory.
+%% @doc Writes a binary into linear memory (O(1) here: a large binary goes to
+%% the instance thread by reference, and that thread copies it).
 -spec write(pid(), non_neg_integer(), binary()) -> reply().
 write(_Worker, _Offset, _Data) -> ?NOT_LOADED.
-
-%% @doc Writes a binary of any size (copied on a dirty scheduler).
--spec write_dirty(pid(), non_neg_integer(), binary()) -> reply().
-write_dirty(_Worker, _Offset, _Data) -> ?NOT_LOADED.
 
 %% @doc Sends a raw command (`term_to_binary/1' of the original protocol).
 -spec send_raw(pid(), binary()) -> ok | {error, term()}.

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::Lazy;
-use rustler::{Env, LocalPid, Monitor, Resource, ResourceArc};
+use rustler::env::SavedTerm;
+use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 
 use crate::instance_engine::Target;
 use crate::mailbox::ReplyTo;
@@ -33,6 +34,43 @@ pub struct CallMonitor {
 impl CallMonitor {
     pub fn release(self) {
         self.resource.demonitor(None, &self.monitor);
+    }
+}
+
+/// The bytes of a write. Small ones are copied; a large Erlang binary is
+/// kept by reference (a copy of the term into a process-independent env
+/// only takes a reference to a refc binary), so the one copy is the worker's
+/// into linear memory and the NIF stays O(1).
+pub enum WriteData {
+    Copied(Vec<u8>),
+    Shared(OwnedEnv, SavedTerm),
+}
+
+/// Writes above this size are kept by reference.
+const COPY_LIMIT: usize = 4096;
+
+impl WriteData {
+    pub fn from_binary(env: Env, binary: Binary) -> WriteData {
+        if binary.len() <= COPY_LIMIT {
+            return WriteData::Copied(binary.as_slice().to_vec());
+        }
+        let owned = OwnedEnv::new();
+        let saved = owned.save(binary.to_term(env));
+        WriteData::Shared(owned, saved)
+    }
+
+    /// Runs `f` on the bytes.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            WriteData::Copied(bytes) => f(bytes),
+            WriteData::Shared(env, saved) => env.run(|env| {
+                match saved.load(env).decode::<Binary>() {
+                    Ok(binary) => f(binary.as_slice()),
+                    // A binary was saved, so a binary loads; never reached.
+                    Err(_) => f(&[]),
+                }
+            }),
+        }
     }
 }
 
@@ -63,7 +101,7 @@ pub enum Command {
     Write {
         reply: ReplyTo,
         offset: u64,
-        data: Vec<u8>,
+        data: WriteData,
     },
     CallerDown(LocalPid),
     Shutdown,

@@ -32,7 +32,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            wasm_stack: 512 * 1024,
+            wasm_stack: 64 * 1024,
             max_memory: 0,
             native_stack: 4 * 1024 * 1024,
         }
@@ -404,21 +404,28 @@ impl EngineInstance {
         self.memory_region().1
     }
 
-    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
+    /// Runs `f` on `length` bytes of linear memory at `offset`. The slice
+    /// cannot outlive `f`: memory may move when it grows.
+    pub fn read_with<R>(
+        &self,
+        offset: u64,
+        length: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
         let (base, size) = self.memory_region();
         let range = memory::checked_range(offset, length, size)?;
         // SAFETY: `range` lies within the `size` bytes at `base` (checked
         // above); only this worker thread touches the memory, and no
-        // WebAssembly runs during the copy.
+        // WebAssembly runs while `f` holds the slice.
         let bytes = unsafe { std::slice::from_raw_parts(base.add(range.start), range.len()) };
-        Ok(bytes.to_vec())
+        Ok(f(bytes))
     }
 
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
         let (base, size) = self.memory_region();
         let range = memory::checked_range(offset, data.len() as u64, size)?;
-        // SAFETY: as in `read`; the destination does not overlap `data`,
-        // which is an Erlang-side copy.
+        // SAFETY: as in `read_with`; the destination does not overlap `data`,
+        // which is an Erlang binary or a copy of one.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len()) };
         Ok(())
     }

@@ -12,6 +12,8 @@ pub mod imports;
 pub mod instance;
 pub mod instance_engine;
 pub mod mailbox;
+pub mod reclaim;
+pub mod spin;
 pub mod wamr_values;
 pub mod worker;
 
@@ -22,7 +24,7 @@ use engine::Mode;
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Number;
-use instance::{CallMonitor, Command, ImportMode, InstanceResource, Shared};
+use instance::{CallMonitor, Command, ImportMode, InstanceResource, Shared, WriteData};
 use instance_engine::Target;
 use mailbox::ReplyTo;
 
@@ -274,26 +276,17 @@ fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
     reply_result(env, result)
 }
 
-fn write_impl<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
-    let data = data.as_slice().to_vec();
+/// Writes `data` at `offset`. O(1) whatever the size: a large binary is
+/// passed to the worker by reference (see `WriteData`).
+#[rustler::nif]
+fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> Term<'a> {
+    let data = WriteData::from_binary(env, data);
     let result = request(env, &worker, |reply| Command::Write {
         reply,
         offset,
         data,
     });
     reply_result(env, result)
-}
-
-/// Writes up to 64 KiB (the copy is short enough for a normal scheduler).
-#[rustler::nif]
-fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
-    write_impl(env, worker, offset, data)
-}
-
-/// Writes of any size: the copy runs on a dirty scheduler.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn write_dirty<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary) -> Term<'a> {
-    write_impl(env, worker, offset, data)
 }
 
 /// The original driver's raw protocol: `term_to_binary(Cmd)` with Cmd one of
@@ -349,7 +342,7 @@ fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Erro
             Ok(Command::Write {
                 reply,
                 offset: u64_at(1)?,
-                data: data.as_slice().to_vec(),
+                data: WriteData::from_binary(env, data),
             })
         }
         _ => Err(bad()),

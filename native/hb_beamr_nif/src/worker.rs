@@ -74,6 +74,8 @@ pub fn spawn(startup: Startup) -> Result<(), Error> {
 }
 
 fn run(startup: Startup) {
+    // Dropped last, after everything of the instance is freed.
+    let _counted = crate::reclaim::WorkerGuard::enter();
     // SAFETY: per-thread WAMR setup, paired with the destroy call below.
     unsafe { sys::wasm_runtime_init_thread_env() };
     let Startup {
@@ -158,7 +160,7 @@ impl Worker {
             let next = self.deferred.borrow_mut().pop_front();
             let command = match next {
                 Some(command) => command,
-                None => match self.rx.recv() {
+                None => match self.next_command() {
                     Ok(command) => command,
                     Err(_) => break,
                 },
@@ -180,6 +182,17 @@ impl Worker {
                 | Command::AbortImport { .. }
                 | Command::CallerDown(_) => {}
             }
+        }
+    }
+
+    /// The next command. A caller that has just had a reply (or an import
+    /// request) usually sends its next command within a few microseconds,
+    /// far sooner than a parked thread wakes up, so the thread first polls
+    /// for a short, bounded time (see `spin`).
+    fn next_command(&self) -> Result<Command, crossbeam_channel::RecvError> {
+        match crate::spin::poll(&self.rx) {
+            Some(command) => Ok(command),
+            None => self.rx.recv(),
         }
     }
 
@@ -256,15 +269,20 @@ impl Worker {
                 reply,
                 offset,
                 length,
-            } => match self.engine.read(offset, length) {
-                Ok(bytes) => self.send(&reply, Message::Bytes(&bytes)),
-                Err(error) => self.send(&reply, Message::Failed(&error)),
-            },
+            } => {
+                // Straight from linear memory into the reply's binary.
+                let sent = self.engine.read_with(offset, length, |bytes| {
+                    self.send(&reply, Message::Bytes(bytes))
+                });
+                if let Err(error) = sent {
+                    self.send(&reply, Message::Failed(&error));
+                }
+            }
             Command::Write {
                 reply,
                 offset,
                 data,
-            } => match self.engine.write(offset, &data) {
+            } => match data.with_bytes(|bytes| self.engine.write(offset, bytes)) {
                 Ok(()) => self.send(&reply, Message::Written),
                 Err(error) => self.send(&reply, Message::Failed(&error)),
             },
@@ -313,7 +331,7 @@ impl Worker {
             },
         );
         loop {
-            let next = self.rx.recv();
+            let next = self.next_command();
             let Ok(command) = next else {
                 self.fail_current(Error::Stopped);
                 return Err("instance stopped".into());

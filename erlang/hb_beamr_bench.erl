@@ -1,0 +1,512 @@
+#!/usr/bin/env escript
+%%! -noshell
+%%% @doc `make bench': hb_beamr's speed, printed as one table and written to
+%%% bench/RESULTS.md. Run it through scripts/bench.sh, which builds what it
+%%% needs first.
+%%%
+%%% Every figure is the median of several rounds, and every speed is also
+%%% given as a ratio against a baseline measured in the same rounds, taken
+%%% turn about with it: the median of the per-round ratios (this machine is
+%%% shared and noisy):
+%%%
+%%%   call       hb_beamr:call/3 round trips, from 1 process and from 8 on 8
+%%%              instances, against the bench-only NIF hb_beamr_bench_nif:
+%%%              the same Erlang -> Rust thread -> Erlang hand-off, no WASM
+%%%   import     WASM calling an Erlang import in a loop, against the same
+%%%              NIF asking its caller the same number of times
+%%%   compute    kernels of test/bench.wat as bytecode and as AOT, against
+%%%              native Rust and wasmtime (hb_beamr_bench_native)
+%%%   scale      10,000 instances started at once, called, stopped
+%%%   memory     hb_beamr_io:read/write and serialize/deserialize, against
+%%%              copying an Erlang binary of the same size
+%%%
+%%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
+%%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
+-module(hb_beamr_bench).
+-mode(compile).
+-export([main/1]).
+
+-define(SAMPLE_MS, 300).
+-define(FAC_ARGS, [5.0]).
+-define(MIX_N, 10000000).
+-define(FNV_LEN, (1024 * 1024)).
+-define(FNV_ROUNDS, 8).
+-define(IMPORTS_PER_CALL, 20000).
+
+%% One line of the table.
+-record(row, {
+    section :: string(),
+    what :: string(),
+    median :: number(),
+    unit :: string(),
+    baseline = "" :: string(),
+    ratio :: number() | undefined,
+    target = "" :: string(),
+    met :: boolean() | undefined
+}).
+
+main(_) ->
+    Root = root(),
+    ok = load_baseline_nif(Root),
+    Rounds = env_int("HB_BEAMR_BENCH_ROUNDS", 7),
+    Instances = env_int("HB_BEAMR_BENCH_INSTANCES", 10000),
+    Out = os:getenv("HB_BEAMR_BENCH_OUT", filename:join(Root, "bench/RESULTS.md")),
+    Started = erlang:monotonic_time(millisecond),
+    Rows = lists:append([
+        section("call round trip", fun() -> call_rows(Root, Rounds) end),
+        section("import round trip", fun() -> import_rows(Root, Rounds) end),
+        section("compute", fun() -> compute_rows(Root, Rounds) end),
+        section("scale", fun() -> scale_rows(Root, Instances) end),
+        section("memory I/O", fun() -> memory_rows(Root, Rounds) end)
+    ]),
+    Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
+    Table = table(Rows),
+    io:format("~n~s", [Table]),
+    ok = filelib:ensure_dir(Out),
+    ok = file:write_file(Out, results_md(Table, Rounds, Seconds)),
+    io:format("~nwritten to ~s (~w s)~n", [Out, Seconds]),
+    Missed = [R || R = #row{met = false} <- Rows],
+    [io:format("target missed: ~s / ~s~n", [S, W]) || #row{section = S, what = W} <- Missed],
+    ok.
+
+section(Name, Fun) ->
+    io:format(standard_error, "bench: ~s...~n", [Name]),
+    Fun().
+
+%%% Call round trip
+
+call_rows(Root, Rounds) ->
+    Test = read(Root, "test/test.wasm"),
+    Bench = read(Root, "test/bench.wasm"),
+    Fac = fun(W) -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
+    Noop = fun(W) -> {ok, []} = hb_beamr:call(W, "noop", []) end,
+    Echo = fun(E) -> [5.0] = echo_call(E, ?FAC_ARGS) end,
+    Kinds = [
+        {baseline, fun hb_beamr_bench_nif:start/0, Echo},
+        {fac, fun() -> start(Test) end, Fac},
+        {noop, fun() -> start(Bench) end, Noop}
+    ],
+    Measure = fun(Procs) ->
+        [{{Kind, Procs}, call_rate(Start, Call, Procs)} || {Kind, Start, Call} <- Kinds]
+    end,
+    Samples = rounds(Rounds, fun() -> Measure(1) ++ Measure(8) end),
+    lists:append([
+        begin
+            Base = median(maps:get({baseline, P}, Samples)),
+            Label = fun(What) -> io_lib:format("~s, ~w process~s", [What, P, plural(P)]) end,
+            Ratio = fun(K) -> paired_ratio(Samples, {K, P}, {baseline, P}) end,
+            FacRate = median(maps:get({fac, P}, Samples)),
+            [
+                #row{section = "call", what = Label("baseline: NIF -> thread -> reply"),
+                     median = Base, unit = "calls/s"},
+                #row{section = "call", what = Label("hb_beamr:call fac(5.0)"), median = FacRate,
+                     unit = "calls/s", baseline = "hand-off NIF", ratio = Ratio(fac),
+                     target = target_call(P),
+                     met = Ratio(fac) >= 0.7 andalso (P =/= 1 orelse FacRate >= 100000)},
+                #row{section = "call", what = Label("hb_beamr:call noop()"),
+                     median = median(maps:get({noop, P}, Samples)), unit = "calls/s",
+                     baseline = "hand-off NIF", ratio = Ratio(noop), target = ">= 0.7",
+                     met = Ratio(noop) >= 0.7}
+            ]
+        end
+     || P <- [1, 8]
+    ]).
+
+target_call(1) -> ">= 0.7, >= 100k/s";
+target_call(_) -> ">= 0.7".
+
+%% Calls/s of `Call' from `Procs' processes, each on its own instance.
+call_rate(Start, Call, Procs) ->
+    Parent = self(),
+    Go = make_ref(),
+    Pids = [
+        spawn_link(fun() ->
+            Instance = Start(),
+            Call(Instance),
+            Parent ! {ready, self()},
+            receive Go -> ok end,
+            N = repeat_for(fun() -> Call(Instance) end, ?SAMPLE_MS),
+            stop_instance(Instance),
+            Parent ! {done, self(), N}
+        end)
+     || _ <- lists:seq(1, Procs)
+    ],
+    [receive {ready, Pid} -> ok end || Pid <- Pids],
+    T0 = erlang:monotonic_time(microsecond),
+    [Pid ! Go || Pid <- Pids],
+    Total = lists:sum([receive {done, Pid, N} -> N end || Pid <- Pids]),
+    Total * 1000000 / (erlang:monotonic_time(microsecond) - T0).
+
+stop_instance(Pid) when is_pid(Pid) -> hb_beamr:stop(Pid);
+stop_instance(_Echo) -> ok.
+
+echo_call(Echo, Args) ->
+    Id = hb_beamr_bench_nif:call(Echo, Args),
+    {execution_result, Results} = await(Id),
+    Results.
+
+%% Waits for reply Id as hb_beamr:call/6 does: polls for 20 µs, then blocks.
+await(Id) ->
+    await(Id, erlang:monotonic_time(microsecond) + 20).
+
+await(Id, Until) ->
+    receive
+        {hb_beamr, Id, Message} -> Message
+    after 0 ->
+        case erlang:monotonic_time(microsecond) < Until of
+            true -> erlang:yield(), await(Id, Until);
+            false -> receive {hb_beamr, Id, Message} -> Message end
+        end
+    end.
+
+%%% Import round trip
+
+import_rows(Root, Rounds) ->
+    Bench = read(Root, "test/bench.wasm"),
+    N = ?IMPORTS_PER_CALL,
+    Expected = N * (N + 1) div 2,
+    Tick = fun(S, #{args := [X]}, _Opts) -> {ok, [X], S} end,
+    Wasm = start(Bench),
+    Echo = hb_beamr_bench_nif:start(),
+    Samples = rounds(Rounds, fun() ->
+        [
+            {baseline, N / seconds(fun() -> Expected = echo_imports(Echo, N) end)},
+            {import, N / seconds(fun() ->
+                {ok, [Expected], _} = hb_beamr:call(Wasm, "import_loop", [N], Tick, ok)
+            end)}
+        ]
+    end),
+    hb_beamr:stop(Wasm),
+    Base = median(maps:get(baseline, Samples)),
+    Rate = median(maps:get(import, Samples)),
+    Ratio = paired_ratio(Samples, import, baseline),
+    [
+        #row{section = "import", what = "baseline: thread -> process -> NIF -> thread",
+             median = Base, unit = "imports/s"},
+        #row{section = "import", what = "WASM -> Erlang import fun -> WASM", median = Rate,
+             unit = "imports/s", baseline = "hand-off NIF", ratio = Ratio,
+             target = ">= 0.7", met = Ratio >= 0.7}
+    ].
+
+echo_imports(Echo, N) ->
+    Id = hb_beamr_bench_nif:imports(Echo, N),
+    serve_echo(Echo, Id).
+
+serve_echo(Echo, Id) ->
+    case await(Id) of
+        {import, _Module, _Func, [X], _Sig} ->
+            ok = hb_beamr_bench_nif:respond(Echo, [X]),
+            serve_echo(Echo, Id);
+        {execution_result, [Sum]} ->
+            Sum
+    end.
+
+%%% Compute
+
+compute_rows(Root, Rounds) ->
+    Bench = read(Root, "test/bench.wasm"),
+    {ok, Aot} = hb_beamr:compile(Bench),
+    Wasm = start(Bench, wasm),
+    Compiled = start(Aot, aot),
+    Fill = << <<((I * 31) band 255)>> || I <- lists:seq(0, ?FNV_LEN - 1) >>,
+    [begin
+         {ok, [_]} = hb_beamr:call(I, "grow", [?FNV_LEN div 65536]),
+         ok = hb_beamr_io:write(I, 0, Fill)
+     end || I <- [Wasm, Compiled]],
+    Kernels = [
+        {"mix(10,000,000): xorshift64*, no memory", "mix", [?MIX_N],
+         ["mix", integer_to_list(?MIX_N)]},
+        {"fnv1a(1 MiB) x 8: byte loads", "fnv1a", [?FNV_LEN, ?FNV_ROUNDS],
+         ["fnv1a", integer_to_list(?FNV_LEN), integer_to_list(?FNV_ROUNDS)]}
+    ],
+    Rows = lists:append([compute_kernel(Root, Rounds, Wasm, Compiled, K) || K <- Kernels]),
+    hb_beamr:stop(Wasm),
+    hb_beamr:stop(Compiled),
+    Rows.
+
+compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
+    Native = filename:join(Root, "target/release/hb_beamr_bench_native"),
+    Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
+                           | tl(NativeArgs)]),
+    Time = fun(I) ->
+        {Us, {ok, [Result]}} = timer:tc(fun() -> hb_beamr:call(I, Func, Args) end),
+        {Us / 1000, unsigned(Result)}
+    end,
+    Samples = rounds(Rounds, fun() ->
+        {WasmMs, R} = Time(Wasm),
+        {AotMs, R} = Time(Compiled),
+        #{native := {NativeMs, R}, wasmtime := {WasmtimeMs, R}} = run_native(lists:flatten(Cmd)),
+        [{wasm, WasmMs}, {aot, AotMs}, {native, NativeMs}, {wasmtime, WasmtimeMs}]
+    end),
+    [Nat, Int, Aot, Wt] = [median(maps:get(K, Samples)) || K <- [native, wasm, aot, wasmtime]],
+    Vs = fun(K, Base) -> paired_ratio(Samples, K, Base) end,
+    Row = fun(Engine, Ms, Extra) ->
+        (Extra)#row{section = "compute", what = What ++ ", " ++ Engine, median = Ms, unit = "ms"}
+    end,
+    [
+        Row("native Rust", Nat, #row{}),
+        Row("wasmtime 48 (cranelift)", Wt, #row{baseline = "native", ratio = Vs(wasmtime, native)}),
+        Row("hb_beamr wasm (interpreter)", Int, #row{baseline = "native", ratio = Vs(wasm, native)}),
+        Row("hb_beamr aot", Aot, #row{baseline = "native", ratio = Vs(aot, native),
+                                      target = "<= 1.5", met = Vs(aot, native) =< 1.5}),
+        Row("hb_beamr aot", Aot, #row{baseline = "wasmtime", ratio = Vs(aot, wasmtime),
+                                      target = "< 1.0", met = Vs(aot, wasmtime) < 1.0})
+    ].
+
+%% The native/wasmtime runner's lines: `native Ms Result', `wasmtime Ms Result'.
+run_native(Cmd) ->
+    Lines = string:lexemes(os:cmd(Cmd), "\n"),
+    maps:from_list([
+        begin
+            [Engine, Ms, Result] = string:lexemes(Line, " "),
+            {list_to_atom(Engine), {list_to_float(Ms), list_to_integer(Result)}}
+        end
+     || Line <- Lines
+    ]).
+
+unsigned(N) when N < 0, N >= -(1 bsl 31) -> N + (1 bsl 32);
+unsigned(N) when N < 0 -> N + (1 bsl 64);
+unsigned(N) -> N.
+
+%%% Scale
+
+scale_rows(Root, Count) ->
+    Test = read(Root, "test/test.wasm"),
+    erlang:garbage_collect(),
+    {Rss0, Threads0} = proc_status(),
+    Starters = 100,
+    {StartUs, Instances} = timer:tc(fun() -> parallel(Starters, Count, fun(_) -> start(Test) end) end),
+    {CallUs, Results} = timer:tc(fun() ->
+        parallel_map(Starters, Instances, fun(W) -> hb_beamr:call(W, "fac", ?FAC_ARGS) end)
+    end),
+    Count = length([ok || {ok, [120.0]} <- Results]),
+    Count = hb_beamr_nif:live_instances(),
+    {RssPeak, ThreadsPeak} = proc_status(),
+    {StopUs, _} = timer:tc(fun() -> parallel_map(Starters, Instances, fun hb_beamr:stop/1) end),
+    settle(Threads0, 20000),
+    erlang:garbage_collect(),
+    {RssEnd, ThreadsEnd} = proc_status(),
+    PerInstance = (RssPeak - Rss0) / Count,
+    What = fun(Text) -> io_lib:format(Text, [Count]) end,
+    [
+        #row{section = "scale", what = What("start ~w instances (100 processes)"),
+             median = Count * 1000000 / StartUs, unit = "starts/s", target = ">= 2,000",
+             met = Count * 1000000 / StartUs >= 2000},
+        #row{section = "scale", what = What("call each of ~w live instances once"),
+             median = Count * 1000000 / CallUs, unit = "calls/s"},
+        #row{section = "scale", what = What("stop ~w instances"),
+             median = Count * 1000000 / StopUs, unit = "stops/s"},
+        #row{section = "scale", what = "RSS per live instance (no linear memory)",
+             median = PerInstance, unit = "KiB", target = "<= 256", met = PerInstance =< 256},
+        #row{section = "scale", what = io_lib:format("threads: before, all live, after (~w, ~w, ~w)",
+                                                     [Threads0, ThreadsPeak, ThreadsEnd]),
+             median = ThreadsEnd - Threads0, unit = "threads left",
+             target = "0", met = ThreadsEnd =< Threads0},
+        #row{section = "scale", what = io_lib:format("RSS: before, all live, after (~w, ~w, ~w KiB)",
+                                                     [Rss0, RssPeak, RssEnd]),
+             median = RssEnd - Rss0, unit = "KiB left",
+             target = io_lib:format("<= ~w (5% of peak growth)", [(RssPeak - Rss0) div 20]),
+             met = RssEnd - Rss0 =< (RssPeak - Rss0) div 20}
+    ].
+
+%% Waits until the native thread count is back to `Threads' (or `Ms' pass).
+settle(Threads, Ms) when Ms =< 0 ->
+    Threads;
+settle(Threads, Ms) ->
+    case {hb_beamr_nif:live_instances(), proc_status()} of
+        {0, {_, Now}} when Now =< Threads -> Threads;
+        _ -> timer:sleep(50), settle(Threads, Ms - 50)
+    end.
+
+%% VmRSS (KiB) and Threads of this OS process.
+proc_status() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    Field = fun(Name) ->
+        {match, [Value]} = re:run(Status, Name ++ ":\\s+(\\d+)", [{capture, all_but_first, list}]),
+        list_to_integer(Value)
+    end,
+    {Field("VmRSS"), Field("Threads")}.
+
+%% Runs Fun(I) for I in 1..Count from `Workers' processes; the results.
+parallel(Workers, Count, Fun) ->
+    parallel_map(Workers, lists:seq(1, Count), Fun).
+
+parallel_map(Workers, Items, Fun) ->
+    Parent = self(),
+    Chunks = chunks(Items, max(1, (length(Items) + Workers - 1) div Workers)),
+    Pids = [spawn_link(fun() -> Parent ! {chunk, self(), [Fun(I) || I <- Chunk]} end) || Chunk <- Chunks],
+    lists:append([receive {chunk, Pid, Results} -> Results end || Pid <- Pids]).
+
+chunks([], _Size) -> [];
+chunks(Items, Size) when length(Items) =< Size -> [Items];
+chunks(Items, Size) ->
+    {Chunk, Rest} = lists:split(Size, Items),
+    [Chunk | chunks(Rest, Size)].
+
+%%% Memory I/O
+
+memory_rows(Root, Rounds) ->
+    Bench = read(Root, "test/bench.wasm"),
+    W = start(Bench),
+    Big = 64 * 1024 * 1024,
+    {ok, [1]} = hb_beamr:call(W, "grow", [Big div 65536 - 1]),
+    {ok, Big} = hb_beamr_io:size(W),
+    Sizes = [{"4 KiB", 4096, 2000}, {"1 MiB", 1024 * 1024, 40}, {"64 MiB", Big, 1}],
+    Rows = lists:append([memory_size_rows(W, Rounds, S) || S <- Sizes]) ++ snapshot_rows(W, Rounds, Big),
+    hb_beamr:stop(W),
+    Rows.
+
+memory_size_rows(W, Rounds, {Label, Size, Reps}) ->
+    Data = crypto_free_bytes(Size),
+    MBs = fun(Fun) -> Size * Reps / 1048576 / seconds(fun() -> times(Reps, Fun) end) end,
+    Samples = rounds(Rounds, fun() ->
+        [
+            {copy, MBs(fun() -> binary:copy(Data) end)},
+            {write, MBs(fun() -> ok = hb_beamr_io:write(W, 0, Data) end)},
+            {read, MBs(fun() -> {ok, _} = hb_beamr_io:read(W, 0, Size) end)}
+        ]
+    end),
+    Copy = median(maps:get(copy, Samples)),
+    [#row{section = "memory", what = "baseline: binary:copy/1 " ++ Label, median = Copy, unit = "MB/s"}]
+    ++ [
+        begin
+            #row{section = "memory", what = io_lib:format("hb_beamr_io:~s ~s", [Op, Label]),
+                 median = median(maps:get(Op, Samples)), unit = "MB/s", baseline = "binary:copy",
+                 ratio = paired_ratio(Samples, Op, copy)}
+        end
+     || Op <- [write, read]
+    ].
+
+snapshot_rows(W, Rounds, Size) ->
+    {ok, Snapshot} = hb_beamr:serialize(W),
+    Size = byte_size(Snapshot),
+    MBs = fun(Fun) -> Size / 1048576 / seconds(Fun) end,
+    Samples = rounds(Rounds, fun() ->
+        [
+            {copy, MBs(fun() -> binary:copy(Snapshot) end)},
+            {serialize, MBs(fun() -> {ok, _} = hb_beamr:serialize(W) end)},
+            {deserialize, MBs(fun() -> ok = hb_beamr:deserialize(W, Snapshot) end)}
+        ]
+    end),
+    Copy = median(maps:get(copy, Samples)),
+    [#row{section = "memory", what = "baseline: binary:copy/1 64 MiB", median = Copy, unit = "MB/s"}]
+    ++ [
+        begin
+            #row{section = "memory", what = io_lib:format("hb_beamr:~s 64 MiB memory", [Op]),
+                 median = median(maps:get(Op, Samples)), unit = "MB/s", baseline = "binary:copy",
+                 ratio = paired_ratio(Samples, Op, copy)}
+        end
+     || Op <- [serialize, deserialize]
+    ].
+
+%% Bytes that are not all zero (a zero page could be special-cased somewhere).
+crypto_free_bytes(Size) ->
+    Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
+    binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
+
+%%% Helpers
+
+%% Runs Measure() `Rounds' times; its `[{Key, Value}]' gathered per key.
+rounds(Rounds, Measure) ->
+    lists:foldl(
+        fun(_, Acc) ->
+            lists:foldl(fun({K, V}, A) -> maps:update_with(K, fun(L) -> [V | L] end, [V], A) end,
+                        Acc, Measure())
+        end,
+        #{}, lists:seq(1, Rounds)).
+
+%% The median over rounds of Key's figure over BaseKey's in the same round:
+%% each pair was measured back to back, so a slow spell of the machine
+%% weighs on both.
+paired_ratio(Samples, Key, BaseKey) ->
+    median([X / B || {X, B} <- lists:zip(maps:get(Key, Samples), maps:get(BaseKey, Samples))]).
+
+repeat_for(Fun, Ms) ->
+    Until = erlang:monotonic_time(millisecond) + Ms,
+    repeat_until(Fun, Until, 0).
+
+repeat_until(Fun, Until, N) ->
+    times(200, Fun),
+    case erlang:monotonic_time(millisecond) >= Until of
+        true -> N + 200;
+        false -> repeat_until(Fun, Until, N + 200)
+    end.
+
+times(0, _Fun) -> ok;
+times(N, Fun) -> Fun(), times(N - 1, Fun).
+
+seconds(Fun) ->
+    {Us, _} = timer:tc(Fun),
+    max(Us, 1) / 1000000.
+
+median(Values) ->
+    lists:nth((length(Values) + 1) div 2, lists:sort(Values)).
+
+plural(1) -> "";
+plural(_) -> "es".
+
+start(Bytes) -> start(Bytes, wasm).
+
+start(Bytes, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Bytes, Mode),
+    W.
+
+read(Root, File) ->
+    {ok, Bytes} = file:read_file(filename:join(Root, File)),
+    Bytes.
+
+root() ->
+    filename:dirname(filename:dirname(filename:absname(escript:script_name()))).
+
+env_int(Name, Default) ->
+    list_to_integer(os:getenv(Name, integer_to_list(Default))).
+
+load_baseline_nif(Root) ->
+    Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
+    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+    {module, Module} = code:load_binary(Module, Source, Beam),
+    hb_beamr_bench_nif:load(filename:join(Root, "target/release/libhb_beamr_bench_nif")).
+
+%%% Output
+
+table(Rows) ->
+    Header = ["section", "what", "median", "unit", "vs", "ratio", "target", "met"],
+    Lines = [
+        [S, W, fmt(M), U, B, ratio(R), T, met(Met)]
+     || #row{section = S, what = W, median = M, unit = U, baseline = B, ratio = R, target = T,
+             met = Met} <- Rows
+    ],
+    Cells = [[lists:flatten(C) || C <- L] || L <- [Header | Lines]],
+    Md = fun(L) -> ["| ", lists:join(" | ", L), " |\n"] end,
+    Rule = ["|", lists:join("|", [case I of 3 -> "---:"; 6 -> "---:"; _ -> "---" end
+                                 || I <- lists:seq(1, length(Header))]), "|\n"],
+    [Md(hd(Cells)), Rule | [Md(L) || L <- tl(Cells)]].
+
+fmt(N) when is_integer(N) -> thousands(integer_to_list(N));
+fmt(N) when N >= 1000 -> thousands(integer_to_list(round(N)));
+fmt(N) when N >= 10 -> io_lib:format("~.1f", [float(N)]);
+fmt(N) -> io_lib:format("~.2f", [float(N)]).
+
+thousands([$- | Digits]) -> [$- | thousands(Digits)];
+thousands(Digits) when length(Digits) =< 3 -> Digits;
+thousands(Digits) ->
+    {Head, Tail} = lists:split(length(Digits) - 3, Digits),
+    thousands(Head) ++ "," ++ Tail.
+
+ratio(undefined) -> "";
+ratio(R) -> io_lib:format("~.2f", [float(R)]).
+
+met(undefined) -> "";
+met(true) -> "yes";
+met(false) -> "NO".
+
+results_md(Table, Rounds, Seconds) ->
+    {ok, Host} = inet:gethostname(),
+    [
+        "# hb_beamr benchmark results\n\n",
+        io_lib:format("`make bench` on ~s: ~w cores, OTP ~s, ~s; ~w rounds per figure (median), ~w s.\n",
+                      [Host, erlang:system_info(logical_processors_available), erlang:system_info(otp_release),
+                       string:trim(os:cmd("rustc --version")), Rounds, Seconds]),
+        "Ratios compare with the baseline named in `vs`, measured in the same rounds.\n\n",
+        Table
+    ].

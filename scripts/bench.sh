@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make bench`: builds the library, the baseline NIF (native/hb_beamr_bench)
+# and the native/wasmtime runner (native/hb_beamr_bench_native), then runs
+# erlang/hb_beamr_bench.erl, which prints the table and writes
+# bench/RESULTS.md. See that file for what is measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --quiet
+rebar3 compile >/dev/null
+cargo build --release --locked -p hb_beamr_bench -p hb_beamr_bench_native
+ERL_LIBS="$PWD/_build/default/lib${ERL_LIBS:+:$ERL_LIBS}" escript erlang/hb_beamr_bench.erl
