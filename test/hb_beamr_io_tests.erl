@@ -34,10 +34,26 @@ writes_and_reads_back_test() ->
         % The last byte of memory is writable, the one after it is not.
         ?assertEqual(ok, hb_beamr_io:write(W, ?PAGE - 1, <<7>>)),
         ?assertEqual({ok, <<7>>}, hb_beamr_io:read(W, ?PAGE - 1, 1)),
-        % A write larger than the small-write limit takes the dirty path.
+        % A write larger than 4 KiB goes to the instance by reference.
         Big = binary:copy(<<"0123456789abcdef">>, 4096),
         ?assertEqual(ok, hb_beamr_io:write(W, 0, Big)),
         ?assertEqual({ok, Big}, hb_beamr_io:read(W, 0, byte_size(Big)))
+    end).
+
+large_writes_of_sub_binaries_and_dropped_binaries_test() ->
+    with_instance("test-print.wasm", fun(W) ->
+        % A sub-binary: only its own bytes are written, from its offset.
+        Whole = << <<(I band 255)>> || I <- lists:seq(0, 3 * 8192 - 1) >>,
+        <<_:8192/binary, Middle:8192/binary, _/binary>> = Whole,
+        ?assertEqual(ok, hb_beamr_io:write(W, 100, Middle)),
+        ?assertEqual({ok, Middle}, hb_beamr_io:read(W, 100, 8192)),
+        ?assertEqual({ok, <<0>>}, hb_beamr_io:read(W, 99, 1)),
+        % A binary nobody keeps after the call (made and dropped in another
+        % process) is still written whole.
+        Self = self(),
+        spawn(fun() -> Self ! {written, hb_beamr_io:write(W, 0, binary:copy(<<"x">>, 20000))} end),
+        ?assertEqual(ok, receive {written, R} -> R after 5000 -> timeout end),
+        ?assertEqual({ok, binary:copy(<<"x">>, 20000)}, hb_beamr_io:read(W, 0, 20000))
     end).
 
 out_of_bounds_access_is_an_error_test_() ->
