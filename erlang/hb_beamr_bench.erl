@@ -351,56 +351,40 @@ memory_rows(Root, Rounds) ->
     Big = 64 * 1024 * 1024,
     {ok, [1]} = hb_beamr:call(W, "grow", [Big div 65536 - 1]),
     {ok, Big} = hb_beamr_io:size(W),
-    Sizes = [{"4 KiB", 4096, 2000}, {"1 MiB", 1024 * 1024, 40}, {"64 MiB", Big, 1}],
-    Rows = lists:append([memory_size_rows(W, Rounds, S) || S <- Sizes]) ++ snapshot_rows(W, Rounds, Big),
-    hb_beamr:stop(W),
-    Rows.
-
-memory_size_rows(W, Rounds, {Label, Size, Reps}) ->
-    Data = crypto_free_bytes(Size),
-    MBs = fun(Fun) -> Size * Reps / 1048576 / seconds(fun() -> times(Reps, Fun) end) end,
-    Samples = rounds(Rounds, fun() ->
-        [
-            {copy, MBs(fun() -> binary:copy(Data) end)},
-            {write, MBs(fun() -> ok = hb_beamr_io:write(W, 0, Data) end)},
-            {read, MBs(fun() -> {ok, _} = hb_beamr_io:read(W, 0, Size) end)}
-        ]
-    end),
-    Copy = median(maps:get(copy, Samples)),
-    [#row{section = "memory", what = "baseline: binary:copy/1 " ++ Label, median = Copy, unit = "MB/s"}]
-    ++ [
+    IoRows = [
         begin
-            #row{section = "memory", what = io_lib:format("hb_beamr_io:~s ~s", [Op, Label]),
-                 median = median(maps:get(Op, Samples)), unit = "MB/s", baseline = "binary:copy",
-                 ratio = paired_ratio(Samples, Op, copy)}
+            Data = patterned_bytes(Size),
+            copy_rows(Rounds, Label, Data, Reps, [
+                {"hb_beamr_io:write " ++ Label, fun() -> ok = hb_beamr_io:write(W, 0, Data) end},
+                {"hb_beamr_io:read " ++ Label, fun() -> {ok, _} = hb_beamr_io:read(W, 0, Size) end}
+            ])
         end
-     || Op <- [write, read]
-    ].
-
-snapshot_rows(W, Rounds, Size) ->
+     || {Label, Size, Reps} <- [{"4 KiB", 4096, 2000}, {"1 MiB", 1024 * 1024, 40}, {"64 MiB", Big, 1}]
+    ],
     {ok, Snapshot} = hb_beamr:serialize(W),
-    Size = byte_size(Snapshot),
-    MBs = fun(Fun) -> Size / 1048576 / seconds(Fun) end,
+    Big = byte_size(Snapshot),
+    SnapshotRows = copy_rows(Rounds, "64 MiB", Snapshot, 1, [
+        {"hb_beamr:serialize 64 MiB memory", fun() -> {ok, _} = hb_beamr:serialize(W) end},
+        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end}
+    ]),
+    hb_beamr:stop(W),
+    lists:append(IoRows) ++ SnapshotRows.
+
+%% MB/s of each of `Ops' (each moving `Data''s size, `Reps' times a sample),
+%% against copying `Data' with binary:copy/1 in the same rounds.
+copy_rows(Rounds, Label, Data, Reps, Ops) ->
+    MBs = fun(Fun) -> byte_size(Data) * Reps / 1048576 / seconds(fun() -> times(Reps, Fun) end) end,
     Samples = rounds(Rounds, fun() ->
-        [
-            {copy, MBs(fun() -> binary:copy(Snapshot) end)},
-            {serialize, MBs(fun() -> {ok, _} = hb_beamr:serialize(W) end)},
-            {deserialize, MBs(fun() -> ok = hb_beamr:deserialize(W, Snapshot) end)}
-        ]
+        [{copy, MBs(fun() -> binary:copy(Data) end)} | [{What, MBs(Fun)} || {What, Fun} <- Ops]]
     end),
-    Copy = median(maps:get(copy, Samples)),
-    [#row{section = "memory", what = "baseline: binary:copy/1 64 MiB", median = Copy, unit = "MB/s"}]
-    ++ [
-        begin
-            #row{section = "memory", what = io_lib:format("hb_beamr:~s 64 MiB memory", [Op]),
-                 median = median(maps:get(Op, Samples)), unit = "MB/s", baseline = "binary:copy",
-                 ratio = paired_ratio(Samples, Op, copy)}
-        end
-     || Op <- [serialize, deserialize]
-    ].
+    [#row{section = "memory", what = "baseline: binary:copy/1 " ++ Label,
+          median = median(maps:get(copy, Samples)), unit = "MB/s"}
+     | [#row{section = "memory", what = What, median = median(maps:get(What, Samples)), unit = "MB/s",
+             baseline = "binary:copy", ratio = paired_ratio(Samples, What, copy)}
+        || {What, _} <- Ops]].
 
 %% Bytes that are not all zero (a zero page could be special-cased somewhere).
-crypto_free_bytes(Size) ->
+patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
 

@@ -9,12 +9,9 @@ cd "$(dirname "$0")/.."
 libasan=$(gcc -print-file-name=libasan.so)
 [ -f "$libasan" ] || { echo "asan: gcc's libasan.so is missing" >&2; exit 1; }
 
-host=$(rustc -vV | sed -n 's/^host: //p')
+. scripts/asan-env.sh
 echo "asan: cargo test (hb_beamr_core, hb_wamr_sys)"
-RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" \
-    CFLAGS="-fsanitize=address -fno-omit-frame-pointer" \
-    cargo test --locked -p hb_beamr_core -p hb_wamr_sys \
-    --target "$host" --target-dir target/asan
+asan_cargo test -p hb_beamr_core -p hb_wamr_sys
 
 restore() { env -u HB_BEAMR_SANITIZER bash scripts/build-nif.sh >/dev/null; }
 trap restore EXIT

@@ -21,14 +21,9 @@ install_lib() {
 }
 
 if [ "${HB_BEAMR_SANITIZER:-}" = "address" ]; then
-    # -Zsanitizer is unstable; RUSTC_BOOTSTRAP lets the stable toolchain take
-    # it. An explicit --target keeps it off build scripts and proc macros.
-    host=$(rustc -vV | sed -n 's/^host: //p')
-    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" \
-        CFLAGS="-fsanitize=address -fno-omit-frame-pointer" \
-        cargo build --release --locked -p hb_beamr_nif \
-        --target "$host" --target-dir target/asan
-    install_lib hb_beamr_nif "target/asan/$host/release"
+    . scripts/asan-env.sh
+    asan_cargo build --release -p hb_beamr_nif
+    install_lib hb_beamr_nif "target/asan/$asan_host/release"
     exit 0
 fi
 

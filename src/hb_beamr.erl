@@ -309,6 +309,8 @@ poll(Id, Until) ->
         end
     end.
 
+%% What the instance said of the call: its result, an import to serve, or
+%% why it failed.
 handle_reply(Call = #call{args = Args}, State, Message) ->
     case Message of
         {execution_result, Results} ->
@@ -321,16 +323,9 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
             {error, Reason}
     end.
 
-await_reply(Call = #call{id = Id, args = Args}, State) ->
+await_reply(Call = #call{id = Id}, State) ->
     receive
-        {hb_beamr, Id, {execution_result, Results}} ->
-            {ok, Results, State};
-        {hb_beamr, Id, {import, Module, Func, ImportArgs, Signature}} ->
-            serve_or_interrupt(Call, State, Module, Func, ImportArgs, Signature);
-        {hb_beamr, Id, {error, invalid_args}} ->
-            {error, {invalid_args, Args}};
-        {hb_beamr, Id, {error, Reason}} ->
-            {error, Reason}
+        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message)
     after remaining(Call#call.deadline) ->
         interrupt(Call, State)
     end.

@@ -12,7 +12,6 @@
 -export([read_string/2, read_string/3, write_string/2]).
 -export([malloc/2, free/2]).
 
-%% Writes above this size copy their data on a dirty scheduler.
 %% Offsets and lengths are unsigned 64-bit numbers.
 -define(IS_U64(X), (is_integer(X) andalso X >= 0 andalso X =< 16#FFFFFFFFFFFFFFFF)).
 %% read_string/2 reads this many bytes at a time, doubling up to the cap.

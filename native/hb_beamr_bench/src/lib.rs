@@ -4,17 +4,16 @@
 //! channel to a Rust thread, which answers the calling process with
 //! `enif_send` in hb_beamr's message shapes. Not part of the library.
 //!
-//! It waits the way hb_beamr's workers wait (a bounded poll of its channel
-//! before parking, as in `hb_beamr_nif::spin`), and its Erlang side polls
+//! It waits the way hb_beamr's workers wait (`hb_beamr_core::spin::recv`:
+//! a bounded poll of its channel before parking), and its Erlang side polls
 //! for replies as `hb_beamr:call` does, so the ratio measures hb_beamr's
 //! own cost, not a difference in wake-up strategy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
+use hb_beamr_core::spin::recv;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Resource, ResourceArc, Term};
 
 mod atoms {
@@ -48,22 +47,9 @@ fn reply<'a>(env: Env<'a>, id: u64, body: Term<'a>) -> Term<'a> {
     (atoms::hb_beamr(), id, body).encode(env)
 }
 
-/// The same bounded poll as an hb_beamr worker: 30 µs, then park.
-fn next(rx: &Receiver<Job>) -> Option<Job> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_micros(30) {
-        match rx.try_recv() {
-            Ok(job) => return Some(job),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => (0..32).for_each(|_| std::hint::spin_loop()),
-        }
-    }
-    rx.recv().ok()
-}
-
 fn serve(rx: Receiver<Job>) {
     let mut out = OwnedEnv::new();
-    while let Some(job) = next(&rx) {
+    while let Ok(job) = recv(&rx) {
         match job {
             Job::Echo { pid, id, args } => {
                 let _ = out.send_and_clear(&pid, |env| {
@@ -80,8 +66,8 @@ fn serve(rx: Receiver<Job>) {
                         let body = (atoms::import(), module, func, vec![i], sig).encode(env);
                         reply(env, id, body)
                     });
-                    match next(&rx) {
-                        Some(Job::Respond(value)) => sum += value,
+                    match recv(&rx) {
+                        Ok(Job::Respond(value)) => sum += value,
                         _ => return,
                     }
                 }

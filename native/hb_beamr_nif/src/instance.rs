@@ -60,15 +60,13 @@ impl WriteData {
     }
 
     /// Runs `f` on the bytes.
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> Result<R, Error>) -> Result<R, Error> {
         match self {
             WriteData::Copied(bytes) => f(bytes),
+            // A binary was saved, so a binary loads; the error is never seen.
             WriteData::Shared(env, saved) => env.run(|env| {
-                match saved.load(env).decode::<Binary>() {
-                    Ok(binary) => f(binary.as_slice()),
-                    // A binary was saved, so a binary loads; never reached.
-                    Err(_) => f(&[]),
-                }
+                let binary: Binary = saved.load(env).decode().map_err(|_| Error::InvalidArgs)?;
+                f(binary.as_slice())
             }),
         }
     }

@@ -13,7 +13,6 @@ pub mod instance;
 pub mod instance_engine;
 pub mod mailbox;
 pub mod reclaim;
-pub mod spin;
 pub mod wamr_values;
 pub mod worker;
 

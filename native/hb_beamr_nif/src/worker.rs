@@ -188,12 +188,9 @@ impl Worker {
     /// The next command. A caller that has just had a reply (or an import
     /// request) usually sends its next command within a few microseconds,
     /// far sooner than a parked thread wakes up, so the thread first polls
-    /// for a short, bounded time (see `spin`).
+    /// for a short, bounded time (see `hb_beamr_core::spin`).
     fn next_command(&self) -> Result<Command, crossbeam_channel::RecvError> {
-        match crate::spin::poll(&self.rx) {
-            Some(command) => Ok(command),
-            None => self.rx.recv(),
-        }
+        hb_beamr_core::spin::recv(&self.rx)
     }
 
     fn close(&self) {
