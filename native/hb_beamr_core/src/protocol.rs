@@ -176,7 +176,9 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
             None => true,
             // The owner of the waiting call calls back in: a nested call.
             Some(top) => {
-                top.phase == Phase::AwaitingImport && top.doom.is_none() && top.caller == call.caller
+                top.phase == Phase::AwaitingImport
+                    && top.doom.is_none()
+                    && top.caller == call.caller
             }
         };
         if runs_now {

@@ -90,7 +90,11 @@ impl World {
                     assert!(!self.stopped, "a call ran after stop");
                     assert!(self.alive(call.caller) || self.calls.contains_key(&call.id));
                     if let Some(top) = self.stack.last() {
-                        assert_eq!(top.2, Sim::Awaiting, "nested into a call that is not waiting");
+                        assert_eq!(
+                            top.2,
+                            Sim::Awaiting,
+                            "nested into a call that is not waiting"
+                        );
                         assert_eq!(top.1, call.caller, "a stranger's call nested");
                     }
                     self.stack.push((call.id, call.caller, Sim::Running));
@@ -151,7 +155,11 @@ impl World {
                 self.next_id += 1;
                 let id = self.next_id;
                 self.calls.insert(id, c);
-                let actions = self.machine.arrive(Call { id, caller: c, body: () });
+                let actions = self.machine.arrive(Call {
+                    id,
+                    caller: c,
+                    body: (),
+                });
                 self.apply(actions);
             }
             Op::Call(_) | Op::Engine(_) => {}
@@ -196,7 +204,10 @@ impl World {
     fn check(&self) {
         // Nothing waits behind an idle instance.
         if self.machine.depth() == 0 {
-            assert!(self.machine.is_idle(), "calls queued behind an idle instance");
+            assert!(
+                self.machine.is_idle(),
+                "calls queued behind an idle instance"
+            );
         }
         assert_eq!(self.machine.depth(), self.stack.len());
         // A dead caller never holds the instance.
@@ -224,7 +235,10 @@ impl World {
         for (id, caller) in &self.calls {
             let replies = self.replies.get(id).copied().unwrap_or(0);
             if self.alive(*caller) {
-                assert_eq!(replies, 1, "call {id} of a live caller got {replies} replies");
+                assert_eq!(
+                    replies, 1,
+                    "call {id} of a live caller got {replies} replies"
+                );
             } else {
                 assert!(replies <= 1);
             }
