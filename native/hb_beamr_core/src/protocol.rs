@@ -92,6 +92,9 @@ pub enum Action<P, B> {
     Unwind(Failure),
 }
 
+/// How a call ended, and what the worker does next.
+pub type Outcome<P, B> = (Finished<P>, Vec<Action<P, B>>);
+
 /// What [`Protocol::import_requested`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ImportStep<P> {
@@ -282,7 +285,7 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
     /// The innermost call returned (with a result or a trap). Returns how
     /// it ended and what to do next: run the next queued call, or unwind
     /// the outer call if it was doomed meanwhile.
-    pub fn finished(&mut self) -> Option<(Finished<P>, Vec<Action<P, B>>)> {
+    pub fn finished(&mut self) -> Option<Outcome<P, B>> {
         let done = self.active.pop()?;
         let finished = Finished {
             id: done.id,

@@ -78,7 +78,7 @@ pub struct InstanceRef {
 
 impl InstanceRef {
     /// The instance running on `exec_env`.
-    pub fn of_exec_env(exec_env: sys::wasm_exec_env_t) -> InstanceRef {
+    pub(crate) fn of_exec_env(exec_env: sys::wasm_exec_env_t) -> InstanceRef {
         // SAFETY: WAMR passes the trampoline the exec env of the running call.
         let inst = unsafe { sys::wasm_runtime_get_module_inst(exec_env) };
         InstanceRef { inst }
@@ -495,7 +495,7 @@ impl Drop for EngineInstance {
 
 /// Sets an exception on a live instance (WAMR copies the message); the
 /// running call unwinds with it when the current import returns.
-pub fn raise_exception(inst: sys::wasm_module_inst_t, message: &str) {
+pub(crate) fn raise_exception(inst: sys::wasm_module_inst_t, message: &str) {
     if inst.is_null() {
         return;
     }
