@@ -206,6 +206,43 @@ impl EngineInstance {
         Ok(instance)
     }
 
+    /// Like [`EngineInstance::new`], telling `watch` the instance and exec
+    /// env that run the start function and constructors before they run
+    /// (`Some`), and when they are over (`None`), so that another thread can
+    /// interrupt them meanwhile.
+    pub fn new_watched(
+        module: Module,
+        limits: Limits,
+        watch: &dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>),
+    ) -> Result<EngineInstance, Error> {
+        type Watch<'w> = &'w dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>);
+        unsafe extern "C" fn hook(
+            ctx: *mut std::ffi::c_void,
+            exec_env: sys::wasm_exec_env_t,
+            inst: sys::wasm_module_inst_t,
+        ) {
+            // SAFETY: `ctx` points at the `Watch` below, which outlives the
+            // instantiation during which WAMR calls this hook.
+            let watch = unsafe { &*(ctx as *const Watch) };
+            let handles = (!exec_env.is_null()).then_some((inst, exec_env));
+            // A panic must not unwind into C.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch(handles)));
+        }
+        let ctx: Watch = watch;
+        // SAFETY: the hook and its context are per thread and removed again
+        // below, before `ctx` goes out of scope.
+        unsafe {
+            sys::hb_beamr_set_instantiation_hook(
+                Some(hook),
+                &ctx as *const Watch as *mut std::ffi::c_void,
+            )
+        };
+        let result = EngineInstance::new(module, limits);
+        // SAFETY: as above.
+        unsafe { sys::hb_beamr_set_instantiation_hook(None, std::ptr::null_mut()) };
+        result
+    }
+
     pub fn module(&self) -> &Module {
         &self.module
     }

@@ -268,15 +268,25 @@ impl Worker {
         module: Result<Module, Error>,
         limits: Limits,
     ) {
-        let body = call.body;
+        let body = &call.body;
         self.calls.borrow_mut().push(Running {
             reply: body.reply,
             imports: body.imports,
             failure: None,
         });
+        let interrupted = std::cell::Cell::new(None);
+        let watch = |handles: Option<(_, _)>| match handles {
+            Some((inst, exec_env)) => self
+                .shared
+                .begin_instantiation(InstHandle { inst, exec_env }, call.id),
+            None => {
+                interrupted.set(self.shared.end_call());
+                self.shared.set_instance(None);
+            }
+        };
         let started = module.and_then(|module| {
             self.shared.set_has_erlang_imports(module.has_host_imports);
-            EngineInstance::new(module, limits)
+            EngineInstance::new_watched(module, limits, &watch)
         });
         let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
         let finished = self.protocol.borrow_mut().finished();
@@ -284,10 +294,13 @@ impl Worker {
             Some((done, next)) => (done.failure, next),
             None => (None, Vec::new()),
         };
-        let started = match (started, doom, failure) {
-            (_, Some(doom), _) => Err(doom.error()),
-            (Err(Error::Instantiation(_)), None, Some(failure)) => Err(failure),
-            (started, _, _) => started,
+        let started = match (started, doom, failure, interrupted.take()) {
+            (_, Some(doom), _, _) => Err(doom.error()),
+            // A timeout or stop ended the start function (the interpreter
+            // returns from an interrupted start as if it had finished).
+            (_, None, _, Some(reason)) => Err(reason),
+            (Err(Error::Instantiation(_)), None, Some(failure), None) => Err(failure),
+            (started, _, _, _) => started,
         };
         match started {
             Ok(engine) => {
