@@ -105,7 +105,7 @@ fn run(startup: Startup) {
     worker.pending.borrow_mut().extend(first);
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
-        let module = Module::load(bytes, mode);
+        let module = hb_beamr_engine::load_module(bytes, mode);
         worker.instantiate_then_serve(module, limits)
     }));
     if served.is_err() {
