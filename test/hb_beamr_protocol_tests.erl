@@ -43,7 +43,8 @@ a_caller_dying_in_the_queue_blocks_nobody_test() ->
             Test ! {a_done, hb_beamr:call(WASM, "count", [1], blocking_import(Test))}
         end),
         Server = receive {in_import, S} -> S after 2000 -> error(no_import) end,
-        B = spawn(fun() -> hb_beamr:call(WASM, "inc", [1]) end),
+        % B's call would need B for an import, once it runs.
+        B = spawn(fun() -> hb_beamr:call(WASM, "count", [1], fun(S, _, _) -> {ok, [1], S} end) end),
         timer:sleep(20),
         exit(B, kill),
         Server ! {release, 5},
