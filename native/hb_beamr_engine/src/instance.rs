@@ -16,6 +16,7 @@ use crate::module::{c_str_to_string, Module};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::memory;
 use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::snapshot::{self, Global};
 use hb_beamr_core::values::{Number, ValKind, Value};
 
 /// What one instance may use (`start/3`'s options).
@@ -117,6 +118,111 @@ impl InstanceRef {
 
     pub fn memory_size(&self) -> u64 {
         self.memory_region().1
+    }
+
+    /// Grows linear memory to at least `size` bytes (whole pages), within
+    /// the module's declared maximum and the instance's `max_memory`.
+    pub fn grow_to(&self, size: u64) -> Result<(), Error> {
+        let current = self.memory_size();
+        if size <= current {
+            return Ok(());
+        }
+        // SAFETY: live instance.
+        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
+        let too_large = |max: u64| Error::SnapshotTooLarge { size, max };
+        if mem.is_null() {
+            return Err(too_large(0));
+        }
+        // SAFETY: `mem` is the instance's live default memory.
+        let (max_pages, page_size) = unsafe {
+            (
+                sys::wasm_memory_get_max_page_count(mem),
+                sys::wasm_memory_get_bytes_per_page(mem),
+            )
+        };
+        let max = max_pages.saturating_mul(page_size);
+        let page_size = page_size.max(1);
+        let wanted_pages = size.div_ceil(page_size);
+        if wanted_pages > max_pages {
+            return Err(too_large(max));
+        }
+        let more = wanted_pages - current / page_size;
+        // SAFETY: live instance, on its own thread, no WebAssembly running.
+        if !unsafe { sys::wasm_runtime_enlarge_memory(self.inst, more) } {
+            return Err(too_large(max));
+        }
+        Ok(())
+    }
+
+    /// Every mutable global, exported or not, for a snapshot. A mutable
+    /// reference-typed global cannot be carried to another instance.
+    pub fn mutable_globals(&self) -> Result<Vec<Global>, Error> {
+        let mut globals = Vec::new();
+        // SAFETY: live instance.
+        let count = unsafe { sys::hb_beamr_global_count(self.inst) };
+        for index in 0..count {
+            let Some((val_type, true, data)) = self.global_at(index) else {
+                continue;
+            };
+            // SAFETY: `data` points at the global's value in the live
+            // instance's global data, of the size its type says.
+            let bits = unsafe {
+                match val_type {
+                    snapshot::I32 | snapshot::F32 => (data as *const u32).read_unaligned() as u64,
+                    snapshot::I64 | snapshot::F64 => (data as *const u64).read_unaligned(),
+                    _ => {
+                        return Err(Error::SnapshotUnsupported(format!(
+                            "global {index} is a mutable reference (type 0x{val_type:02x})"
+                        )))
+                    }
+                }
+            };
+            globals.push(Global {
+                index,
+                val_type,
+                bits,
+            });
+        }
+        Ok(globals)
+    }
+
+    /// Sets mutable globals from a snapshot, after checking all of them
+    /// against this instance (nothing is set if one does not fit).
+    pub fn set_globals(&self, globals: &[Global]) -> Result<(), Error> {
+        let mut targets = Vec::with_capacity(globals.len());
+        for g in globals {
+            match self.global_at(g.index) {
+                Some((val_type, true, data)) if val_type == g.val_type => targets.push((data, g)),
+                _ => {
+                    return Err(Error::SnapshotMismatch(format!(
+                        "the snapshot's global {} (type 0x{:02x}) is not a mutable global of \
+                         that type here",
+                        g.index, g.val_type
+                    )))
+                }
+            }
+        }
+        for (data, g) in targets {
+            // SAFETY: as in `mutable_globals`; the type was checked above.
+            unsafe {
+                match g.val_type {
+                    snapshot::I32 | snapshot::F32 => {
+                        (data as *mut u32).write_unaligned(g.bits as u32)
+                    }
+                    _ => (data as *mut u64).write_unaligned(g.bits),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn global_at(&self, index: u32) -> Option<(u8, bool, *mut std::ffi::c_void)> {
+        let (mut val_type, mut mutable, mut data) = (0u8, 0u8, std::ptr::null_mut());
+        // SAFETY: live instance; valid out-pointers.
+        let found = unsafe {
+            sys::hb_beamr_global_at(self.inst, index, &mut val_type, &mut mutable, &mut data)
+        };
+        (found != 0 && !data.is_null()).then_some((val_type, mutable != 0, data))
     }
 
     /// Runs `f` on `length` bytes of linear memory at `offset`. The slice
