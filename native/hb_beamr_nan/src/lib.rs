@@ -54,12 +54,12 @@ fn validate(wasm: &[u8]) -> Result<(), String> {
 pub fn canonicalize(wasm: &[u8]) -> Result<Vec<u8>, Error> {
     validate(wasm).map_err(Error::Invalid)?;
     let out = rewrite::rewrite(wasm).map_err(|e| match e {
-        reencode::Error::UserError(rewrite::Refusal::Simd { operator, offset }) => Error::Simd(
-            format!(
+        reencode::Error::UserError(rewrite::Refusal::Simd { operator, offset }) => {
+            Error::Simd(format!(
                 "SIMD float operation {operator} at offset {offset}: deterministic floats \
                  cover scalar f32 and f64 only (hb_beamr's engine has no SIMD)"
-            ),
-        ),
+            ))
+        }
         reencode::Error::UserError(rewrite::Refusal::Malformed(why)) => Error::Invalid(why),
         other => Error::Invalid(other.to_string()),
     })?;

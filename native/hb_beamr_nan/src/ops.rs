@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(ignores_nan_bits(&Operator::F32DemoteF64), Some(Float::F64));
         assert_eq!(ignores_nan_bits(&Operator::F64PromoteF32), Some(Float::F32));
         assert_eq!(ignores_nan_bits(&Operator::F32Lt), Some(Float::F32));
-        assert_eq!(ignores_nan_bits(&Operator::I64TruncSatF64U), Some(Float::F64));
+        assert_eq!(
+            ignores_nan_bits(&Operator::I64TruncSatF64U),
+            Some(Float::F64)
+        );
         // These show a NaN's sign or bits.
         for op in [
             Operator::F64Copysign,

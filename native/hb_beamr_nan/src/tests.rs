@@ -40,15 +40,30 @@ fn bodies(wasm: &[u8]) -> Vec<(Vec<ValType>, Vec<Operator<'_>>)> {
 
 fn f64_sequence(scratch: u32) -> Vec<String> {
     vec![
-        format!("{:?}", Operator::LocalTee { local_index: scratch }),
+        format!(
+            "{:?}",
+            Operator::LocalTee {
+                local_index: scratch
+            }
+        ),
         format!(
             "{:?}",
             Operator::F64Const {
                 value: wasmparser::Ieee64::from(f64::from_bits(CANONICAL_F64))
             }
         ),
-        format!("{:?}", Operator::LocalGet { local_index: scratch }),
-        format!("{:?}", Operator::LocalGet { local_index: scratch }),
+        format!(
+            "{:?}",
+            Operator::LocalGet {
+                local_index: scratch
+            }
+        ),
+        format!(
+            "{:?}",
+            Operator::LocalGet {
+                local_index: scratch
+            }
+        ),
         format!("{:?}", Operator::F64Eq),
         format!("{:?}", Operator::Select),
     ]
@@ -90,7 +105,9 @@ fn f32_sources_use_an_f32_scratch_and_the_f32_canonical_nan() {
     // demote feeds sqrt (which canonicalizes again), sqrt feeds a const,
     // so only sqrt and div need the sequence.
     assert_eq!(tees, 2);
-    assert!(ops.iter().any(|op| matches!(op, Operator::F32Const { value }
+    assert!(ops
+        .iter()
+        .any(|op| matches!(op, Operator::F32Const { value }
         if value.bits() == CANONICAL_F32)));
     assert!(ops.iter().any(|op| matches!(op, Operator::F32Eq)));
 }
@@ -224,7 +241,10 @@ fn simd_float_arithmetic_is_refused_clearly() {
 #[test]
 fn invalid_input_is_an_error_not_a_panic() {
     assert!(matches!(canonicalize(b""), Err(Error::Invalid(_))));
-    assert!(matches!(canonicalize(b"\0asm\x01\0\0\0\x01"), Err(Error::Invalid(_))));
+    assert!(matches!(
+        canonicalize(b"\0asm\x01\0\0\0\x01"),
+        Err(Error::Invalid(_))
+    ));
     let bad_types = wasm(r#"(module (func (result i32) f64.const 1))"#);
     assert!(bad_types.starts_with(b"\0asm"));
     assert!(matches!(canonicalize(&bad_types), Err(Error::Invalid(_))));
@@ -241,5 +261,8 @@ fn a_function_at_the_local_limit_is_an_output_error() {
         "(module (func (param f64) (result f64) (local {}) local.get 0 f64.sqrt))",
         "i32 ".repeat(49_999)
     );
-    assert!(matches!(canonicalize(&wasm(&too_many)), Err(Error::Output(_))));
+    assert!(matches!(
+        canonicalize(&wasm(&too_many)),
+        Err(Error::Output(_))
+    ));
 }
