@@ -32,9 +32,11 @@ dialyzer:
 # Fuzzed modules, random arguments, concurrency and leak cycles (fast: CI).
 stress:
 	bash scripts/stress.sh fast
+	bash scripts/nan-fuzz.sh fast
 
 stress-long:
 	bash scripts/stress.sh long
+	bash scripts/nan-fuzz.sh long
 
 # Speed: one table, also written to bench/RESULTS.md (see erlang/hb_beamr_bench.erl).
 bench:

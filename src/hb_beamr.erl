@@ -127,13 +127,17 @@
     opt_level => 0..3,
     size_level => 0..3,
     bounds_checks => true,
-    target_cpu => host | generic | string()
+    target_cpu => host | generic | string(),
+    deterministic => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
 %% `generic' (runs on any CPU of the architecture) or an LLVM CPU name.
 %% Memory bounds checks cannot be turned off: hb_beamr's runtime has no
 %% guard pages, so unchecked code could crash the node.
+%% `deterministic' (default false) canonicalizes every NaN the module's float
+%% arithmetic produces before compiling, and marks the file so that
+%% `start(Aot, aot, #{deterministic => true})' accepts it.
 
 %% One call in progress, as its caller's loop sees it.
 -record(call, {
@@ -623,8 +627,9 @@ compile(WasmBinary) ->
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
+            Deterministic = maps:get(deterministic, Opts, false),
             try
-                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu)
+                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic)
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
             end;
@@ -635,13 +640,14 @@ compile(_WasmBinary, _Opts) ->
     {error, badarg}.
 
 compile_args(Opts) ->
-    Known = [opt_level, size_level, bounds_checks, target_cpu],
+    Known = [opt_level, size_level, bounds_checks, target_cpu, deterministic],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             Opt = maps:get(opt_level, Opts, 3),
             Size = maps:get(size_level, Opts, 3),
             Checks = maps:get(bounds_checks, Opts, true),
             Cpu = maps:get(target_cpu, Opts, host),
+            Deterministic = maps:get(deterministic, Opts, false),
             if
                 not (is_integer(Opt) andalso Opt >= 0 andalso Opt =< 3) ->
                     {error, {invalid_option, {opt_level, Opt}}};
@@ -649,6 +655,8 @@ compile_args(Opts) ->
                     {error, {invalid_option, {size_level, Size}}};
                 Checks =/= true ->
                     {error, {invalid_option, {bounds_checks, Checks}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
                 not (Cpu =:= host orelse Cpu =:= generic orelse is_list(Cpu)) ->
                     {error, {invalid_option, {target_cpu, Cpu}}};
                 is_list(Cpu) ->

@@ -13,6 +13,7 @@
 -export([start/5, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
+-export([canonicalize_nans/1]).
 
 -on_load(init/0).
 
@@ -110,3 +111,9 @@ timeout(_Worker, _Id) -> ?NOT_LOADED.
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().
 live_instances() -> ?NOT_LOADED.
+
+%% @doc The module rewritten so that every NaN its float arithmetic produces
+%% is the positive canonical NaN (deterministic floats; see `hb_beamr_nan').
+%% Runs on a dirty CPU scheduler.
+-spec canonicalize_nans(binary()) -> {ok, binary()} | {error, {invalid_wasm, binary()}}.
+canonicalize_nans(_Wasm) -> ?NOT_LOADED.
