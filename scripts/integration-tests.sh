@@ -110,9 +110,14 @@ say "rebar3 project, hb_beamr as a git dependency, CARGO_TARGET_DIR=$target_dir"
 snapshot="$tmp/hb_beamr-snapshot"
 mkdir "$snapshot"
 # This checkout's files as they are (committed or not), ignored ones left out.
-(cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-    | tar --null -T - -cf -) | tar -C "$snapshot" -xf -
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$root" && git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+        | tar --null -T - -cf -) | tar -C "$snapshot" -xf -
+else
+    tar -C "$root" --exclude=./_build --exclude=./target --exclude='./priv/*.so' -cf - . \
+        | tar -C "$snapshot" -xf -
+fi
 git -C "$snapshot" init -q -b main
 git -C "$snapshot" add -A
 git -C "$snapshot" -c user.name=integration -c user.email=integration@localhost \
