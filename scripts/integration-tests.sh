@@ -75,6 +75,19 @@ say "events: with log_events on, erl prints the event"
 out=$(erl_run "$erl_events_on, $erl_call" 2>&1)
 grep -q 'event: {wasm_init_success,' <<<"$out" || fail "no event with log_events on:"$'\n'"$out"
 
+say "rebar3 shell: the README's Erlang example, typed"
+out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<'EOF'
+{ok, Wasm} = file:read_file("test/test.wasm"),
+{ok, WASM, Imports, Exports} = hb_beamr:start(Wasm),
+%% Imports = [], Exports = [{func, <<"fac">>, <<"(F)F">>}]
+{ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
+ok = hb_beamr:stop(WASM).
+{Imports, Exports}.
+EOF
+) || fail "rebar3 shell session:"$'\n'"$out"
+grep -q '{\[\],\[{func,<<"fac">>,<<"(F)F">>}\]}' <<<"$out" && ! grep -q exception <<<"$out" \
+    || fail "rebar3 shell session:"$'\n'"$out"
+
 say "mix project, {:hb_beamr, path: \"../hb_beamr\", manager: :rebar3}"
 cd "$tmp"
 mix local.rebar rebar3 "$(command -v rebar3)" --force

@@ -16,6 +16,7 @@ need erl erlang-nox erlang-eunit erlang-dialyzer erlang-edoc erlang-tools
 need rebar3 rebar3
 need mix elixir
 need git git   # the integration tests' git dependency
+need python3 python3   # reference-tests.sh; the integration tests' shell session
 need wat2wasm wabt
 need cmake cmake
 need clang clang
