@@ -141,6 +141,13 @@ pub struct NativeSymbol {
 
 /// A native function in WAMR's "raw" calling convention: every argument in
 /// its own 64-bit slot, the result written back into slot 0.
+/// See [`hb_beamr_set_instantiation_hook`].
+pub type InstantiationHook = unsafe extern "C" fn(
+    ctx: *mut std::ffi::c_void,
+    exec_env: wasm_exec_env_t,
+    module_inst: wasm_module_inst_t,
+);
+
 pub type NativeRawFn = unsafe extern "C" fn(exec_env: wasm_exec_env_t, args: *mut u64);
 
 extern "C" {
@@ -283,6 +290,13 @@ extern "C" {
     /// from another thread, and clear that request afterwards.
     pub fn hb_beamr_interrupt(exec_env: wasm_exec_env_t, module_inst: wasm_module_inst_t);
     pub fn hb_beamr_clear_interrupt(exec_env: wasm_exec_env_t);
+    /// Installs, for the calling thread, the callback WAMR's (patched)
+    /// instantiation calls with the exec env that runs the start function
+    /// and constructors, and with null ones when they are over.
+    pub fn hb_beamr_set_instantiation_hook(
+        hook: Option<InstantiationHook>,
+        ctx: *mut std::ffi::c_void,
+    );
 
     /// hb_beamr's `c/hb_tail_call.c`: guards a WAMR interpreter crash on a
     /// tail call from a host-entered function to an import.
