@@ -3,7 +3,8 @@
 # README's "From another rebar3 project" and "Elixir" sections say, in a
 # temporary directory beside a link `hb_beamr` to this checkout:
 #   rebar3  `rebar3 new lib my_app`, examples/rebar3_dep on top, this checkout
-#           in _checkouts/; `rebar3 eunit` (fac(5.0) = 120.0).
+#           in _checkouts/; `rebar3 eunit` (fac(5.0) = 120.0); the README's
+#           Erlang example typed into `rebar3 shell`, here and in hb_beamr.
 #   mix     `mix new my_app`, examples/mix_dep on top (a path dependency,
 #           manager: :rebar3, the system's rebar3 through `mix local.rebar`);
 #           `mix test`, then the README's `iex -S mix` session.
@@ -75,8 +76,11 @@ say "events: with log_events on, erl prints the event"
 out=$(erl_run "$erl_events_on, $erl_call" 2>&1)
 grep -q 'event: {wasm_init_success,' <<<"$out" || fail "no event with log_events on:"$'\n'"$out"
 
-say "rebar3 shell: the README's Erlang example, typed"
-out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<'EOF'
+# rebar3_shell_session: types the README's Erlang example into `rebar3 shell`
+# in the current directory.
+rebar3_shell_session() {
+    local out
+    out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<'EOF'
 {ok, Wasm} = file:read_file("test/test.wasm"),
 {ok, WASM, Imports, Exports} = hb_beamr:start(Wasm),
 %% Imports = [], Exports = [{func, <<"fac">>, <<"(F)F">>}]
@@ -84,9 +88,13 @@ out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<'EOF'
 ok = hb_beamr:stop(WASM).
 {Imports, Exports}.
 EOF
-) || fail "rebar3 shell session:"$'\n'"$out"
-grep -q '{\[\],\[{func,<<"fac">>,<<"(F)F">>}\]}' <<<"$out" && ! grep -q exception <<<"$out" \
-    || fail "rebar3 shell session:"$'\n'"$out"
+    ) || fail "rebar3 shell session in $PWD:"$'\n'"$out"
+    grep -q '{\[\],\[{func,<<"fac">>,<<"(F)F">>}\]}' <<<"$out" && ! grep -q exception <<<"$out" \
+        || fail "rebar3 shell session in $PWD:"$'\n'"$out"
+}
+say "rebar3 shell: the README's Erlang example, typed (my_app, then hb_beamr)"
+rebar3_shell_session
+(cd "$root" && rebar3_shell_session)
 
 say "mix project, {:hb_beamr, path: \"../hb_beamr\", manager: :rebar3}"
 cd "$tmp"
