@@ -62,6 +62,15 @@ new_rebar3_app() {
     cp "$root/test/test.wasm" "$1/my_app/test/"
 }
 
+say "README: shows the examples' files as they are"
+readme=$(cat "$root/README.md")
+for f in rebar3_dep/rebar.config rebar3_dep/test/my_app_tests.erl; do
+    [[ "$readme" == *"$(cat "$root/examples/$f")"* ]] || fail "README.md does not show examples/$f"
+done
+[[ "$readme" == *'{:hb_beamr, path: "../hb_beamr", manager: :rebar3}'* ]] \
+    && grep -qF '{:hb_beamr, path: "../hb_beamr", manager: :rebar3}' "$root/examples/mix_dep/mix.exs" \
+    || fail "README.md and examples/mix_dep/mix.exs differ on the dependency"
+
 say "rebar3 project, hb_beamr in _checkouts/"
 new_rebar3_app "$tmp/rebar3"
 cd "$tmp/rebar3/my_app"
