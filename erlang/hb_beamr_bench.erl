@@ -228,7 +228,7 @@ compute_rows(Root, Rounds) ->
     Rows.
 
 compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
-    Native = filename:join(Root, "target/release/hb_beamr_bench_native"),
+    Native = built(Root, "HB_BEAMR_BENCH_NATIVE", "hb_beamr_bench_native"),
     Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
                            | tl(NativeArgs)]),
     Time = fun(I) ->
@@ -483,7 +483,13 @@ load_baseline_nif(Root) ->
     Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
     {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
     {module, Module} = code:load_binary(Module, Source, Beam),
-    hb_beamr_bench_nif:load(filename:join(Root, "target/release/libhb_beamr_bench_nif")).
+    Lib = built(Root, "HB_BEAMR_BENCH_NIF", "libhb_beamr_bench_nif.so"),
+    hb_beamr_bench_nif:load(filename:rootname(Lib, ".so")).
+
+%% Where cargo put File: scripts/bench.sh exports its path in EnvVar (cargo's
+%% target directory may be CARGO_TARGET_DIR); target/release/ otherwise.
+built(Root, EnvVar, File) ->
+    os:getenv(EnvVar, filename:join([Root, "target/release", File])).
 
 %%% Output
 
