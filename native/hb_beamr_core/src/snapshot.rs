@@ -90,7 +90,10 @@ impl Header {
                 bits: u64::from_le_bytes(array(&g[5..13])),
             })
             .collect::<Vec<_>>();
-        if let Some(g) = globals.iter().find(|g| ![I32, I64, F32, F64].contains(&g.val_type)) {
+        if let Some(g) = globals
+            .iter()
+            .find(|g| ![I32, I64, F32, F64].contains(&g.val_type))
+        {
             return Err(Error::InvalidSnapshot(format!(
                 "global {} has unknown value type 0x{:02x}",
                 g.index, g.val_type
@@ -118,6 +121,12 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&bytes[..N]);
     out
+}
+
+/// A module's fingerprint: the SHA-256 of its bytecode.
+pub fn fingerprint(bytecode: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytecode).into()
 }
 
 /// The fingerprint as text, for error messages.
@@ -175,7 +184,9 @@ mod tests {
     fn another_version_or_magic_is_refused() {
         let (_, mut bytes) = sample();
         bytes[6] = 2;
-        assert!(matches!(Header::decode(&bytes), Err(Error::InvalidSnapshot(m)) if m.contains("version 2")));
+        assert!(
+            matches!(Header::decode(&bytes), Err(Error::InvalidSnapshot(m)) if m.contains("version 2"))
+        );
         bytes[0] = b'x';
         assert!(Header::decode(&bytes).is_err());
     }

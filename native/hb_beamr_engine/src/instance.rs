@@ -68,6 +68,9 @@ thread_local! {
     static DIRECT_IMPORT_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Globals checked against an instance, ready to be set.
+pub struct CheckedGlobals(Vec<(*mut std::ffi::c_void, Global)>);
+
 /// A running instance as the import trampoline sees it, also while a start
 /// function runs inside instantiation (before an [`EngineInstance`] exists):
 /// its linear memory and its exceptions. Only valid during the import call
@@ -186,13 +189,14 @@ impl InstanceRef {
         Ok(globals)
     }
 
-    /// Sets mutable globals from a snapshot, after checking all of them
-    /// against this instance (nothing is set if one does not fit).
-    pub fn set_globals(&self, globals: &[Global]) -> Result<(), Error> {
+    /// Checks a snapshot's globals against this instance: each must be a
+    /// mutable global of the same type here. Nothing is set yet: the result
+    /// is set by [`InstanceRef::set_globals`], which cannot fail.
+    pub fn check_globals(&self, globals: &[Global]) -> Result<CheckedGlobals, Error> {
         let mut targets = Vec::with_capacity(globals.len());
         for g in globals {
             match self.global_at(g.index) {
-                Some((val_type, true, data)) if val_type == g.val_type => targets.push((data, g)),
+                Some((val_type, true, data)) if val_type == g.val_type => targets.push((data, *g)),
                 _ => {
                     return Err(Error::SnapshotMismatch(format!(
                         "the snapshot's global {} (type 0x{:02x}) is not a mutable global of \
@@ -202,8 +206,14 @@ impl InstanceRef {
                 }
             }
         }
-        for (data, g) in targets {
-            // SAFETY: as in `mutable_globals`; the type was checked above.
+        Ok(CheckedGlobals(targets))
+    }
+
+    /// Sets the globals [`InstanceRef::check_globals`] checked.
+    pub fn set_globals(&self, checked: CheckedGlobals) {
+        for (data, g) in checked.0 {
+            // SAFETY: `data` is where that global of this live instance keeps
+            // its value; its type (so its size) was checked.
             unsafe {
                 match g.val_type {
                     snapshot::I32 | snapshot::F32 => {
@@ -213,7 +223,6 @@ impl InstanceRef {
                 }
             }
         }
-        Ok(())
     }
 
     fn global_at(&self, index: u32) -> Option<(u8, bool, *mut std::ffi::c_void)> {

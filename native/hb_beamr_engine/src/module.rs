@@ -15,6 +15,7 @@ use crate::imports::ImportDesc;
 use hb_beamr_core::aot_tag;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::snapshot;
 
 /// `start/2`'s mode: what the bytes are expected to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub struct Module {
     /// Never resized after linking: WAMR holds pointers to its elements.
     import_descs: Box<[ImportDesc]>,
     _bytes: Vec<u8>,
+    /// SHA-256 of the module's bytecode (for an AOT file, of the bytecode it
+    /// was compiled from, when it says): what snapshots are checked against.
+    pub fingerprint: [u8; 32],
 }
 
 // SAFETY: a Module is only used from the one worker thread that owns it; it is
@@ -108,6 +112,12 @@ impl Module {
     pub fn load(mut bytes: Vec<u8>, mode: Mode, native: sys::NativeRawFn) -> Result<Module, Error> {
         ensure_runtime()?;
         check_package(&bytes, mode)?;
+        let fingerprint = match mode {
+            Mode::Wasm => snapshot::fingerprint(&bytes),
+            Mode::Aot => {
+                aot_tag::source_fingerprint(&bytes).unwrap_or_else(|| snapshot::fingerprint(&bytes))
+            }
+        };
         let size = u32::try_from(bytes.len())
             .map_err(|_| invalid(mode, "module larger than 4 GiB".to_string()))?;
 
@@ -137,6 +147,7 @@ impl Module {
             table_export: None,
             import_descs: Box::new([]),
             _bytes: bytes,
+            fingerprint,
         };
         module.read_exports();
         module.read_and_link_imports(native);

@@ -130,6 +130,20 @@ pub enum Command {
         offset: u64,
         data: WriteData,
     },
+    /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
+    Snapshot {
+        reply: ReplyTo,
+    },
+    /// Restores a snapshot (memory grown to its size first).
+    Restore {
+        reply: ReplyTo,
+        data: WriteData,
+    },
+    /// Writes raw memory from offset 0, grown to its size first.
+    Deserialize {
+        reply: ReplyTo,
+        data: WriteData,
+    },
     CallerDown(LocalPid),
     Shutdown,
 }
@@ -141,7 +155,10 @@ impl Command {
             Command::Call { body, .. } => Some(&body.reply),
             Command::Size { reply }
             | Command::Read { reply, .. }
-            | Command::Write { reply, .. } => Some(reply),
+            | Command::Write { reply, .. }
+            | Command::Snapshot { reply }
+            | Command::Restore { reply, .. }
+            | Command::Deserialize { reply, .. } => Some(reply),
             _ => None,
         }
     }

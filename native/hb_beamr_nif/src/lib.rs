@@ -142,6 +142,7 @@ fn start<'a>(
     mode: Atom,
     limits: (u64, u32, u64),
     serve_imports: bool,
+    deterministic: bool,
 ) -> Term<'a> {
     let (max_memory, wasm_stack, native_stack) = limits;
     let limits = Limits {
@@ -193,6 +194,7 @@ fn start<'a>(
         rx,
         bytes: bytes.as_slice().to_vec(),
         mode,
+        deterministic,
         limits,
         start_id: id,
         start,
@@ -329,6 +331,30 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
         offset,
         data,
     });
+    reply_result(env, result)
+}
+
+/// Takes a snapshot: `{ok, Snapshot}` arrives as the reply.
+#[rustler::nif]
+fn snapshot(env: Env, worker: LocalPid) -> Term {
+    let result = request(env, &worker, |reply| Command::Snapshot { reply });
+    reply_result(env, result)
+}
+
+/// Restores a snapshot (O(1) here: the binary goes to the thread by
+/// reference).
+#[rustler::nif]
+fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
+    let data = WriteData::from_binary(env, data);
+    let result = request(env, &worker, |reply| Command::Restore { reply, data });
+    reply_result(env, result)
+}
+
+/// Writes raw memory from offset 0, growing memory to its size first.
+#[rustler::nif]
+fn deserialize<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
+    let data = WriteData::from_binary(env, data);
+    let result = request(env, &worker, |reply| Command::Deserialize { reply, data });
     reply_result(env, result)
 }
 

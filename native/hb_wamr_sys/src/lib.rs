@@ -302,7 +302,10 @@ extern "C" {
         data: *mut *mut std::ffi::c_void,
     ) -> i32;
     pub fn wasm_memory_get_max_page_count(memory_inst: wasm_memory_inst_t) -> u64;
-    pub fn wasm_runtime_enlarge_memory(module_inst: wasm_module_inst_t, inc_page_count: u64) -> bool;
+    pub fn wasm_runtime_enlarge_memory(
+        module_inst: wasm_module_inst_t,
+        inc_page_count: u64,
+    ) -> bool;
     /// Installs, for the calling thread, the callback WAMR's (patched)
     /// instantiation calls with the exec env that runs the start function
     /// and constructors, and with null ones when they are over.
