@@ -19,7 +19,7 @@
 %%%              loop (test/nan.wat) with deterministic floats, against the
 %%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
-%%%   memory     hb_beamr_io:read/write and serialize/deserialize, against
+%%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
 %%%
 %%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
@@ -397,9 +397,12 @@ memory_rows(Root, Rounds) ->
     ],
     {ok, Snapshot} = hb_beamr:serialize(W),
     Big = byte_size(Snapshot),
+    {ok, Full} = hb_beamr:snapshot(W),
     SnapshotRows = copy_rows(Rounds, "64 MiB", Snapshot, 1, [
         {"hb_beamr:serialize 64 MiB memory", fun() -> {ok, _} = hb_beamr:serialize(W) end},
-        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end}
+        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end},
+        {"hb_beamr:snapshot 64 MiB memory + globals", fun() -> {ok, _} = hb_beamr:snapshot(W) end},
+        {"hb_beamr:restore 64 MiB memory + globals", fun() -> ok = hb_beamr:restore(W, Full) end}
     ]),
     hb_beamr:stop(W),
     lists:append(IoRows) ++ SnapshotRows.
