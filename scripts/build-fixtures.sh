@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Rebuilds every test/*.wasm from its test/*.wat source with wabt's wat2wasm,
-# and every test/wasi/*.wasm from its test/wasi/*.c source with clang and
-# Debian's wasi-libc (WASI command modules; see hb_beamr_wasi).
+# Rebuilds every test/*.wasm and test/wasi/*.wasm from its .wat source with
+# wabt's wat2wasm, or from its test/wasi/*.c source with clang and Debian's
+# wasi-libc (WASI command modules, for hb_beamr_wasi).
 # The generated files are kept in git so the reference's examples run as-is.
 #   scripts/build-fixtures.sh           rebuild them in place
 #   scripts/build-fixtures.sh --check   fail if a committed .wasm differs from its source
@@ -24,7 +24,7 @@ build() {
         *.c) clang --target=wasm32-wasi --sysroot=/usr -O2 -s "$1" -o "$out/$2" ;;
     esac
 }
-for src in *.wat wasi/*.c; do
+for src in *.wat wasi/*.wat wasi/*.c; do
     wasm="${src%.*}.wasm"
     build "$src" "$wasm"
     if [ "$check" = "--check" ]; then

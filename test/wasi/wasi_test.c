@@ -146,7 +146,7 @@ static int clock_random(void) {
 /* Writes COUNT chunks of SIZE bytes to stdout: with write(2) each, or with
  * printf through stdio's buffer. */
 static int spew(int use_stdio, long count, long size) {
-    char buf[65536];
+    static char buf[65536];
     if (size > (long)sizeof buf) size = sizeof buf;
     for (long i = 0; i < size; i++) buf[i] = 'a' + i % 26;
     buf[size - 1] = '\n';
