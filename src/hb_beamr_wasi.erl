@@ -48,8 +48,10 @@
 -define(O_TRUNC, 8).
 -define(TRAP_EXIT_CODE, 134).
 
--type stream() :: binary() | {host, file:io_device()}.
-%% Captured bytes, or a host file the bytes go to (or come from) at once.
+-type stream() :: binary() | {host, file:io_device() | port()}.
+%% Captured bytes, or where the bytes go to (or come from) at once: output
+%% with file:write/2 (an I/O device in `latin1' for bytes as they are);
+%% input from a port or an I/O device (see read_host/4).
 -type fd() :: #{
     type := stdin | stdout | stderr | dir | file,
     root => binary(),
@@ -64,7 +66,7 @@
     env := [binary()],
     fs := hb_beamr_wasi_fs:fs(),
     fds := #{non_neg_integer() => fd()},
-    stdin := stream(),
+    stdin := stream() | {host, file:io_device() | port(), binary() | eof},
     stdout := stream(),
     stderr := stream(),
     clock := real | {fixed, non_neg_integer()},
@@ -80,7 +82,7 @@
     stdin => stream(),
     stdout => {host, file:io_device()},
     stderr => {host, file:io_device()},
-    preopens => #{binary() | string() => #{binary() | string() => iodata()}},
+    preopens => #{binary() | string() => #{binary() | string() => iodata() | dir}},
     clock => real | {fixed, non_neg_integer()},
     random => os | {seed, integer()},
     tty => boolean()
@@ -93,8 +95,11 @@
     mode => hb_beamr:mode(),
     args => [binary() | string()],
     env => #{binary() | string() => binary() | string()},
-    stdin => binary(),
-    preopens => #{binary() | string() => #{binary() | string() => iodata()}},
+    stdin => stream(),
+    stdout => {host, file:io_device()},
+    stderr => {host, file:io_device()},
+    tty => boolean(),
+    preopens => #{binary() | string() => #{binary() | string() => iodata() | dir}},
     clock => real | {fixed, non_neg_integer()},
     random => os | {seed, integer()},
     max_memory => pos_integer(),
@@ -111,7 +116,8 @@
     trap => binary()
 }.
 %% `trap' is there when the program trapped (`abort()' is a trap); its
-%% exit code is then 134, as wasmtime's.
+%% exit code is then 134, as wasmtime's. `stdout' and `stderr' are empty
+%% when they went to a host file (`{host, Device}' in the options).
 
 %%% Running a command
 
@@ -124,7 +130,7 @@
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
     Limits = maps:with([max_memory, wasm_stack, native_stack], Opts),
-    StateOpts = maps:with([args, env, stdin, preopens, clock, random], Opts),
+    StateOpts = maps:with([args, env, stdin, stdout, stderr, tty, preopens, clock, random], Opts),
     Mode = maps:get(mode, Opts, wasm),
     case new_state(StateOpts) of
         {ok, State} ->
@@ -558,10 +564,9 @@ read_fd(Fd, Max, S) ->
                     <<Data:Take/binary, Rest/binary>> = In,
                     {Data, S#{stdin := Rest}};
                 {host, Device} ->
-                    case Max > 0 andalso file:read(Device, Max) of
-                        {ok, Data} -> {iolist_to_binary(Data), S};
-                        _ -> {<<>>, S}
-                    end
+                    read_host(Device, <<>>, Max, S);
+                {host, Device, Pending} ->
+                    read_host(Device, Pending, Max, S)
             end;
         F = #{type := file, root := Root, rel := Rel, pos := Pos} ->
             need_right(F, ?RIGHT_FD_READ),
@@ -572,6 +577,29 @@ read_fd(Fd, Max, S) ->
         _ ->
             throw({wasi_errno, badf})
     end.
+
+%% Standard input from the host: a port (`open_port({fd, 0, 1}, [in,
+%% binary, eof])' in the process that makes the call) gives the bytes as they
+%% arrive, a line at a time from a terminal; an I/O device is read with
+%% file:read/2. What does not fit waits in the state for the next read.
+read_host(_Device, _Pending, 0, S) ->
+    {<<>>, S};
+read_host(_Device, eof, _Max, S) ->
+    {<<>>, S};
+read_host(Port, <<>>, Max, S) when is_port(Port) ->
+    receive
+        {Port, {data, Data}} -> read_host(Port, Data, Max, S);
+        {Port, eof} -> {<<>>, S#{stdin := {host, Port, eof}}}
+    end;
+read_host(Device, <<>>, Max, S) ->
+    case file:read(Device, Max) of
+        {ok, Data} -> {iolist_to_binary(Data), S};
+        _Eof -> {<<>>, S#{stdin := {host, Device, eof}}}
+    end;
+read_host(Device, Pending, Max, S) ->
+    Take = min(Max, byte_size(Pending)),
+    <<Data:Take/binary, Rest/binary>> = Pending,
+    {Data, S#{stdin := {host, Device, Rest}}}.
 
 %%% Paths
 

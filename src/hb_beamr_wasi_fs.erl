@@ -22,10 +22,11 @@
 %% The WASI error names these functions return (see hb_beamr_wasi:errno/1).
 
 %% @doc An in-memory file system holding each preopened directory
-%% (`#{GuestDir => #{RelativePath => Contents}}'), with the directories the
-%% relative paths need. Returns the file system and the normalised roots,
-%% in order. A relative path that leaves its directory is refused.
--spec new(#{binary() | string() => #{binary() | string() => iodata()}}) ->
+%% (`#{GuestDir => #{RelativePath => Contents | dir}}'), with the
+%% directories the relative paths need (`dir' makes an empty one). Returns
+%% the file system and the normalised roots, in order. A relative path that
+%% leaves its directory is refused.
+-spec new(#{binary() | string() => #{binary() | string() => iodata() | dir}}) ->
     {ok, fs(), [binary()]} | {error, {invalid_option, term()}}.
 new(Preopens) when is_map(Preopens) ->
     try
@@ -43,6 +44,8 @@ add_files(Root, Files, FS) when is_map(Files) ->
     maps:fold(
         fun(Path, Contents, Acc) ->
             case resolve(Root, [], to_bin(Path)) of
+                {ok, Rel = [_ | _]} when Contents =:= dir ->
+                    ensure_dirs(full(Root, Rel), Acc);
                 {ok, Rel = [_ | _]} when is_binary(Contents); is_list(Contents) ->
                     Full = full(Root, Rel),
                     Parent = full(Root, lists:droplast(Rel)),

@@ -338,6 +338,9 @@ fs_test() ->
     ?assertEqual({error, noent}, hb_beamr_wasi_fs:rename(FS0, <<"/d/q">>, <<"/d/r">>)),
     {ok, FS5} = hb_beamr_wasi_fs:rename(FS0, <<"/d/c">>, <<"/d/a/b.txt">>),
     ?assertEqual(#{<<"/d/a/b.txt">> => <<"xy">>}, hb_beamr_wasi_fs:files(FS5)),
+    % `dir' makes an empty directory.
+    {ok, FS6, [<<"/d">>]} = hb_beamr_wasi_fs:new(#{<<"/d">> => #{<<"e/f">> => dir}}),
+    ?assertEqual([{<<"f">>, dir}], hb_beamr_wasi_fs:list(FS6, <<"/d/e">>)),
     % Preopen contents may not leave their directory.
     ?assertEqual({error, {invalid_option, {preopens, <<"../x">>}}},
                  hb_beamr_wasi_fs:new(#{<<"/d">> => #{<<"../x">> => <<>>}})),
