@@ -75,7 +75,9 @@
     atom() => term()
 }.
 %% Plain data, except for `{host, Device}' streams. A fallback import
-%% function may keep keys of its own in it.
+%% function may keep keys of its own in it. `deadline' (optional, in
+%% erlang:monotonic_time(millisecond)) caps how long `poll_oneoff' sleeps,
+%% so that a call's timeout is kept (run/2 sets it from `timeout').
 -type state_opts() :: #{
     args => [binary() | string()],
     env => #{binary() | string() => binary() | string()},
@@ -173,9 +175,13 @@ run_start(WASM, State, Opts) ->
         put(Key, S1),
         {ok, Results, S1}
     end,
-    put(Key, State),
     CallOpts = maps:with([timeout], Opts),
-    Outcome = hb_beamr:call(WASM, "_start", [], Track, State, CallOpts),
+    State1 = case CallOpts of
+        #{timeout := Ms} when is_integer(Ms), Ms >= 0 -> State#{deadline => erlang:monotonic_time(millisecond) + Ms};
+        _ -> State
+    end,
+    put(Key, State1),
+    Outcome = hb_beamr:call(WASM, "_start", [], Track, State1, CallOpts),
     Last = erase(Key),
     case Outcome of
         {ok, _, Final} -> {ok, result(0, Final)};
@@ -186,6 +192,7 @@ run_start(WASM, State, Opts) ->
         {error, _} = Error -> Error
     end.
 
+-spec unknown_import(state(), hb_beamr:import_request(), map()) -> no_return().
 unknown_import(_State, #{module := Module, func := Name}, _Opts) ->
     throw({unknown_import, Module, Name}).
 
@@ -476,6 +483,7 @@ wasi(<<"clock_time_get">>, [Id, _Precision, Ptr], W, S) ->
     put_u64(W, Ptr, now_ns(Id, S)),
     {ok, S};
 wasi(<<"random_get">>, [Buf, Len], W, S) ->
+    in_memory(W, ?U32(Buf), ?U32(Len)),
     {Bytes, S1} = random_bytes(?U32(Len), S),
     write(W, Buf, Bytes),
     {ok, S1};
@@ -713,10 +721,21 @@ event(U, Error, Type) ->
 wait(Ns, S = #{clock := {fixed, T}}) ->
     S#{clock := {fixed, T + Ns}};
 wait(Ns, S) ->
-    timer:sleep((Ns + 999999) div 1000000),
+    Ms = (Ns + 999999) div 1000000,
+    timer:sleep(case maps:get(deadline, S, infinity) of
+        infinity -> Ms;
+        Deadline -> max(0, min(Ms, Deadline - erlang:monotonic_time(millisecond)))
+    end),
     S.
 
 %%% Memory
+
+%% Fails with `fault' unless [Ptr, Ptr + Len) is inside the memory.
+in_memory(W, Ptr, Len) ->
+    case hb_beamr_io:size(W) of
+        {ok, Size} when Ptr + Len =< Size -> ok;
+        _ -> throw({wasi_errno, fault})
+    end.
 
 read(W, Ptr, Len) ->
     case hb_beamr_io:read(W, ?U32(Ptr), ?U32(Len)) of

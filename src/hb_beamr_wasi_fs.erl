@@ -14,11 +14,13 @@
 
 -export_type([fs/0, rel/0, errno/0]).
 
+-define(MAX_FILE_SIZE, (1 bsl 30)).
+
 -type fs() :: #{binary() => dir | binary()}.
 %% Every directory and file by full guest path (`<<"/sandbox/a/b.txt">>').
 -type rel() :: [binary()].
 %% A path below a preopen root, one component an element, never `..'.
--type errno() :: noent | exist | notdir | isdir | notempty | inval | notcapable.
+-type errno() :: noent | exist | notdir | isdir | notempty | inval | notcapable | fbig.
 %% The WASI error names these functions return (see hb_beamr_wasi:errno/1).
 
 %% @doc An in-memory file system holding each preopened directory
@@ -168,15 +170,19 @@ read(FS, Full, Pos, Len) ->
     end.
 
 %% @doc Writes `Bytes' into a file at `Pos' (`eof' appends), zero-filling
-%% any gap.
+%% any gap. A file cannot grow past 1 GiB (`fbig').
 -spec write(fs(), binary(), non_neg_integer() | eof, binary()) ->
     {ok, fs(), End :: non_neg_integer()} | {error, errno()}.
 write(FS, Full, Pos, Bytes) ->
+    try write_file(FS, Full, Pos, Bytes) catch throw:fbig -> {error, fbig} end.
+
+write_file(FS, Full, Pos, Bytes) ->
     case lookup(FS, Full) of
         Data when is_binary(Data) ->
             Size = byte_size(Data),
             At = case Pos of eof -> Size; _ -> Pos end,
             End = At + byte_size(Bytes),
+            End =< ?MAX_FILE_SIZE orelse throw(fbig),
             New =
                 if
                     At =:= Size -> <<Data/binary, Bytes/binary>>;

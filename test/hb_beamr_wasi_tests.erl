@@ -121,10 +121,19 @@ many_writes() ->
     ?assertEqual(Raw, Buffered).
 
 timeout() ->
-    % A run stopped by its timeout: an error, not a hang.
-    ?assertEqual({error, timeout},
-                 hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), timeout => 1,
-                                                args => [<<"p">>, <<"write">>, <<"100000000">>, <<"10">>]})).
+    Run = fun(Args, Ms) ->
+        hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), timeout => Ms, args => [<<"p">> | Args]})
+    end,
+    % A run stopped by its timeout: an error, not a hang; also while the
+    % program sleeps (poll_oneoff sleeps no longer than the timeout).
+    ?assertEqual({error, timeout}, Run([<<"write">>, <<"100000000">>, <<"10">>], 1)),
+    {Us, Slept} = timer:tc(fun() -> Run([<<"sleep">>, <<"100">>], 300) end),
+    ?assertEqual({error, timeout}, Slept),
+    ?assert(Us < 5000000),
+    % A fixed clock does not sleep at all.
+    ?assertMatch({ok, #{exit_code := 0, stdout := <<"slept\n">>}},
+                 hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), clock => {fixed, 0},
+                                                args => [<<"p">>, <<"sleep">>, <<"1000">>]})).
 
 run_errors_test_() ->
     {timeout, 60, [
@@ -220,6 +229,9 @@ errno_test_() ->
         {"an unknown clock is inval", fun(W, S) -> call(W, S, <<"clock_time_get">>, [9, 0, 1024]) end, E(inval)},
         {"polling nothing is inval", fun(W, S) -> call(W, S, <<"poll_oneoff">>, [0, 512, 0, 1024]) end, E(inval)},
         {"a pointer past memory is fault", fun(W, S) -> call(W, S, <<"fd_write">>, [1, 70000, 1, 8]) end, E(fault)},
+        {"a file past 1 GiB is fbig", fun(W, S) -> {0, S1} = open(W, S, <<"f.txt">>, 0),
+                                                  call(W, S1, <<"fd_pwrite">>, [4, 0, 1, 1 bsl 40, 8]) end, E(fbig)},
+        {"random bytes past memory are fault", fun(W, S) -> call(W, S, <<"random_get">>, [0, -1]) end, E(fault)},
         {"an unserved function is nosys", fun(W, S) -> call(W, S, <<"sock_accept">>, [0, 0, 0]) end, E(nosys)},
         {"a bad whence is inval", fun(W, S) -> {0, S1} = open(W, S, <<"f.txt">>, 0),
                                                call(W, S1, <<"fd_seek">>, [4, 0, 7, 1024]) end, E(inval)}

@@ -172,6 +172,11 @@ int main(int argc, char **argv) {
         printf("exiting with %s\n", argv[2]);
         exit(atoi(argv[2]));
     }
+    if (!strcmp(cmd, "sleep") && argc > 2) {
+        sleep(atoi(argv[2]));
+        printf("slept\n");
+        return 0;
+    }
     if (!strcmp(cmd, "abort")) {
         printf("about to abort\n");
         fflush(stdout);
@@ -179,6 +184,6 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "write") && argc > 3) return spew(0, atol(argv[2]), atol(argv[3]));
     if (!strcmp(cmd, "printf") && argc > 3) return spew(1, atol(argv[2]), atol(argv[3]));
-    fprintf(stderr, "usage: wasi_test args|env|cat|files|dirs|clock|exit N|abort|write N SIZE|printf N SIZE\n");
+    fprintf(stderr, "usage: wasi_test args|env|cat|files|dirs|clock|exit N|sleep S|abort|write N SIZE|printf N SIZE\n");
     return 2;
 }
