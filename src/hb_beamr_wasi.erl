@@ -283,27 +283,21 @@ bin(Other) -> throw({invalid_option, Other}).
 %% hands every other import to `Fallback', with the same state.
 -spec import_fun(hb_beamr:import_fun()) -> hb_beamr:import_fun().
 import_fun(Fallback) when is_function(Fallback, 3) ->
-    fun(State, Request = #{module := Module}, Opts) ->
-        case Module of
-            ?MODULE_NAME ->
-                #{func := Func, args := Args, instance := WASM} = Request,
-                {Results, NewState} = handle(Func, Args, WASM, State),
-                {ok, Results, NewState};
-            _ ->
-                Fallback(State, Request, Opts)
-        end
-    end.
+    serve(Fallback, fun(State) -> State end, fun(_State, Wasi) -> Wasi end).
 
 %% @doc Like {@link import_fun/1}, for a caller whose state is a map that
 %% holds the WASI state under `Key'.
 -spec import_fun(hb_beamr:import_fun(), term()) -> hb_beamr:import_fun().
 import_fun(Fallback, Key) when is_function(Fallback, 3) ->
+    serve(Fallback, fun(State) -> maps:get(Key, State) end, fun(State, Wasi) -> State#{Key := Wasi} end).
+
+serve(Fallback, Get, Put) ->
     fun(State, Request = #{module := Module}, Opts) ->
         case Module of
             ?MODULE_NAME ->
                 #{func := Func, args := Args, instance := WASM} = Request,
-                {Results, Wasi} = handle(Func, Args, WASM, maps:get(Key, State)),
-                {ok, Results, State#{Key := Wasi}};
+                {Results, Wasi} = handle(Func, Args, WASM, Get(State)),
+                {ok, Results, Put(State, Wasi)};
             _ ->
                 Fallback(State, Request, Opts)
         end
