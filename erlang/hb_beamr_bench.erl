@@ -423,6 +423,7 @@ wasi_rows(Root, Rounds) ->
             {printf, Bytes / 1048576 / seconds(fun() -> Run(<<"printf">>) end)}
         ]
     end),
+    WriteMBs = [W * Size / 1048576 || W <- maps:get(write, Samples)],
     hb_beamr:stop(Wasm),
     Base = median(maps:get(baseline, Samples)),
     WriteRate = median(maps:get(write, Samples)),
@@ -433,7 +434,8 @@ wasi_rows(Root, Rounds) ->
              median = WriteRate, unit = "fd_writes/s", baseline = "import", ratio = paired_ratio(Samples, write, baseline)},
         #row{section = "wasi", what = "the same in MB/s", median = WriteRate * Size / 1048576, unit = "MB/s"},
         #row{section = "wasi", what = "1 MiB by fwrite(64 B) through stdio's 1 KiB buffer, whole run",
-             median = median(maps:get(printf, Samples)), unit = "MB/s"}
+             median = median(maps:get(printf, Samples)), unit = "MB/s", baseline = "write(2)",
+             ratio = paired_ratio(Samples#{write_mbs => WriteMBs}, printf, write_mbs)}
     ].
 
 %%% Helpers
