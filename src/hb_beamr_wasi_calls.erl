@@ -29,30 +29,25 @@
 %% a throw of `{wasi_errno, Name}'.
 -spec call(binary(), [integer()], hb_beamr:wasm(), hb_beamr_wasi:state()) ->
     {ok, hb_beamr_wasi:state()} | nosys.
-call(Func, Args, W, S) ->
-    wasi(Func, Args, W, S).
-
-%%% The functions
-
-wasi(<<"fd_write">>, [Fd, Iovs, N, Ptr], W, S) ->
+call(<<"fd_write">>, [Fd, Iovs, N, Ptr], W, S) ->
     Data = gather(W, Iovs, N),
     S1 = write_fd(Fd, Data, S),
     put_u32(W, Ptr, byte_size(Data)),
     {ok, S1};
-wasi(<<"fd_read">>, [Fd, Iovs, N, Ptr], W, S) ->
+call(<<"fd_read">>, [Fd, Iovs, N, Ptr], W, S) ->
     Bufs = iovecs(W, Iovs, N),
     {Data, S1} = read_fd(Fd, lists:sum([L || {_, L} <- Bufs]), S),
     scatter(W, Bufs, Data),
     put_u32(W, Ptr, byte_size(Data)),
     {ok, S1};
-wasi(<<"fd_pwrite">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
+call(<<"fd_pwrite">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
     #{root := Root, rel := Rel} = F = file_fd(Fd, S),
     need_right(F, ?RIGHT_FD_WRITE),
     Data = gather(W, Iovs, N),
     {ok, FS, _End} = ok(hb_beamr_wasi_fs:write(maps:get(fs, S), hb_beamr_wasi_fs:full(Root, Rel), ?U64(Offset), Data)),
     put_u32(W, Ptr, byte_size(Data)),
     {ok, S#{fs := FS}};
-wasi(<<"fd_pread">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
+call(<<"fd_pread">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
     #{root := Root, rel := Rel} = F = file_fd(Fd, S),
     need_right(F, ?RIGHT_FD_READ),
     Bufs = iovecs(W, Iovs, N),
@@ -61,7 +56,7 @@ wasi(<<"fd_pread">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
     scatter(W, Bufs, Data),
     put_u32(W, Ptr, byte_size(Data)),
     {ok, S};
-wasi(<<"fd_seek">>, [Fd, Offset, Whence, Ptr], W, S) ->
+call(<<"fd_seek">>, [Fd, Offset, Whence, Ptr], W, S) ->
     F = #{pos := Pos} = file_fd(Fd, S),
     Base = case Whence of
         0 -> 0;
@@ -73,14 +68,14 @@ wasi(<<"fd_seek">>, [Fd, Offset, Whence, Ptr], W, S) ->
     New >= 0 orelse throw({wasi_errno, inval}),
     put_u64(W, Ptr, New),
     {ok, set_fd(Fd, F#{pos := New}, S)};
-wasi(<<"fd_tell">>, [Fd, Ptr], W, S) ->
+call(<<"fd_tell">>, [Fd, Ptr], W, S) ->
     #{pos := Pos} = file_fd(Fd, S),
     put_u64(W, Ptr, Pos),
     {ok, S};
-wasi(<<"fd_close">>, [Fd], _W, S = #{fds := Fds}) ->
+call(<<"fd_close">>, [Fd], _W, S = #{fds := Fds}) ->
     _ = fd(Fd, S),
     {ok, S#{fds := maps:remove(Fd, Fds)}};
-wasi(<<"fd_fdstat_get">>, [Fd, Ptr], W, S) ->
+call(<<"fd_fdstat_get">>, [Fd, Ptr], W, S) ->
     F = fd(Fd, S),
     {Type, Rights} = case F of
         #{type := file, rights := R} -> {?FT_FILE, R};
@@ -90,12 +85,12 @@ wasi(<<"fd_fdstat_get">>, [Fd, Ptr], W, S) ->
     Flags = maps:get(flags, F, 0),
     write(W, Ptr, <<Type:8, 0:8, Flags:16/little, 0:32, Rights:64/little, ?ALL_RIGHTS:64/little>>),
     {ok, S};
-wasi(<<"fd_fdstat_set_flags">>, [Fd, Flags], _W, S) ->
+call(<<"fd_fdstat_set_flags">>, [Fd, Flags], _W, S) ->
     case fd(Fd, S) of
         F = #{type := file} -> {ok, set_fd(Fd, F#{flags := Flags band 16#FFFF}, S)};
         _ -> {ok, S}
     end;
-wasi(<<"fd_filestat_get">>, [Fd, Ptr], W, S) ->
+call(<<"fd_filestat_get">>, [Fd, Ptr], W, S) ->
     case fd(Fd, S) of
         #{type := T, root := Root, rel := Rel} when T =:= file; T =:= dir ->
             put_filestat(W, Ptr, hb_beamr_wasi_fs:full(Root, Rel), S);
@@ -103,16 +98,16 @@ wasi(<<"fd_filestat_get">>, [Fd, Ptr], W, S) ->
             write(W, Ptr, filestat(0, ?FT_CHAR, 0))
     end,
     {ok, S};
-wasi(<<"fd_prestat_get">>, [Fd, Ptr], W, S) ->
+call(<<"fd_prestat_get">>, [Fd, Ptr], W, S) ->
     #{root := Root} = preopen(Fd, S),
     write(W, Ptr, <<0:8, 0:24, (byte_size(Root)):32/little>>),
     {ok, S};
-wasi(<<"fd_prestat_dir_name">>, [Fd, Ptr, Len], W, S) ->
+call(<<"fd_prestat_dir_name">>, [Fd, Ptr, Len], W, S) ->
     #{root := Root} = preopen(Fd, S),
     ?U32(Len) >= byte_size(Root) orelse throw({wasi_errno, nametoolong}),
     write(W, Ptr, Root),
     {ok, S};
-wasi(<<"fd_readdir">>, [Fd, Buf, Len, Cookie, Ptr], W, S) ->
+call(<<"fd_readdir">>, [Fd, Buf, Len, Cookie, Ptr], W, S) ->
     Full = dir_path(Fd, S),
     Entries = [{<<".">>, dir}, {<<"..">>, dir} | hb_beamr_wasi_fs:list(maps:get(fs, S), Full)],
     From = ?U64(Cookie),
@@ -124,7 +119,7 @@ wasi(<<"fd_readdir">>, [Fd, Buf, Len, Cookie, Ptr], W, S) ->
     write(W, Buf, binary:part(Bytes, 0, Used)),
     put_u32(W, Ptr, Used),
     {ok, S};
-wasi(<<"path_open">>, [DirFd, _LookupFlags, P, PLen, OFlags, RightsBase, _Inherit, FdFlags, Ptr], W, S) ->
+call(<<"path_open">>, [DirFd, _LookupFlags, P, PLen, OFlags, RightsBase, _Inherit, FdFlags, Ptr], W, S) ->
     {Root, Rel} = path(W, DirFd, P, PLen, S),
     Full = hb_beamr_wasi_fs:full(Root, Rel),
     FS0 = maps:get(fs, S),
@@ -157,49 +152,49 @@ wasi(<<"path_open">>, [DirFd, _LookupFlags, P, PLen, OFlags, RightsBase, _Inheri
     NewFd = free_fd(maps:get(fds, S), 3),
     put_u32(W, Ptr, NewFd),
     {ok, set_fd(NewFd, Entry, S#{fs := FS1})};
-wasi(<<"path_filestat_get">>, [DirFd, _Flags, P, PLen, Ptr], W, S) ->
+call(<<"path_filestat_get">>, [DirFd, _Flags, P, PLen, Ptr], W, S) ->
     {Root, Rel} = path(W, DirFd, P, PLen, S),
     put_filestat(W, Ptr, hb_beamr_wasi_fs:full(Root, Rel), S),
     {ok, S};
-wasi(<<"path_create_directory">>, [DirFd, P, PLen], W, S) ->
+call(<<"path_create_directory">>, [DirFd, P, PLen], W, S) ->
     fs_op(fun hb_beamr_wasi_fs:mkdir/2, path_full(W, DirFd, P, PLen, S), S);
-wasi(<<"path_remove_directory">>, [DirFd, P, PLen], W, S) ->
+call(<<"path_remove_directory">>, [DirFd, P, PLen], W, S) ->
     fs_op(fun hb_beamr_wasi_fs:rmdir/2, path_full(W, DirFd, P, PLen, S), S);
-wasi(<<"path_unlink_file">>, [DirFd, P, PLen], W, S) ->
+call(<<"path_unlink_file">>, [DirFd, P, PLen], W, S) ->
     fs_op(fun hb_beamr_wasi_fs:unlink/2, path_full(W, DirFd, P, PLen, S), S);
-wasi(<<"path_rename">>, [Fd1, P1, L1, Fd2, P2, L2], W, S) ->
+call(<<"path_rename">>, [Fd1, P1, L1, Fd2, P2, L2], W, S) ->
     From = path_full(W, Fd1, P1, L1, S),
     To = path_full(W, Fd2, P2, L2, S),
     fs_op(fun(FS, F) -> hb_beamr_wasi_fs:rename(FS, F, To) end, From, S);
-wasi(<<"args_sizes_get">>, [CountPtr, SizePtr], W, S = #{args := Args}) ->
+call(<<"args_sizes_get">>, [CountPtr, SizePtr], W, S = #{args := Args}) ->
     sizes(W, CountPtr, SizePtr, Args),
     {ok, S};
-wasi(<<"args_get">>, [Argv, Buf], W, S = #{args := Args}) ->
+call(<<"args_get">>, [Argv, Buf], W, S = #{args := Args}) ->
     strings(W, Argv, Buf, Args),
     {ok, S};
-wasi(<<"environ_sizes_get">>, [CountPtr, SizePtr], W, S = #{env := Env}) ->
+call(<<"environ_sizes_get">>, [CountPtr, SizePtr], W, S = #{env := Env}) ->
     sizes(W, CountPtr, SizePtr, Env),
     {ok, S};
-wasi(<<"environ_get">>, [Environ, Buf], W, S = #{env := Env}) ->
+call(<<"environ_get">>, [Environ, Buf], W, S = #{env := Env}) ->
     strings(W, Environ, Buf, Env),
     {ok, S};
-wasi(<<"clock_res_get">>, [Id, Ptr], W, S) ->
+call(<<"clock_res_get">>, [Id, Ptr], W, S) ->
     valid_clock(Id),
     put_u64(W, Ptr, case S of #{clock := real} -> 1000; _ -> 1 end),
     {ok, S};
-wasi(<<"clock_time_get">>, [Id, _Precision, Ptr], W, S) ->
+call(<<"clock_time_get">>, [Id, _Precision, Ptr], W, S) ->
     put_u64(W, Ptr, now_ns(Id, S)),
     {ok, S};
-wasi(<<"random_get">>, [Buf, Len], W, S) ->
+call(<<"random_get">>, [Buf, Len], W, S) ->
     in_memory(W, ?U32(Buf), ?U32(Len)),
     {Bytes, S1} = random_bytes(?U32(Len), S),
     write(W, Buf, Bytes),
     {ok, S1};
-wasi(<<"sched_yield">>, [], _W, S) ->
+call(<<"sched_yield">>, [], _W, S) ->
     {ok, S};
-wasi(<<"poll_oneoff">>, [In, Out, N, Ptr], W, S) ->
+call(<<"poll_oneoff">>, [In, Out, N, Ptr], W, S) ->
     poll_oneoff(W, ?U32(In), ?U32(Out), ?U32(N), Ptr, S);
-wasi(_Func, _Args, _W, _S) ->
+call(_Func, _Args, _W, _S) ->
     nosys.
 
 %%% File descriptors
