@@ -343,6 +343,29 @@ poll_fixed_clock_test() ->
         ?assertEqual({ok, <<150:64/little>>}, hb_beamr_io:read(W, 2000, 8))
     end).
 
+poll_fd_subscription_test() ->
+    hb_beamr_test_util:with_instance("wasi/compose.wasm", fun(W) ->
+        {ok, S} = hb_beamr_wasi:new_state(#{}),
+        % fd_read on stdin (tag 1), userdata 9: answered at once with notsup.
+        ok = hb_beamr_io:write(W, 512, <<9:64/little, 1, 0:56, 0:32/little, 0:(36 * 8)>>),
+        {0, _} = call(W, S, <<"poll_oneoff">>, [512, 1024, 1, 2000]),
+        ?assertEqual({ok, <<1:32/little>>}, hb_beamr_io:read(W, 2000, 4)),
+        ?assertMatch({ok, <<9:64/little, 58:16/little, 1, _/binary>>}, hb_beamr_io:read(W, 1024, 32))
+    end).
+
+%% wasi-libc's isatty: a character device without seek and tell rights.
+tty_test() ->
+    hb_beamr_test_util:with_instance("wasi/compose.wasm", fun(W) ->
+        Rights = fun(Opts) ->
+            {ok, S} = hb_beamr_wasi:new_state(Opts),
+            {0, _} = call(W, S, <<"fd_fdstat_get">>, [1, 1024]),
+            {ok, <<2, _:7/binary, R:64/little, _/binary>>} = hb_beamr_io:read(W, 1024, 24),
+            R band (4 bor 32)
+        end,
+        ?assertEqual(0, Rights(#{tty => true})),
+        ?assertEqual(4 bor 32, Rights(#{}))
+    end).
+
 %%% The file system and its sandbox (no instance)
 
 resolve_test_() ->
