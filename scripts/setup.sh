@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hb_beamr needs on a Debian machine, when it is missing:
-# Erlang/OTP and rebar3 (the library and its tests), wabt (test fixtures),
+# Erlang/OTP and rebar3 (the library and its tests), Elixir (mix: the
+# integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
 # the runtime builds and runs without it), wasi-libc, wasm32 compiler-rt and
 # lld (the C test programs in test/wasi, built for wasm32-wasi). Rust comes with the machine
@@ -14,6 +15,9 @@ packages=()
 need() { command -v "$1" >/dev/null 2>&1 || packages+=("${@:2}"); }
 need erl erlang-nox erlang-eunit erlang-dialyzer erlang-edoc erlang-tools
 need rebar3 rebar3
+need mix elixir
+need git git   # the integration tests' git dependency
+need python3 python3   # reference-tests.sh; the integration tests' shell session
 need wat2wasm wabt
 need cmake cmake
 need clang clang

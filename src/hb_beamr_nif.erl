@@ -10,9 +10,10 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/4, call/4, import_response/3, abort_import/2]).
+-export([start/5, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
+-export([canonicalize_nans/1]).
 
 -on_load(init/0).
 
@@ -64,9 +65,11 @@ guarded(Fun) ->
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with
 %% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes}'.
+%% With `ServeImports', imports called during instantiation come to the
+%% caller as `{import, ...}' replies, as in a call.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer()}) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits) -> ?NOT_LOADED.
+            {non_neg_integer(), pos_integer(), pos_integer()}, boolean()) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
@@ -108,3 +111,9 @@ timeout(_Worker, _Id) -> ?NOT_LOADED.
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().
 live_instances() -> ?NOT_LOADED.
+
+%% @doc The module rewritten so that every NaN its float arithmetic produces
+%% is the positive canonical NaN (deterministic floats; see `hb_beamr_nan').
+%% Runs on a dirty CPU scheduler.
+-spec canonicalize_nans(binary()) -> {ok, binary()} | {error, {invalid_wasm, binary()}}.
+canonicalize_nans(_Wasm) -> ?NOT_LOADED.

@@ -232,8 +232,10 @@ fn decode_cpu(term: Term) -> Option<Cpu> {
     (known != 0).then_some(Cpu::Named(name))
 }
 
-/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu)` →
-/// `{ok, Aot}` | `{error, Reason}`. The Erlang side checks the options.
+/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
+/// Deterministic)` → `{ok, Aot}` | `{error, Reason}`. The Erlang side checks
+/// the options. `Deterministic` canonicalizes NaNs first (`hb_beamr_nan`)
+/// and marks the output so (`aot_tag::mark_deterministic`).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn compile<'a>(
     env: Env<'a>,
@@ -242,6 +244,7 @@ fn compile<'a>(
     size_level: u32,
     bounds_checks: bool,
     target_cpu: Term<'a>,
+    deterministic: bool,
 ) -> Term<'a> {
     if !wasm.as_slice().starts_with(b"\0asm") {
         return (
@@ -261,9 +264,20 @@ fn compile<'a>(
     let Some(cpu) = decode_cpu(target_cpu) else {
         return (atoms::error(), (atoms::invalid_option(), target_cpu)).encode(env);
     };
-    match compile_bytes(wasm.as_slice(), opt_level, size_level, bounds_checks, &cpu) {
+    let canonical = match deterministic.then(|| hb_beamr_nan::canonicalize(wasm.as_slice())) {
+        Some(Err(why)) => {
+            return (atoms::error(), (atoms::invalid_wasm(), why.to_string())).encode(env)
+        }
+        Some(Ok(canonical)) => Some(canonical),
+        None => None,
+    };
+    let input = canonical.as_deref().unwrap_or(wasm.as_slice());
+    match compile_bytes(input, opt_level, size_level, bounds_checks, &cpu) {
         Ok(mut aot) => {
             aot_tag::append(&mut aot, &target_tag(&cpu));
+            if deterministic {
+                aot_tag::mark_deterministic(&mut aot);
+            }
             let mut binary = OwnedBinary::new(aot.len());
             binary.as_mut_slice().copy_from_slice(&aot);
             (atoms::ok(), binary.release(env)).encode(env)
