@@ -112,70 +112,71 @@
 %% what it wrote to stdout and stderr, and every file under the preopened
 %% directories by full guest path. `mode' `aot' with bytecode compiles it
 %% first ({@link hb_beamr:compile/1}). A trap (`abort()') is exit code 134
-%% with `trap' set. Imports of other modules go to `import_fun' (by
-%% default they fail the run with `{unknown_import, Module, Name}').
+%% with `trap' set. WASI is served from the start: a start function or
+%% constructors that call it while the module instantiates work too.
+%% Imports of other modules go to `import_fun' (by default they fail the
+%% run with `{unknown_import, Module, Name}').
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
-    Limits = maps:with([max_memory, wasm_stack, native_stack], Opts),
     StateOpts = maps:with([args, env, stdin, stdout, stderr, tty, preopens, clock, random], Opts),
-    Mode = maps:get(mode, Opts, wasm),
-    case new_state(StateOpts) of
-        {ok, State} ->
-            with_instance(load(Wasm, Mode), Limits, fun(WASM, Exports) ->
-                case lists:keymember(<<"_start">>, 2, Exports) of
-                    true -> run_start(WASM, State, Opts);
-                    false -> {error, no_start_function}
-                end
-            end);
-        {error, _} = Error ->
-            Error
+    case {new_state(StateOpts), load(Wasm, maps:get(mode, Opts, wasm))} of
+        {{ok, State}, {ok, {Mode, Bytes}}} -> run_module(Bytes, Mode, State, Opts);
+        {{error, _} = Error, _} -> Error;
+        {_, {error, _} = Error} -> Error
     end;
 run(_Wasm, _Opts) ->
     {error, badarg}.
 
-load(<<0, "asm", _/binary>> = Wasm, aot) -> hb_beamr:compile(Wasm);
+load(<<0, "asm", _/binary>> = Wasm, aot) ->
+    case hb_beamr:compile(Wasm) of
+        {ok, Aot} -> {ok, {aot, Aot}};
+        {error, _} = Error -> Error
+    end;
 load(Bytes, Mode) when Mode =:= wasm; Mode =:= aot -> {ok, {Mode, Bytes}};
 load(_, Mode) -> {error, {invalid_option, {mode, Mode}}}.
 
-with_instance({ok, {Mode, Bytes}}, Limits, Fun) ->
-    case hb_beamr:start(Bytes, Mode, Limits) of
-        {ok, WASM, _Imports, Exports} ->
-            try Fun(WASM, Exports) after hb_beamr:stop(WASM) end;
-        {error, _} = Error ->
-            Error
-    end;
-with_instance({ok, Aot}, Limits, Fun) when is_binary(Aot) ->
-    with_instance({ok, {aot, Aot}}, Limits, Fun);
-with_instance({error, _} = Error, _Limits, _Fun) ->
-    Error.
-
-%% The last state is kept in the process dictionary too: a trap returns no
-%% state, and the output written before it must still be reported.
-run_start(WASM, State, Opts) ->
+%% Starts the module with WASI served (constructors and start functions may
+%% call it while the module instantiates), then calls `_start'. The last
+%% state is kept in the process dictionary too: a trap returns no state, and
+%% the output written before it must still be reported.
+run_module(Bytes, Mode, State0, Opts) ->
     Key = {?MODULE, make_ref()},
-    Fallback = maps:get(import_fun, Opts, fun unknown_import/3),
-    Serve = import_fun(Fallback),
+    Serve = import_fun(maps:get(import_fun, Opts, fun unknown_import/3)),
     Track = fun(S, Request, O) ->
         {ok, Results, S1} = Serve(S, Request, O),
         put(Key, S1),
         {ok, Results, S1}
     end,
-    CallOpts = maps:with([timeout], Opts),
-    State1 = case CallOpts of
-        #{timeout := Ms} when is_integer(Ms), Ms >= 0 -> State#{deadline => erlang:monotonic_time(millisecond) + Ms};
-        _ -> State
+    {State, Timeout} = case maps:get(timeout, Opts, infinity) of
+        Ms when is_integer(Ms), Ms >= 0 ->
+            Deadline = erlang:monotonic_time(millisecond) + Ms,
+            {State0#{deadline => Deadline}, fun() -> #{timeout => max(0, Deadline - erlang:monotonic_time(millisecond))} end};
+        Other ->
+            {State0, fun() -> #{timeout => Other} end}
     end,
-    put(Key, State1),
-    Outcome = hb_beamr:call(WASM, "_start", [], Track, State1, CallOpts),
-    Last = erase(Key),
-    case Outcome of
-        {ok, _, Final} -> {ok, result(0, Final)};
-        {error, throw, {?EXIT, Code}, _, Final} -> {ok, result(Code, Final)};
-        {error, throw, {unknown_import, _, _} = Why, _, _} -> {error, Why};
-        {error, Class, Reason, _, _} -> {error, {import_failed, Class, Reason}};
-        {error, {wasm_trap, Why}} -> {ok, (result(?TRAP_EXIT_CODE, Last))#{trap => Why}};
-        {error, _} = Error -> Error
+    StartOpts = maps:merge(maps:with([max_memory, wasm_stack, native_stack], Opts),
+                           (Timeout())#{import_fun => Track, state => State}),
+    put(Key, State),
+    try hb_beamr:start(Bytes, Mode, StartOpts) of
+        {ok, WASM, _Imports, Exports, Started} ->
+            try lists:keymember(<<"_start">>, 2, Exports) of
+                true -> outcome(hb_beamr:call(WASM, "_start", [], Track, Started, Timeout()), get(Key));
+                false -> {error, no_start_function}
+            after
+                hb_beamr:stop(WASM)
+            end;
+        Failed ->
+            outcome(Failed, get(Key))
+    after
+        erase(Key)
     end.
+
+outcome({ok, _, Final}, _Last) -> {ok, result(0, Final)};
+outcome({error, throw, {?EXIT, Code}, _, Final}, _Last) -> {ok, result(Code, Final)};
+outcome({error, throw, {unknown_import, _, _} = Why, _, _}, _Last) -> {error, Why};
+outcome({error, Class, Reason, _, _}, _Last) -> {error, {import_failed, Class, Reason}};
+outcome({error, {wasm_trap, Why}}, Last) -> {ok, (result(?TRAP_EXIT_CODE, Last))#{trap => Why}};
+outcome({error, _} = Error, _Last) -> Error.
 
 -spec unknown_import(state(), hb_beamr:import_request(), map()) -> no_return().
 unknown_import(_State, #{module := Module, func := Name}, _Opts) ->

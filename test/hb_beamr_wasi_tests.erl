@@ -136,6 +136,17 @@ timeout() ->
                  hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), clock => {fixed, 0},
                                                 args => [<<"p">>, <<"sleep">>, <<"1000">>]})).
 
+%% WASI called while the module instantiates (a start function, as
+%% emscripten's constructors), then from `_start'.
+start_function_test_() ->
+    {timeout, 60, fun() ->
+        Mode = hb_beamr_test_util:mode(),
+        Wasm = hb_beamr_test_util:fixture("wasi/ctor.wasm"),
+        ?assertMatch({ok, #{exit_code := 0, stdout := <<"ctor\nmain\n">>}}, hb_beamr_wasi:run(Wasm, #{mode => Mode})),
+        ?assertMatch({ok, #{exit_code := 4, stdout := <<"ctor\n">>}},
+                     hb_beamr_wasi:run(Wasm, #{mode => Mode, env => #{<<"A">> => <<"1">>}}))
+    end}.
+
 run_errors_test_() ->
     {timeout, 60, [
         ?_assertEqual({error, no_start_function}, hb_beamr_wasi:run(hb_beamr_test_util:fixture("test.wasm"), #{})),
