@@ -4,9 +4,9 @@
 # integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
 # the runtime builds and runs without it), wasi-libc, wasm32 compiler-rt and
-# lld (the C test programs in test/wasi, built for wasm32-wasi). Rust comes with the machine
-# (rustup); this script only checks for it. Safe to run again: it installs
-# nothing that is already there.
+# lld (the C test programs in test/wasi, built for wasm32-wasi).
+# Rust comes with the machine (rustup); this script only checks for it.
+# Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 quiet=${1:-}
 say() { [ "$quiet" = "--quiet" ] || echo "setup: $*"; }
