@@ -102,14 +102,10 @@ main(["compare", File, Func | Args]) ->
     hb_beamr:stop(A);
 main(["info", File]) ->
     {ok, Bytes} = read(File),
-    case hb_beamr:start(Bytes, mode(File)) of
-        {ok, WASM, Imports, Exports} ->
-            [io:format("import ~s ~s.~s ~s~n", [K, M, N, S]) || {K, M, N, S} <- Imports],
-            [io:format("export ~s ~s ~s~n", [K, N, S]) || {K, N, S} <- Exports],
-            hb_beamr:stop(WASM);
-        {error, Reason} ->
-            fail("cannot start ~s: ~p", [File, Reason])
-    end;
+    {ok, WASM, Imports, Exports} = start(File, Bytes),
+    [io:format("import ~s ~s.~s ~s~n", [K, M, N, S]) || {K, M, N, S} <- Imports],
+    [io:format("export ~s ~s ~s~n", [K, N, S]) || {K, N, S} <- Exports],
+    hb_beamr:stop(WASM);
 main(_) ->
     io:format(standard_error,
         "usage: hb_beamr run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... FILE [ARG...]~n"
@@ -151,14 +147,23 @@ run_options(Rest, Acc) ->
     {Acc, Rest}.
 
 %% A WASI command imports from wasi_snapshot_preview1 and exports _start.
+%% The module is started once to see its imports and exports, with WASI
+%% served from a throwaway state (a start function may call it; one that
+%% exits there is a WASI command too).
 is_command(File, Bytes) ->
-    case hb_beamr:start(Bytes, mode(File)) of
-        {ok, WASM, Imports, Exports} ->
+    {ok, Probe} = hb_beamr_wasi:new_state(#{}),
+    Serve = hb_beamr_wasi:import_fun(fun hb_beamr:stub/3),
+    case hb_beamr:start(Bytes, mode(File), #{import_fun => Serve, state => Probe}) of
+        {ok, WASM, Imports, Exports, _} ->
             hb_beamr:stop(WASM),
             lists:keymember(<<"wasi_snapshot_preview1">>, 2, Imports)
                 andalso lists:member({func, <<"_start">>, <<"()">>}, Exports);
+        {error, throw, {hb_beamr_wasi_exit, _}, _, _} ->
+            true;
         {error, Reason} ->
-            fail("cannot start ~s: ~p", [File, Reason])
+            fail("cannot start ~s: ~p", [File, Reason]);
+        {error, Class, Reason, _, _} ->
+            fail("cannot start ~s: ~p:~p", [File, Class, Reason])
     end.
 
 run_command(File, Bytes, Args, #{dirs := Dirs, env := Env}) ->
@@ -252,11 +257,19 @@ is_link(Path) ->
 
 with_module(File, Fun) ->
     {ok, Bytes} = read(File),
-    case hb_beamr:start(Bytes, mode(File)) of
-        {ok, WASM, _Imports, _Exports} ->
-            try Fun(WASM) after hb_beamr:stop(WASM) end;
+    {ok, WASM, _Imports, _Exports} = start(File, Bytes),
+    try Fun(WASM) after hb_beamr:stop(WASM) end.
+
+%% Starts a module, or fails. Imports a start function calls are printed
+%% and answered with zeros, as during a call.
+start(File, Bytes) ->
+    case hb_beamr:start(Bytes, mode(File), #{import_fun => fun print_import/3, state => 0}) of
+        {ok, WASM, Imports, Exports, _} ->
+            {ok, WASM, Imports, Exports};
         {error, Reason} ->
-            fail("cannot start ~s: ~p", [File, Reason])
+            fail("cannot start ~s: ~p", [File, Reason]);
+        {error, Class, Reason, _, _} ->
+            fail("cannot start ~s: ~p:~p", [File, Class, Reason])
     end.
 
 read(File) ->

@@ -190,6 +190,9 @@ cli_status() ->
     ?assertEqual({"exiting with 5", "status=5"}, cli("run test/wasi/wasi_test.wasm exit 5")),
     ?assertEqual({"about to abort", "status=134"}, cli("run test/wasi/wasi_test.wasm abort 2>/dev/null")),
     ?assertEqual({"HI THERE", "status=0"}, cli("run test/wasi/wasi_test.wasm cat 2>/dev/null < test/wasi/cli-stdin.txt")),
+    % WASI called while the module instantiates.
+    ?assertEqual({"ctor\nmain", "status=0"}, cli("run test/wasi/ctor.wasm")),
+    ?assertEqual({"ctor", "status=4"}, cli("run --env A=1 test/wasi/ctor.wasm")),
     % The other form: call an export of a module that is no WASI command.
     ?assertEqual({"120.0", "status=0"}, cli("run test/test.wasm fac 5.0")).
 
