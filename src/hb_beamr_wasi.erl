@@ -118,11 +118,21 @@
 %% run with `{unknown_import, Module, Name}').
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
-    StateOpts = maps:with([args, env, stdin, stdout, stderr, tty, preopens, clock, random], Opts),
-    case {new_state(StateOpts), load(Wasm, maps:get(mode, Opts, wasm))} of
-        {{ok, State}, {ok, {Mode, Bytes}}} -> run_module(Bytes, Mode, State, Opts);
-        {{error, _} = Error, _} -> Error;
-        {_, {error, _} = Error} -> Error
+    StateKeys = [args, env, stdin, stdout, stderr, tty, preopens, clock, random],
+    RunKeys = [mode, max_memory, wasm_stack, native_stack, timeout, import_fun],
+    case maps:keys(maps:without(StateKeys ++ RunKeys, Opts)) of
+        [] ->
+            case new_state(maps:with(StateKeys, Opts)) of
+                {ok, State} ->
+                    case load(Wasm, maps:get(mode, Opts, wasm)) of
+                        {ok, {Mode, Bytes}} -> run_module(Bytes, Mode, State, Opts);
+                        {error, _} = Error -> Error
+                    end;
+                {error, _} = Error ->
+                    Error
+            end;
+        [Unknown | _] ->
+            {error, {invalid_option, Unknown}}
     end;
 run(_Wasm, _Opts) ->
     {error, badarg}.
