@@ -36,7 +36,7 @@
 -type stream() :: binary() | {host, file:io_device() | port()}.
 %% Captured bytes, or where the bytes go to (or come from) at once: output
 %% with file:write/2 (an I/O device in `latin1' for bytes as they are);
-%% input from a port or an I/O device (see read_host/4).
+%% input from a port or an I/O device (see hb_beamr_wasi_calls).
 -type fd() :: #{
     type := stdin | stdout | stderr | dir | file,
     root => binary(),
