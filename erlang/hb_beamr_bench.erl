@@ -21,6 +21,9 @@
 %%%   scale      10,000 instances started at once, called, stopped
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
+%%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
+%%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
+%%%              stdio's buffer, against the import round trip above
 %%%
 %%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
@@ -60,7 +63,8 @@ main(_) ->
         section("compute", fun() -> compute_rows(Root, Rounds) end),
         section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
-        section("memory I/O", fun() -> memory_rows(Root, Rounds) end)
+        section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
+        section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end)
     ]),
     Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
     Table = table(Rows),
@@ -424,6 +428,52 @@ copy_rows(Rounds, Label, Data, Reps, Ops) ->
 patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
+
+%%% WASI stdout
+
+%% 1 MiB to stdout from a WASI program, as 16,384 write(2) calls of 64 bytes
+%% (one fd_write import each: the import round trip, then hb_beamr_io reads
+%% of the iovec and the bytes and a write of the count) and through stdio
+%% (fwrite of 64 bytes, one fd_write per 1 KiB buffer). Baseline: the
+%% import round trip alone, on the same number of imports.
+wasi_rows(Root, Rounds) ->
+    Program = read(Root, "test/wasi/wasi_test.wasm"),
+    Bench = read(Root, "test/bench.wasm"),
+    Writes = 16384,
+    Size = 64,
+    Bytes = Writes * Size,
+    Count = integer_to_binary(Writes),
+    Run = fun(How) ->
+        {ok, #{exit_code := 0, stdout := Out}} =
+            hb_beamr_wasi:run(Program, #{args => [<<"wasi_test">>, How, Count, integer_to_binary(Size)]}),
+        Bytes = byte_size(Out)
+    end,
+    Tick = fun(S, #{args := [X]}, _Opts) -> {ok, [X], S} end,
+    Wasm = start(Bench),
+    Expected = Writes * (Writes + 1) div 2,
+    Samples = rounds(Rounds, fun() ->
+        [
+            {baseline, Writes / seconds(fun() ->
+                {ok, [Expected], _} = hb_beamr:call(Wasm, "import_loop", [Writes], Tick, ok)
+            end)},
+            {write, Writes / seconds(fun() -> Run(<<"write">>) end)},
+            {printf, Bytes / 1048576 / seconds(fun() -> Run(<<"printf">>) end)}
+        ]
+    end),
+    WriteMBs = [W * Size / 1048576 || W <- maps:get(write, Samples)],
+    hb_beamr:stop(Wasm),
+    Base = median(maps:get(baseline, Samples)),
+    WriteRate = median(maps:get(write, Samples)),
+    [
+        #row{section = "wasi", what = "baseline: WASM -> Erlang import fun -> WASM",
+             median = Base, unit = "imports/s"},
+        #row{section = "wasi", what = "fd_write, 64 B each (1 MiB by write(2), whole run)",
+             median = WriteRate, unit = "fd_writes/s", baseline = "import", ratio = paired_ratio(Samples, write, baseline)},
+        #row{section = "wasi", what = "the same in MB/s", median = WriteRate * Size / 1048576, unit = "MB/s"},
+        #row{section = "wasi", what = "1 MiB by fwrite(64 B) through stdio's 1 KiB buffer, whole run",
+             median = median(maps:get(printf, Samples)), unit = "MB/s", baseline = "write(2)",
+             ratio = paired_ratio(Samples#{write_mbs => WriteMBs}, printf, write_mbs)}
+    ].
 
 %%% Helpers
 
