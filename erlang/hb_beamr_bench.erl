@@ -21,6 +21,8 @@
 %%%   scale      10,000 instances started at once, called, stopped
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
+%%%   cluster    hb_beamr:call/3 on an instance of another node (a peer on
+%%%              this machine), against an erpc:call/4 round trip to it
 %%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
 %%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
 %%%              stdio's buffer, against the import round trip above
@@ -64,7 +66,8 @@ main(_) ->
         section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
-        section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end)
+        section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
+        section("cluster", fun() -> cluster_rows(Root, Rounds) end)
     ]),
     Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
     Table = table(Rows),
@@ -380,6 +383,45 @@ chunks(Items, Size) when length(Items) =< Size -> [Items];
 chunks(Items, Size) ->
     {Chunk, Rest} = lists:split(Size, Items),
     [Chunk | chunks(Rest, Size)].
+
+%%% Cluster: a remote call against erpc's own round trip to the same node.
+
+cluster_rows(Root, Rounds) ->
+    ok = distributed(50),
+    Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "hb_beamr") =/= nomatch]),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(), args => Paths}),
+    {ok, W, _, _} = hb_beamr:start(read(Root, "test/test.wasm"), wasm, #{node => Node}),
+    Rate = fun(Fun) ->
+        {Us, N} = timer:tc(fun() -> repeat_for(Fun, ?SAMPLE_MS) end),
+        N / (max(Us, 1) / 1000000)
+    end,
+    Remote = fun() -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
+    Erpc = fun() -> Node = erpc:call(Node, erlang, node, []) end,
+    Samples = rounds(Rounds, fun() -> [{erpc, Rate(Erpc)}, {remote, Rate(Remote)}] end),
+    ok = hb_beamr:stop(W),
+    peer:stop(Peer),
+    Ratio = paired_ratio(Samples, remote, erpc),
+    [
+        #row{section = "cluster", what = "baseline: erpc:call to a peer node",
+             median = median(maps:get(erpc, Samples)), unit = "calls/s"},
+        #row{section = "cluster", what = "hb_beamr:call fac(5.0) on the peer's instance",
+             median = median(maps:get(remote, Samples)), unit = "calls/s",
+             baseline = "erpc:call", ratio = Ratio, target = ">= 0.7", met = Ratio >= 0.7}
+    ].
+
+%% Makes this node distributed (epmd may take a moment to listen).
+distributed(Tries) ->
+    case node() of
+        nonode@nohost ->
+            _ = os:cmd("epmd -daemon"),
+            case net_kernel:start([list_to_atom("hb_beamr_bench_" ++ os:getpid()), shortnames]) of
+                {ok, _} -> ok;
+                {error, _} when Tries > 0 -> timer:sleep(100), distributed(Tries - 1);
+                {error, Reason} -> {error, Reason}
+            end;
+        _ ->
+            ok
+    end.
 
 %%% Memory I/O
 
