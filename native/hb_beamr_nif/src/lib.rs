@@ -10,6 +10,7 @@ pub mod errors;
 pub mod instance;
 pub mod mailbox;
 pub mod reclaim;
+pub mod state;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
