@@ -323,12 +323,15 @@ fn val_types(
         .collect()
 }
 
-/// The host imports: (name, params, results).
+/// A host import: name, params, results.
+type HostSignature = (String, Vec<ValType>, Vec<ValType>);
+
+/// The host imports, in order.
 fn host_signatures(
     facts: &Facts,
     hosts: &Hosts,
     shift: &mut Shift,
-) -> Result<Vec<(String, Vec<ValType>, Vec<ValType>)>, RewriteError> {
+) -> Result<Vec<HostSignature>, RewriteError> {
     let func_type = |index: u32| -> Result<&FuncType, RewriteError> {
         facts
             .types
