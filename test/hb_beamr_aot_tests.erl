@@ -76,7 +76,7 @@ modules_the_compiler_cannot_take_test_() ->
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr:compile(<<"not wasm">>)),
         ?_assertMatch({error, {compile_failed, _}}, hb_beamr:compile(<<0, "asm", 1, 0, 0, 0, 99>>)),
         fun() ->
-            {error, {compile_failed, Why}} = hb_beamr:compile(fixture("exceptions.wasm")),
+            {error, {compile_failed, Why}} = hb_beamr:compile(fixture("eh-unsupported.wasm")),
             ?assertNotEqual(nomatch, binary:match(Why, <<"exception handling">>))
         end
     ].

@@ -145,6 +145,8 @@ struct Facts {
     func_types: Vec<u32>,
     tags: Vec<body::Payload>,
     export_names: Vec<String>,
+    /// Whether table 0 is exported (the runtime finds it by its export).
+    table0_exported: bool,
 }
 
 fn facts(s: &Sections) -> Result<Facts, RewriteError> {
@@ -209,9 +211,11 @@ fn facts(s: &Sections) -> Result<Facts, RewriteError> {
         }
     }
     let mut export_names = Vec::new();
+    let mut table0_exported = false;
     if let Some(reader) = s.exports.clone() {
         for export in reader {
             let export = export?;
+            table0_exported |= export.kind == ExternalKind::Table && export.index == 0;
             if export.kind == ExternalKind::Tag {
                 return Err(RewriteError::new(format!(
                     "the module exports exception tag {}, which hb_beamr cannot rewrite for AOT",
@@ -227,6 +231,7 @@ fn facts(s: &Sections) -> Result<Facts, RewriteError> {
         func_types,
         tags,
         export_names,
+        table0_exported,
     })
 }
 
@@ -444,16 +449,30 @@ fn assemble(
     if let Some(reader) = s.exports.clone() {
         shift.parse_export_section(&mut exports, reader)?;
     }
+    let mut table_needed = !facts.table0_exported;
     for need in &hosts.needs {
-        if let HostNeed::CallExport(func) = need {
-            let name = export_name(*func);
-            if facts.export_names.contains(&name) {
-                return Err(RewriteError::new(format!(
-                    "the module already exports {name}"
-                )));
+        let (name, kind, index) = match need {
+            HostNeed::CallExport(func) => (
+                export_name(*func),
+                ExportKind::Func,
+                shift.function_index(*func)?,
+            ),
+            HostNeed::CallIndirect(_) if table_needed => {
+                table_needed = false;
+                (
+                    format!("{}table", eh_abi::EXPORT_PREFIX),
+                    ExportKind::Table,
+                    0,
+                )
             }
-            exports.export(&name, ExportKind::Func, shift.function_index(*func)?);
+            _ => continue,
+        };
+        if facts.export_names.contains(&name) {
+            return Err(RewriteError::new(format!(
+                "the module already exports {name}"
+            )));
         }
+        exports.export(&name, kind, index);
     }
     if !exports.is_empty() {
         module.section(&exports);

@@ -106,6 +106,8 @@ fn setjmp_shape() {
     assert!(!listing.contains("Try"), "{listing}");
     assert!(!listing.contains("Throw"), "{listing}");
     assert!(!listing.contains("CallIndirect"), "{listing}");
+    // The runtime finds table 0 by an export.
+    assert!(listing.contains("export hb_beamr_eh.table\n"), "{listing}");
 }
 
 /// Nested tries, a direct call that may throw, catch_all, rethrow and a

@@ -8,17 +8,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use hb_wamr_sys as sys;
 
 use crate::worker;
+use hb_beamr_core::eh_abi::HostImport;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{ValKind, Value};
 
 /// How an import is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportKind {
     /// Sent to the caller's ImportFun.
     Erlang,
     /// emscripten `invoke_*`: call table element `args[0]` with the rest.
     Invoke,
+    /// Rewritten exception handling (`hb_beamr_eh`), see eh_host.rs.
+    Eh(HostImport),
 }
 
 /// One function import of a module. Boxed and owned by the module, so WAMR
@@ -40,13 +43,14 @@ impl ImportDesc {
             && sig
                 .as_ref()
                 .is_some_and(|s| s.params.first() == Some(&ValKind::I32));
+        let kind = match HostImport::parse(&module, &name) {
+            Some(host) => ImportKind::Eh(host),
+            None if is_invoke => ImportKind::Invoke,
+            None => ImportKind::Erlang,
+        };
         ImportDesc {
             signature: sig.as_ref().map(|s| s.encode()).unwrap_or_default(),
-            kind: if is_invoke {
-                ImportKind::Invoke
-            } else {
-                ImportKind::Erlang
-            },
+            kind,
             module,
             name,
             sig,
@@ -54,7 +58,7 @@ impl ImportDesc {
     }
 
     pub fn is_native(&self) -> bool {
-        self.kind == ImportKind::Invoke
+        self.kind != ImportKind::Erlang
     }
 
     pub fn unsupported(&self) -> String {
@@ -147,8 +151,9 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
         .zip(slots.iter())
         .map(|(kind, slot)| Value::from_slot(*slot, *kind))
         .collect();
-    let results = match desc.kind {
+    let results = match &desc.kind {
         ImportKind::Invoke => invoke(worker, &args, &sig.results)?,
+        ImportKind::Eh(host) => crate::eh_host::serve(worker.engine(), host, &args, &sig.results)?,
         ImportKind::Erlang => worker.import_from_erlang(desc, &args)?,
     };
     if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {

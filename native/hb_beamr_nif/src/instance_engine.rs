@@ -62,6 +62,8 @@ pub struct EngineInstance {
     funcs: RefCell<HashMap<String, Option<Func>>>,
     /// Set while the host calls an exported import directly (see imports.rs).
     direct_import_call: std::cell::Cell<bool>,
+    /// Exception state of rewritten exception handling (eh_host.rs).
+    eh: crate::eh_host::EhState,
 }
 
 impl EngineInstance {
@@ -113,6 +115,7 @@ impl EngineInstance {
             exec_env,
             funcs: RefCell::new(HashMap::new()),
             direct_import_call: std::cell::Cell::new(false),
+            eh: Default::default(),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -170,7 +173,22 @@ impl EngineInstance {
         self.call_values(&func, args)
     }
 
-    fn is_interpreted(&self) -> bool {
+    /// Calls export `name` with `args` of its exact types (hb_beamr_eh's
+    /// try calls).
+    pub fn call_export_values(&self, name: &str, args: &[Value]) -> Result<Vec<Value>, Error> {
+        let func = self.resolve(&Target::Name(name.to_string()))?;
+        let params: Vec<ValKind> = args.iter().map(|v| v.kind()).collect();
+        if func.sig.params != params {
+            return Err(Error::Trap("hb_beamr_eh: call type mismatch".into()));
+        }
+        self.call_values(&func, args)
+    }
+
+    pub fn eh(&self) -> &crate::eh_host::EhState {
+        &self.eh
+    }
+
+    pub fn is_interpreted(&self) -> bool {
         // SAFETY: a query on the live module.
         let package = unsafe { sys::wasm_runtime_get_module_package_type(self.module.raw()) };
         package == sys::WASM_MODULE_BYTECODE

@@ -6,6 +6,7 @@
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
+pub mod eh_host;
 pub mod engine;
 pub mod errors;
 pub mod imports;
