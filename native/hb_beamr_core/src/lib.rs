@@ -9,6 +9,7 @@ pub mod c_text;
 pub mod eh_abi;
 pub mod errors;
 pub mod memory;
+pub mod protocol;
 pub mod signature;
 pub mod spin;
 pub mod values;

@@ -1,13 +1,14 @@
 //! Function imports: every one is linked to [`trampoline`], which finds the
 //! import's descriptor in the WAMR attachment and serves it: emscripten's
 //! `invoke_*` natively through the function table, everything else through
-//! the calling Erlang process.
+//! the thread's [`Host`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hb_wamr_sys as sys;
 
-use crate::worker;
+use crate::host::{self, Host};
+use crate::instance::{EngineInstance, InstanceRef};
 use hb_beamr_core::eh_abi::HostImport;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
@@ -16,8 +17,8 @@ use hb_beamr_core::values::{ValKind, Value};
 /// How an import is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportKind {
-    /// Sent to the caller's ImportFun.
-    Erlang,
+    /// Served by the thread's [`Host`] (the caller's import function, for the NIF).
+    Host,
     /// emscripten `invoke_*`: call table element `args[0]` with the rest.
     Invoke,
     /// Rewritten exception handling (`hb_beamr_eh`), see eh_host.rs.
@@ -46,7 +47,7 @@ impl ImportDesc {
         let kind = match HostImport::parse(&module, &name) {
             Some(host) => ImportKind::Eh(host),
             None if is_invoke => ImportKind::Invoke,
-            None => ImportKind::Erlang,
+            None => ImportKind::Host,
         };
         ImportDesc {
             signature: sig.as_ref().map(|s| s.encode()).unwrap_or_default(),
@@ -58,7 +59,7 @@ impl ImportDesc {
     }
 
     pub fn is_native(&self) -> bool {
-        self.kind != ImportKind::Erlang
+        self.kind != ImportKind::Host
     }
 
     pub fn unsupported(&self) -> String {
@@ -91,34 +92,25 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     let desc = unsafe { sys::wasm_runtime_get_function_attachment(exec_env) } as *const ImportDesc;
     // SAFETY: see above; null is handled by `as_ref`.
     let desc = unsafe { desc.as_ref() };
-    let Some(worker) = worker::current() else {
-        // The worker is not serving yet: a start function runs during
-        // instantiation, before any call could carry an ImportFun.
-        let text = match desc {
-            Some(d) => format!(
-                "import {}.{} called outside a call (from a start function?)",
-                d.module, d.name
-            ),
-            None => "import called outside a call".to_string(),
-        };
-        // SAFETY: WAMR passes the exec env of the running instance.
-        let inst = unsafe { sys::wasm_runtime_get_module_inst(exec_env) };
-        crate::instance_engine::raise_exception(inst, &text);
-        return;
-    };
+    let instance = InstanceRef::of_exec_env(exec_env);
     let Some(desc) = desc else {
         // WAMR's AOT runtime calls an exported import directly without its
         // attachment, so there is no telling which import it is.
-        worker
-            .engine()
-            .raise("unsupported: calling an exported import directly (AOT)");
+        instance.raise("unsupported: calling an exported import directly (AOT)");
         return;
     };
-    let direct = worker.engine().take_direct_import_call();
+    let Some(host) = host::current() else {
+        instance.raise(&format!(
+            "import {}.{} called on a thread that serves no imports",
+            desc.module, desc.name
+        ));
+        return;
+    };
+    let direct = EngineInstance::take_direct_import_call();
     // SAFETY: WAMR passes the exec env of the running call.
     if !direct && unsafe { sys::hb_beamr_import_tail_called_from_host(exec_env) } != 0 {
         // WAMR's interpreter would crash on returning from this import.
-        worker.engine().raise(&format!(
+        instance.raise(&format!(
             "unsupported: tail call (return_call) to import {}.{} from a function called by \
              the host; WAMR's interpreter cannot return from it",
             desc.module, desc.name
@@ -129,15 +121,20 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     // SAFETY: WAMR passes one slot per parameter (the array holds at least
     // 16 slots, or one per parameter when there are more).
     let slots = unsafe { std::slice::from_raw_parts_mut(args, param_count.max(1)) };
-    let outcome = catch_unwind(AssertUnwindSafe(|| serve(&worker, desc, slots)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| serve(&*host, instance, desc, slots)));
     match outcome {
         Ok(Ok(())) => {}
-        Ok(Err(text)) => worker.engine().raise(&text),
-        Err(_) => worker.engine().raise("internal error serving an import"),
+        Ok(Err(text)) => instance.raise(&text),
+        Err(_) => instance.raise("internal error serving an import"),
     }
 }
 
-fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Result<(), String> {
+fn serve(
+    host: &dyn Host,
+    instance: InstanceRef,
+    desc: &ImportDesc,
+    slots: &mut [u64],
+) -> Result<(), String> {
     let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
     if sig.results.len() > 1 {
         return Err(format!(
@@ -152,9 +149,14 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
         .map(|(kind, slot)| Value::from_slot(*slot, *kind))
         .collect();
     let results = match &desc.kind {
-        ImportKind::Invoke => invoke(worker, &args, &sig.results)?,
-        ImportKind::Eh(host) => crate::eh_host::serve(worker.engine(), host, &args, &sig.results)?,
-        ImportKind::Erlang => worker.import_from_erlang(desc, &args)?,
+        ImportKind::Invoke => invoke(host, &args, &sig.results)?,
+        ImportKind::Eh(import) => {
+            let engine = host
+                .engine()
+                .ok_or("hb_beamr_eh import called during instantiation")?;
+            crate::eh_host::serve(engine, import, &args, &sig.results)?
+        }
+        ImportKind::Host => host.import(instance, desc, &args)?,
     };
     if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {
         *slot = result.to_slot();
@@ -163,16 +165,14 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
 }
 
 /// emscripten's `invoke_<sig>(index, args...)`: call the table element.
-fn invoke(
-    worker: &worker::Worker,
-    args: &[Value],
-    results: &[ValKind],
-) -> Result<Vec<Value>, String> {
+fn invoke(host: &dyn Host, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, String> {
     let Some((Value::I32(index), rest)) = args.split_first() else {
         return Err("invoke_* without a table index".into());
     };
-    worker
+    let engine = host
         .engine()
+        .ok_or("invoke_* called during instantiation, before the instance exists")?;
+    engine
         .call_table_checked(*index as u32, rest, results)
         .map_err(|error| match error {
             Error::Trap(text) => text,

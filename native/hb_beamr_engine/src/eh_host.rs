@@ -12,7 +12,7 @@ use hb_beamr_core::eh_abi::HostImport;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::{ValKind, Value};
 
-use crate::instance_engine::EngineInstance;
+use crate::instance::EngineInstance;
 
 /// The marker text in AOT: what WAMR's interpreter says of an uncaught
 /// exception, so that both modes fail alike.
