@@ -108,7 +108,8 @@
     native_stack => pos_integer(),
     timeout => timeout(),
     import_fun => import_fun(),
-    state => term()
+    state => term(),
+    trust_aot => boolean()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -121,7 +122,8 @@
 %% trap). `timeout' (milliseconds) bounds instantiation: past it the start
 %% returns `{error, timeout}' and the instance is stopped. `import_fun' and
 %% `state' serve the imports called during instantiation (see
-%% {@link start/3}).
+%% {@link start/3}). `trust_aot => true' loads an AOT file that this node
+%% did not seal (see hb_beamr_aot): only for files from a trusted source.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
@@ -178,9 +180,18 @@ start(WasmBinary, Mode) ->
     | {ok, wasm(), [import_spec()], [export_spec()], term()}
     | {error, error_reason()}
     | {error, atom(), term(), list(), term()}.
-start(WasmBinary, Mode, Opts) when
-    is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts)
+start(WasmBinary0, Mode, Opts0) when
+    is_binary(WasmBinary0), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts0)
 ->
+    case hb_beamr_aot:prepare(WasmBinary0, Mode, Opts0) of
+        {ok, WasmBinary, Opts} -> start_checked(WasmBinary, Mode, Opts);
+        {error, _} = Error -> Error
+    end;
+start(_WasmBinary, _Mode, _Opts) ->
+    {error, badarg}.
+
+%% AOT files are checked (hb_beamr_aot) before this.
+start_checked(WasmBinary, Mode, Opts) ->
     case start_options(Opts) of
         {ok, Limits, Serve, Timeout} ->
             Watcher = self(),
@@ -191,9 +202,7 @@ start(WasmBinary, Mode, Opts) when
             );
         {error, _} = Error ->
             Error
-    end;
-start(_WasmBinary, _Mode, _Opts) ->
-    {error, badarg}.
+    end.
 
 %% Starts the instance from the calling process. The instance's pid is
 %% reported at once (`Report'), so that a timeout can stop it; the worker
@@ -623,8 +632,9 @@ compile(WasmBinary) ->
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
-            try
-                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu)
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu) of
+                {ok, Aot} -> hb_beamr_aot:seal(Aot);
+                Error -> Error
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
             end;

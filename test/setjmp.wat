@@ -133,6 +133,18 @@
     (call $maybe_jump (i64.const 8) (local.get $n))
     (local.get $n))
 
+  ;; n protected calls that each longjmp through depth + 1 frames (make
+  ;; bench); returns the sum of the longjmp values.
+  (func (export "longjmps") (param $n i32) (param $depth i64) (result i32)
+    (local $sum i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $sum (i32.add (local.get $sum) (call $protected (i32.const 1) (local.get $depth))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next)))
+    (local.get $sum))
+
   (func (export "counter") (param $at i64) (result i32)
     (i32.load (local.get $at)))
   (func (export "stack_pointer") (result i64)
