@@ -53,7 +53,8 @@ open(Bin, Trust) ->
     end.
 
 %% @doc `start/3''s hook: for `aot', the AOT file to load (the seal checked
-%% unless `trust_aot'); the options without `trust_aot'.
+%% unless `trust_aot'; bytecode compiled through hb_beamr_aot_cache); the
+%% options without `trust_aot'.
 -spec prepare(binary(), hb_beamr:mode(), map()) ->
     {ok, binary(), map()} | {error, term()}.
 prepare(Bin, Mode, Opts) ->
@@ -64,7 +65,7 @@ prepare(Bin, Mode, Opts) ->
                 wasm ->
                     {ok, Bin, Rest};
                 aot ->
-                    case open(Bin, Trust) of
+                    case aot_file(Bin, Trust) of
                         {ok, Aot} -> {ok, Aot, Rest};
                         {error, _} = Error -> Error
                     end
@@ -72,6 +73,15 @@ prepare(Bin, Mode, Opts) ->
         Other ->
             {error, {invalid_option, {trust_aot, Other}}}
     end.
+
+%% Bytecode in `aot' mode goes through the compile cache.
+aot_file(<<0, "asm", _/binary>> = Wasm, _Trust) ->
+    case hb_beamr_aot_cache:compiled(Wasm) of
+        {ok, Sealed} -> open(Sealed, false);
+        {error, _} = Error -> Error
+    end;
+aot_file(Bin, Trust) ->
+    open(Bin, Trust).
 
 split(Bin) when byte_size(Bin) >= ?MAC_SIZE + byte_size(?MARKER) ->
     Size = byte_size(Bin) - ?MAC_SIZE - byte_size(?MARKER),
@@ -138,7 +148,7 @@ read_or_create(Path) ->
 %% replacing a key another node wrote meanwhile (link fails if it exists);
 %% then reads whichever key is there.
 create(Path) ->
-    Tmp = Path ++ "." ++ integer_to_list(erlang:unique_integer([positive])) ++ ".tmp",
+    Tmp = iolist_to_binary([Path, ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]),
     Result =
         maybe_ok([
             fun() -> filelib:ensure_dir(Path) end,
