@@ -161,8 +161,9 @@ start(WasmBinary) ->
 
 %% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
 %% AOT file (`aot'). Returns the instance with the module's imports and
-%% exports. The bytes must be what `Mode' says; an AOT file built for
-%% another WAMR version or another CPU is refused.
+%% exports. An AOT file must be sealed by this node (hb_beamr_aot); one
+%% built for another WAMR version or another CPU is refused. Bytecode given
+%% as `aot' is compiled through the compile cache (hb_beamr_aot_cache).
 %% @equiv start(WasmBinary, Mode, #{})
 -spec start(binary(), mode()) ->
     {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
@@ -624,8 +625,9 @@ compile(WasmBinary) ->
 
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
 %% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
-%% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
-%% uses exception handling, which WAMR's AOT compiler does not support),
+%% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance exception
+%% handling hb_beamr_eh cannot rewrite into host calls; the output is
+%% sealed, see hb_beamr_aot),
 %% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
 %% built without LLVM. The output is the same for the same input and options.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
