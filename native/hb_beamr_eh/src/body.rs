@@ -39,6 +39,14 @@ pub struct BodyCtx<'a> {
     pub type_params: &'a [Option<usize>],
 }
 
+/// Where a value comes from: already on the stack, a local, a constant.
+#[derive(Clone, Copy)]
+enum Operand {
+    Stack,
+    Local(u32),
+    Const(i32),
+}
+
 struct TryFrame {
     clauses: Vec<Clause>,
     /// New label of the block that replaces the `try` (branch target).
@@ -324,7 +332,9 @@ impl Emitter<'_, '_> {
                     Payload::I32 => self.emit(Instruction::I64ExtendI32U),
                     Payload::I64 => {}
                 }
-                self.raise_from_stack(tag_index + 1)?;
+                let handler = self.handler_here();
+                let code = Operand::Const((tag_index as i32).wrapping_add(1));
+                self.raise(handler, code, Operand::Stack)?;
             }
             Operator::Rethrow { relative_depth } => {
                 let index = (self.frames.len() as u64)
@@ -333,7 +343,7 @@ impl Emitter<'_, '_> {
                 let t = self.try_frame(index as usize)?;
                 let (code, payload) = (t.code, t.payload);
                 let handler = self.handler_here();
-                self.raise_locals(handler, code, payload)?;
+                self.raise(handler, Operand::Local(code), Operand::Local(payload))?;
             }
             Operator::Call { function_index } => {
                 let handler = self.handler_here();
@@ -425,7 +435,7 @@ impl Emitter<'_, '_> {
             }
             // No clause matched: on to the handlers around the try.
             let outer = self.handler_from(top - 1);
-            self.raise_locals(outer, code, payload)?;
+            self.raise(outer, Operand::Local(code), Operand::Local(payload))?;
         }
         self.end(); // the block of the clause whose handler starts now
         if let Kind::Try(t) = &mut self.frames[top].kind {
@@ -452,21 +462,32 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
-    /// Throws `code` with the i64 payload on the stack.
-    fn raise_from_stack(&mut self, code: u32) -> Result<(), RewriteError> {
-        let code = code as i32;
-        match self.handler_here() {
+    /// Throws exception `code` with `payload` (an i64) to `handler`: a
+    /// branch to its dispatch, or the host throw when the caller catches.
+    fn raise(
+        &mut self,
+        handler: Option<usize>,
+        code: Operand,
+        payload: Operand,
+    ) -> Result<(), RewriteError> {
+        let target = match handler {
             Some(h) => {
                 let t = self.try_frame(h)?;
-                let (code_local, payload_local, dispatch) = (t.code, t.payload, t.dispatch_pos);
+                Some((t.code, t.payload, t.dispatch_pos))
+            }
+            None => None,
+        };
+        self.push(payload);
+        match target {
+            Some((code_local, payload_local, dispatch)) => {
                 self.emit(Instruction::LocalSet(payload_local));
-                self.emit(Instruction::I32Const(code));
+                self.push(code);
                 self.emit(Instruction::LocalSet(code_local));
                 self.emit(Instruction::Br(self.rel(dispatch)));
             }
             None => {
                 let throw = self.host(HostNeed::Throw)?;
-                self.emit(Instruction::I32Const(code));
+                self.push(code);
                 self.emit(Instruction::Call(throw));
                 self.emit(Instruction::Unreachable);
             }
@@ -474,31 +495,11 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
-    /// Throws the exception held in locals `code` and `payload` to `handler`.
-    fn raise_locals(
-        &mut self,
-        handler: Option<usize>,
-        code: u32,
-        payload: u32,
-    ) -> Result<(), RewriteError> {
-        match handler {
-            Some(h) => {
-                let t = self.try_frame(h)?;
-                let (code_local, payload_local, dispatch) = (t.code, t.payload, t.dispatch_pos);
-                self.emit(Instruction::LocalGet(code));
-                self.emit(Instruction::LocalSet(code_local));
-                self.emit(Instruction::LocalGet(payload));
-                self.emit(Instruction::LocalSet(payload_local));
-                self.emit(Instruction::Br(self.rel(dispatch)));
-            }
-            None => {
-                let throw = self.host(HostNeed::Throw)?;
-                self.emit(Instruction::LocalGet(payload));
-                self.emit(Instruction::LocalGet(code));
-                self.emit(Instruction::Call(throw));
-                self.emit(Instruction::Unreachable);
-            }
+    fn push(&mut self, operand: Operand) {
+        match operand {
+            Operand::Stack => {}
+            Operand::Local(index) => self.emit(Instruction::LocalGet(index)),
+            Operand::Const(value) => self.emit(Instruction::I32Const(value)),
         }
-        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use wasm_encoder::reencode::{Error as ReencodeError, Reencode};
 use wasm_encoder::{
     CodeSection, CustomSection, DataCountSection, DataSection, ElementSection, EntityType,
     ExportKind, ExportSection, FunctionSection, GlobalSection, ImportSection, MemorySection,
-    NameSection, StartSection, TableSection, TypeSection, ValType,
+    NameSection, Section, StartSection, TableSection, TypeSection, ValType,
 };
 use wasmparser::{
     CompositeInnerType, ExternalKind, FuncType, FunctionBody, KnownCustom, Name, Parser, Payload,
@@ -425,26 +425,30 @@ fn assemble(
     if !imports.is_empty() {
         module.section(&imports);
     }
-    if let Some(reader) = s.functions.clone() {
-        let mut functions = FunctionSection::new();
-        shift.parse_function_section(&mut functions, reader)?;
-        module.section(&functions);
-    }
-    if let Some(reader) = s.tables.clone() {
-        let mut tables = TableSection::new();
-        shift.parse_table_section(&mut tables, reader)?;
-        module.section(&tables);
-    }
-    if let Some(reader) = s.memories.clone() {
-        let mut memories = MemorySection::new();
-        shift.parse_memory_section(&mut memories, reader)?;
-        module.section(&memories);
-    }
-    if let Some(reader) = s.globals.clone() {
-        let mut globals = GlobalSection::new();
-        shift.parse_global_section(&mut globals, reader)?;
-        module.section(&globals);
-    }
+    copy_section(
+        &mut module,
+        &s.functions,
+        FunctionSection::new(),
+        |section, reader| shift.parse_function_section(section, reader),
+    )?;
+    copy_section(
+        &mut module,
+        &s.tables,
+        TableSection::new(),
+        |section, reader| shift.parse_table_section(section, reader),
+    )?;
+    copy_section(
+        &mut module,
+        &s.memories,
+        MemorySection::new(),
+        |section, reader| shift.parse_memory_section(section, reader),
+    )?;
+    copy_section(
+        &mut module,
+        &s.globals,
+        GlobalSection::new(),
+        |section, reader| shift.parse_global_section(section, reader),
+    )?;
     let mut exports = ExportSection::new();
     if let Some(reader) = s.exports.clone() {
         shift.parse_export_section(&mut exports, reader)?;
@@ -482,22 +486,24 @@ fn assemble(
             function_index: shift.function_index(func)?,
         });
     }
-    if let Some(reader) = s.elements.clone() {
-        let mut elements = ElementSection::new();
-        shift.parse_element_section(&mut elements, reader)?;
-        module.section(&elements);
-    }
+    copy_section(
+        &mut module,
+        &s.elements,
+        ElementSection::new(),
+        |section, reader| shift.parse_element_section(section, reader),
+    )?;
     if let Some(count) = s.data_count {
         module.section(&DataCountSection { count });
     }
     if !s.bodies.is_empty() {
         module.section(code);
     }
-    if let Some(reader) = s.data.clone() {
-        let mut data = DataSection::new();
-        shift.parse_data_section(&mut data, reader)?;
-        module.section(&data);
-    }
+    copy_section(
+        &mut module,
+        &s.data,
+        DataSection::new(),
+        |section, reader| shift.parse_data_section(section, reader),
+    )?;
     for custom in &s.custom {
         match custom.as_known() {
             KnownCustom::Name(reader) => module.section(&names(shift, reader)?),
@@ -508,6 +514,20 @@ fn assemble(
         };
     }
     Ok(module.finish())
+}
+
+/// Re-encodes a section of the input (if it has one) into `module`.
+fn copy_section<R: Clone, S: Section>(
+    module: &mut wasm_encoder::Module,
+    reader: &Option<R>,
+    mut section: S,
+    parse: impl FnOnce(&mut S, R) -> Result<(), ReencodeError<Infallible>>,
+) -> Result<(), RewriteError> {
+    if let Some(reader) = reader.clone() {
+        parse(&mut section, reader)?;
+        module.section(&section);
+    }
+    Ok(())
 }
 
 /// The name section with function indices shifted; tag and label names
