@@ -2,10 +2,7 @@ use super::*;
 
 /// The rewritten bytes of a WAT module (which must use exceptions).
 fn rewritten(wat: &str) -> Vec<u8> {
-    match rewrite(&wasm(wat)) {
-        Ok(Outcome::Rewritten(bytes)) => bytes,
-        other => panic!("not rewritten: {other:?}"),
-    }
+    rewritten_bytes(&wasm(wat))
 }
 
 fn wasm(wat: &str) -> Vec<u8> {
@@ -202,4 +199,48 @@ fn indices_shift_past_the_added_imports() {
     // Imports: env.f (0), then call_indirect.N, caught, payload; $g is 4.
     assert!(listing.contains("Call { function_index: 4 }"), "{listing}");
     assert!(listing.contains("Call { function_index: 0 }"), "{listing}");
+}
+
+/// Every single-bit flip of modules with exception handling: the rewriter
+/// never panics, and what it returns is valid (it validates its output).
+#[test]
+fn bit_flips_never_panic() {
+    for wat in [SETJMP, NESTED] {
+        let original = wasm(wat);
+        for bit in 0..original.len() * 8 {
+            let mut bytes = original.clone();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(Outcome::Rewritten(out)) = rewrite(&bytes) {
+                let features = wasmparser::WasmFeatures::default()
+                    - wasmparser::WasmFeatures::EXCEPTIONS
+                    - wasmparser::WasmFeatures::LEGACY_EXCEPTIONS;
+                wasmparser::Validator::new_with_features(features)
+                    .validate_all(&out)
+                    .expect("valid output");
+            }
+        }
+    }
+}
+
+/// The test fixture test/setjmp.wat (emscripten's shapes) rewrites.
+#[test]
+fn setjmp_fixture_rewrites() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/setjmp.wasm");
+    let bytes = std::fs::read(path).expect("test/setjmp.wasm");
+    let listing = text(&rewritten_bytes(&bytes));
+    assert!(
+        listing.contains("import hb_beamr_eh.call:hb_beamr_eh.f"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("Try") && !listing.contains("Delegate"),
+        "{listing}"
+    );
+}
+
+fn rewritten_bytes(bytes: &[u8]) -> Vec<u8> {
+    match rewrite(bytes) {
+        Ok(Outcome::Rewritten(out)) => out,
+        other => panic!("not rewritten: {other:?}"),
+    }
 }
