@@ -32,7 +32,11 @@ compiled(Wasm) ->
     case hb_beamr_aot:key() of
         {ok, SealKey} ->
             Key = key(Wasm, SealKey),
-            gen_server:call(server(), {get, Key, Wasm}, infinity);
+            try
+                gen_server:call(server(), {get, Key, Wasm}, infinity)
+            catch
+                exit:Reason -> {error, {compile_failed, {cache, Reason}}}
+            end;
         {error, _} = Error ->
             Error
     end.
@@ -94,10 +98,13 @@ cache_dir() ->
     end.
 
 %% @private
+-spec init([]) -> {ok, #state{}}.
 init([]) ->
     {ok, #state{}}.
 
 %% @private
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+    {reply, term(), #state{}} | {noreply, #state{}}.
 handle_call({get, Key, Wasm}, From, S = #state{memory = Memory, pending = Pending}) ->
     case Memory of
         #{Key := {Aot, _}} ->
@@ -116,13 +123,17 @@ handle_call({get, Key, Wasm}, From, S = #state{memory = Memory, pending = Pendin
 handle_call(stats, _From, S) ->
     {reply, #{compiles => S#state.compiles, hits => S#state.hits}, S};
 handle_call(forget, _From, S) ->
-    {reply, ok, S#state{memory = #{}}}.
+    {reply, ok, S#state{memory = #{}}};
+handle_call(_, _From, S) ->
+    {reply, {error, badarg}, S}.
 
 %% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
 handle_cast(_, S) ->
     {noreply, S}.
 
 %% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({done, Key, {How, Result}}, S = #state{pending = Pending}) ->
     {Waiters, Rest} = maps:take(Key, Pending),
     [gen_server:reply(W, Result) || W <- Waiters],
