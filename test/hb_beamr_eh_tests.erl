@@ -32,8 +32,23 @@ script() ->
         {"and the instance goes on", "protected", [1, 0], {ok, [100]}}
     ].
 
+%% test/eh-tags.wat: two tags.
+tags_script() ->
+    [
+        {"a longjmp caught by the inner try", "mixed", [1, 5], {ok, [1005]}},
+        {"a C++ exception past it, to the outer", "mixed", [0, 5], {ok, [2005]}},
+        {"catch_all takes a C++ exception", "catch_all", [0, 7], {ok, [3000]}},
+        {"catch_all takes a longjmp", "catch_all", [1, 7], {ok, [3000]}},
+        {"a longjmp handler catches its own", "only_lj", [1, 7], {ok, [7]}},
+        {"and lets a C++ exception through", "only_lj", [0, 7], trap},
+        {"a throw inside a try body", "direct", [9], {ok, [9]}}
+    ].
+
 run_script(W) ->
-    [check(W, Step) || Step <- script()].
+    run_script(W, script()).
+
+run_script(W, Script) ->
+    [check(W, Step) || Step <- Script].
 
 check(W, {Name, Func, Args, trap}) ->
     {Name, ?_assertMatch({error, {wasm_trap, _}}, hb_beamr:call(W, Func, Args))};
@@ -44,6 +59,11 @@ check(W, {Name, Func, Args, Expected}) ->
 setjmp_test_() ->
     {setup, fun() -> start("setjmp.wasm") end, fun hb_beamr:stop/1, fun(W) ->
         {inorder, run_script(W)}
+    end}.
+
+tags_test_() ->
+    {setup, fun() -> start("eh-tags.wasm") end, fun hb_beamr:stop/1, fun(W) ->
+        {inorder, run_script(W, tags_script())}
     end}.
 
 %% The rewritten module, run by the interpreter: the host imports serve
@@ -65,6 +85,17 @@ rewritten_as_bytecode_test_() ->
                     [{"same imports and exports", ?_assertEqual(Meta0, Meta)},
                      {inorder, run_script(W)}]
                 end}
+    end.
+
+rewritten_tags_as_bytecode_test_() ->
+    case hb_beamr_compiler_nif:loaded() of
+        false ->
+            [];
+        true ->
+            {ok, Rewritten} = hb_beamr_compiler_nif:rewrite_eh(fixture("eh-tags.wasm")),
+            {setup, fun() -> start(Rewritten, wasm) end, fun hb_beamr:stop/1, fun(W) ->
+                {inorder, run_script(W, tags_script())}
+            end}
     end.
 
 %% compile/1 lowers what it can and refuses the rest, clearly.
