@@ -334,7 +334,10 @@ ao_rows(Wasm, Aot, CompileS, Rounds) ->
     %% start(Bytecode, aot): the compile cache (a miss compiles, or reads
     %% an earlier run's file), then hits from memory and from disk.
     CacheStart = fun(Forget) ->
-        Forget andalso hb_beamr_aot_cache:forget() =:= ok,
+        ok = case Forget of
+            true -> hb_beamr_aot_cache:forget();
+            false -> ok
+        end,
         {Us, {ok, W, _, _}} = timer:tc(fun() -> hb_beamr:start(Wasm, aot) end),
         hb_beamr:stop(W),
         Us / 1000
