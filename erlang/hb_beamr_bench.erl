@@ -15,9 +15,11 @@
 %%%   import     WASM calling an Erlang import in a loop, against the same
 %%%              NIF asking its caller the same number of times
 %%%   compute    kernels of test/bench.wat as bytecode and as AOT, against
-%%%              native Rust and wasmtime (hb_beamr_bench_native)
+%%%              native Rust and wasmtime (hb_beamr_bench_native); a float
+%%%              loop (test/nan.wat) with deterministic floats, against the
+%%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
-%%%   memory     hb_beamr_io:read/write and serialize/deserialize, against
+%%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
 %%%   setjmp     longjmp through exception handling (test/setjmp.wat): the
 %%%              interpreter against AOT, where compile/1 rewrote it into
@@ -63,6 +65,7 @@ main(_) ->
         section("call round trip", fun() -> call_rows(Root, Rounds) end),
         section("import round trip", fun() -> import_rows(Root, Rounds) end),
         section("compute", fun() -> compute_rows(Root, Rounds) end),
+        section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
@@ -234,7 +237,7 @@ compute_rows(Root, Rounds) ->
     Rows.
 
 compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
-    Native = filename:join(Root, "target/release/hb_beamr_bench_native"),
+    Native = built(Root, "HB_BEAMR_BENCH_NATIVE", "hb_beamr_bench_native"),
     Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
                            | tl(NativeArgs)]),
     Time = fun(I) ->
@@ -381,6 +384,37 @@ unsigned(N) when N < 0, N >= -(1 bsl 31) -> N + (1 bsl 32);
 unsigned(N) when N < 0 -> N + (1 bsl 64);
 unsigned(N) -> N.
 
+%% The float loop of test/nan.wat with NaNs canonicalized (deterministic
+%% floats) against the module as it is, in both modes.
+nan_rows(Root, Rounds) ->
+    Nan = read(Root, "test/nan.wasm"),
+    {ok, Canonical} = hb_beamr_nif:canonicalize_nans(Nan),
+    {ok, Aot} = hb_beamr:compile(Nan),
+    {ok, DetAot} = hb_beamr:compile(Nan, #{deterministic => true}),
+    Instances = [{wasm, start(Nan, wasm)}, {wasm_det, start(Canonical, wasm)},
+                 {aot, start(Aot, aot)}, {aot_det, start(DetAot, aot)}],
+    N = 2000000,
+    Samples = rounds(Rounds, fun() ->
+        [begin
+             {Us, {ok, [_]}} = timer:tc(fun() -> hb_beamr:call(I, "float_loop", [N]) end),
+             {K, Us / 1000}
+         end || {K, I} <- Instances]
+    end),
+    [hb_beamr:stop(I) || {_, I} <- Instances],
+    What = "float_loop(2,000,000): sqrt, mul, div chain, hb_beamr ",
+    Row = fun(Key, Engine, Extra) ->
+        (Extra)#row{section = "compute", what = What ++ Engine,
+                    median = median(maps:get(Key, Samples)), unit = "ms"}
+    end,
+    [
+        Row(wasm, "wasm", #row{}),
+        Row(wasm_det, "wasm, deterministic", #row{baseline = "wasm",
+                                                  ratio = paired_ratio(Samples, wasm_det, wasm)}),
+        Row(aot, "aot", #row{}),
+        Row(aot_det, "aot, deterministic", #row{baseline = "aot",
+                                                ratio = paired_ratio(Samples, aot_det, aot)})
+    ].
+
 %%% Scale
 
 scale_rows(Root, Count) ->
@@ -476,9 +510,12 @@ memory_rows(Root, Rounds) ->
     ],
     {ok, Snapshot} = hb_beamr:serialize(W),
     Big = byte_size(Snapshot),
+    {ok, Full} = hb_beamr:snapshot(W),
     SnapshotRows = copy_rows(Rounds, "64 MiB", Snapshot, 1, [
         {"hb_beamr:serialize 64 MiB memory", fun() -> {ok, _} = hb_beamr:serialize(W) end},
-        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end}
+        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end},
+        {"hb_beamr:snapshot 64 MiB memory + globals", fun() -> {ok, _} = hb_beamr:snapshot(W) end},
+        {"hb_beamr:restore 64 MiB memory + globals", fun() -> ok = hb_beamr:restore(W, Full) end}
     ]),
     hb_beamr:stop(W),
     lists:append(IoRows) ++ SnapshotRows.
@@ -562,7 +599,13 @@ load_baseline_nif(Root) ->
     Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
     {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
     {module, Module} = code:load_binary(Module, Source, Beam),
-    hb_beamr_bench_nif:load(filename:join(Root, "target/release/libhb_beamr_bench_nif")).
+    Lib = built(Root, "HB_BEAMR_BENCH_NIF", "libhb_beamr_bench_nif.so"),
+    hb_beamr_bench_nif:load(filename:rootname(Lib, ".so")).
+
+%% Where cargo put File: scripts/bench.sh exports its path in EnvVar (cargo's
+%% target directory may be CARGO_TARGET_DIR); target/release/ otherwise.
+built(Root, EnvVar, File) ->
+    os:getenv(EnvVar, filename:join([Root, "target/release", File])).
 
 %%% Output
 

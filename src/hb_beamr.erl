@@ -35,7 +35,7 @@
 %%% Control API:
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
--export([serialize/1, deserialize/2, stub/3]).
+-export([serialize/1, deserialize/2, snapshot/1, restore/2, stub/3]).
 %%% AOT compilation:
 -export([compile/1, compile/2]).
 
@@ -95,6 +95,10 @@
     | caller_exited
     | not_call_owner
     | no_pending_import
+    | {invalid_snapshot, binary()}
+    | {snapshot_mismatch, binary()}
+    | {snapshot_too_large, #{size := non_neg_integer(), max := non_neg_integer()}}
+    | {snapshot_unsupported, binary()}
     | timeout
     | {invalid_option, term()}
     | stopped.
@@ -109,6 +113,7 @@
     timeout => timeout(),
     import_fun => import_fun(),
     state => term(),
+    deterministic => boolean(),
     trust_aot => boolean()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
@@ -122,20 +127,28 @@
 %% trap). `timeout' (milliseconds) bounds instantiation: past it the start
 %% returns `{error, timeout}' and the instance is stopped. `import_fun' and
 %% `state' serve the imports called during instantiation (see
-%% {@link start/3}). `trust_aot => true' loads an AOT file that this node
-%% did not seal (see hb_beamr_aot): only for files from a trusted source.
+%% {@link start/3}). `deterministic' (default `false'): every NaN that the
+%% module's float arithmetic produces is the positive canonical NaN, in both
+%% modes (bytecode is rewritten; an AOT file must come from
+%% `compile(Wasm, #{deterministic => true})'). `trust_aot => true' loads an
+%% AOT file that this node did not seal (see hb_beamr_aot): only for files
+%% from a trusted source.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
     size_level => 0..3,
     bounds_checks => true,
-    target_cpu => host | generic | string()
+    target_cpu => host | generic | string(),
+    deterministic => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
 %% `generic' (runs on any CPU of the architecture) or an LLVM CPU name.
 %% Memory bounds checks cannot be turned off: hb_beamr's runtime has no
 %% guard pages, so unchecked code could crash the node.
+%% `deterministic' (default false) canonicalizes every NaN the module's float
+%% arithmetic produces before compiling, and marks the file so that
+%% `start(Aot, aot, #{deterministic => true})' accepts it.
 
 %% One call in progress, as its caller's loop sees it.
 -record(call, {
@@ -209,11 +222,11 @@ start_checked(WasmBinary, Mode, Opts) ->
 %% reported at once (`Report'), so that a timeout can stop it; the worker
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
-start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) ->
+start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, Watcher, Report) ->
     WASM = spawn(fun() -> starting(Watcher) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
     end),
     case Id of
         Id when is_integer(Id) ->
@@ -245,7 +258,7 @@ started(WASM, _Serve, _Watcher, Error) ->
 -define(MIB, (1024 * 1024)).
 
 start_options(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout],
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
@@ -253,6 +266,8 @@ start_options(Opts) ->
             NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
             ImportFun = maps:get(import_fun, Opts, none),
             Timeout = maps:get(timeout, Opts, infinity),
+            Deterministic = maps:get(deterministic, Opts, false),
+            Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
             if
                 not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
                     {error, {invalid_option, {max_memory, MaxMemory}}};
@@ -264,11 +279,13 @@ start_options(Opts) ->
                     {error, {invalid_option, {import_fun, ImportFun}}};
                 not (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0)) ->
                     {error, {invalid_option, {timeout, Timeout}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
                 ImportFun =:= none ->
-                    {ok, {MaxMemory, WasmStack, NativeStack}, none, Timeout};
+                    {ok, Limits, none, Timeout};
                 true ->
                     State = maps:get(state, Opts, #{}),
-                    {ok, {MaxMemory, WasmStack, NativeStack}, {ImportFun, State}, Timeout}
+                    {ok, Limits, {ImportFun, State}, Timeout}
             end;
         [Unknown | _] ->
             {error, {invalid_option, Unknown}}
@@ -595,7 +612,8 @@ wasm_send(_WASM, Message) ->
     self() ! {error, {invalid_command, Message}},
     ok.
 
-%% @doc A snapshot of the instance's whole linear memory.
+%% @doc The instance's whole linear memory (the reference's raw snapshot;
+%% see {@link snapshot/1} for one that also holds the globals).
 -spec serialize(wasm()) -> {ok, binary()} | {error, error_reason()}.
 serialize(WASM) when is_pid(WASM) ->
     case hb_beamr_io:size(WASM) of
@@ -605,16 +623,47 @@ serialize(WASM) when is_pid(WASM) ->
 serialize(_) ->
     {error, badarg}.
 
-%% @doc Restores a snapshot taken by {@link serialize/1} (of this instance
-%% or another of the same module): the bytes are written from offset 0. A
-%% snapshot larger than the current memory is refused with
-%% `{error, {out_of_bounds, _}}'; a smaller one (memory has grown since)
-%% restores its prefix.
+%% @doc Restores memory taken by {@link serialize/1} (of this instance or
+%% another of the same module): memory is first grown to the snapshot's size
+%% (a process that has grown restores into a fresh instance), then the bytes
+%% are written from offset 0. Past the module's declared maximum or the
+%% instance's `max_memory' it is
+%% `{error, {snapshot_too_large, #{size, max}}}'. A smaller snapshot (memory
+%% has grown since) restores its prefix.
 -spec deserialize(wasm(), binary()) -> ok | {error, error_reason()}.
 deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
-    hb_beamr_io:write(WASM, 0, Memory);
+    written(hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:deserialize(WASM, Memory) end)));
 deserialize(_, _) ->
     {error, badarg}.
+
+%% @doc The instance's whole state: its linear memory, every mutable global
+%% (exported or not: C code keeps its stack pointer in one), and the
+%% fingerprint of its module (SHA-256 of its bytecode), in a versioned binary
+%% format (see the README). Take it between calls (or from an import
+%% function, to capture the state at that import).
+-spec snapshot(wasm()) -> {ok, binary()} | {error, error_reason()}.
+snapshot(WASM) when is_pid(WASM) ->
+    hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:snapshot(WASM) end));
+snapshot(_) ->
+    {error, badarg}.
+
+%% @doc Restores a {@link snapshot/1} into an instance of the same module,
+%% in either mode (an AOT instance compiled from the same bytecode restores a
+%% bytecode instance's snapshot, and back). Memory is grown to the snapshot's
+%% size first. A snapshot of another module is
+%% `{error, {snapshot_mismatch, Why}}', as is an instance whose memory has
+%% already grown past the snapshot's (memory cannot shrink: restore into a
+%% fresh instance); bytes that are not a snapshot are
+%% `{error, {invalid_snapshot, Why}}'. Nothing is changed on an error, except
+%% that memory may have grown.
+-spec restore(wasm(), binary()) -> ok | {error, error_reason()}.
+restore(WASM, Snapshot) when is_pid(WASM), is_binary(Snapshot) ->
+    written(hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:restore(WASM, Snapshot) end)));
+restore(_, _) ->
+    {error, badarg}.
+
+written({ok, written}) -> ok;
+written({error, _} = Error) -> Error.
 
 %% @doc Compiles WebAssembly to a WAMR AOT file for `start(Aot, aot)', with
 %% the default options.
@@ -634,7 +683,8 @@ compile(WasmBinary) ->
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
-            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu) of
+            Deterministic = maps:get(deterministic, Opts, false),
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
                 {ok, Aot} -> hb_beamr_aot:seal(Aot);
                 Error -> Error
             catch
@@ -647,13 +697,14 @@ compile(_WasmBinary, _Opts) ->
     {error, badarg}.
 
 compile_args(Opts) ->
-    Known = [opt_level, size_level, bounds_checks, target_cpu],
+    Known = [opt_level, size_level, bounds_checks, target_cpu, deterministic],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             Opt = maps:get(opt_level, Opts, 3),
             Size = maps:get(size_level, Opts, 3),
             Checks = maps:get(bounds_checks, Opts, true),
             Cpu = maps:get(target_cpu, Opts, host),
+            Deterministic = maps:get(deterministic, Opts, false),
             if
                 not (is_integer(Opt) andalso Opt >= 0 andalso Opt =< 3) ->
                     {error, {invalid_option, {opt_level, Opt}}};
@@ -661,6 +712,8 @@ compile_args(Opts) ->
                     {error, {invalid_option, {size_level, Size}}};
                 Checks =/= true ->
                     {error, {invalid_option, {bounds_checks, Checks}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
                 not (Cpu =:= host orelse Cpu =:= generic orelse is_list(Cpu)) ->
                     {error, {invalid_option, {target_cpu, Cpu}}};
                 is_list(Cpu) ->

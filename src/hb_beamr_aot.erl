@@ -65,7 +65,7 @@ prepare(Bin, Mode, Opts) ->
                 wasm ->
                     {ok, Bin, Rest};
                 aot ->
-                    case aot_file(Bin, Trust) of
+                    case aot_file(Bin, Trust, compile_opts(Opts)) of
                         {ok, Aot} -> {ok, Aot, Rest};
                         {error, _} = Error -> Error
                     end
@@ -75,13 +75,18 @@ prepare(Bin, Mode, Opts) ->
     end.
 
 %% Bytecode in `aot' mode goes through the compile cache.
-aot_file(<<0, "asm", _/binary>> = Wasm, _Trust) ->
-    case hb_beamr_aot_cache:compiled(Wasm) of
+aot_file(<<0, "asm", _/binary>> = Wasm, _Trust, CompileOpts) ->
+    case hb_beamr_aot_cache:compiled(Wasm, CompileOpts) of
         {ok, Sealed} -> open(Sealed, false);
         {error, _} = Error -> Error
     end;
-aot_file(Bin, Trust) ->
+aot_file(Bin, Trust, _CompileOpts) ->
     open(Bin, Trust).
+
+%% What start/3's options ask of the compiled code (a bad value is left to
+%% start/3's own check).
+compile_opts(#{deterministic := true}) -> #{deterministic => true};
+compile_opts(_) -> #{}.
 
 split(Bin) when byte_size(Bin) >= ?MAC_SIZE + byte_size(?MARKER) ->
     Size = byte_size(Bin) - ?MAC_SIZE - byte_size(?MARKER),

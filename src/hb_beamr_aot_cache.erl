@@ -11,7 +11,7 @@
 %%% altered cache file is refused, not loaded.
 -module(hb_beamr_aot_cache).
 -behaviour(gen_server).
--export([compiled/1, stats/0, forget/0]).
+-export([compiled/1, compiled/2, stats/0, forget/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(SERVER, ?MODULE).
@@ -26,14 +26,20 @@
     hits = 0 :: non_neg_integer()
 }).
 
-%% @doc The sealed AOT file for bytecode `Wasm', compiled at most once.
+%% @equiv compiled(Wasm, #{})
 -spec compiled(binary()) -> {ok, binary()} | {error, term()}.
 compiled(Wasm) ->
+    compiled(Wasm, #{}).
+
+%% @doc The sealed AOT file for bytecode `Wasm' compiled with
+%% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once.
+-spec compiled(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
+compiled(Wasm, CompileOpts) ->
     case hb_beamr_aot:key() of
         {ok, SealKey} ->
-            Key = key(Wasm, SealKey),
+            Key = key(Wasm, CompileOpts, SealKey),
             try
-                gen_server:call(server(), {get, Key, Wasm}, infinity)
+                gen_server:call(server(), {get, Key, Wasm, CompileOpts}, infinity)
             catch
                 exit:Reason -> {error, {compile_failed, {cache, Reason}}}
             end;
@@ -62,8 +68,9 @@ server() ->
             Pid
     end.
 
-key(Wasm, SealKey) ->
-    Context = term_to_binary({?VERSION, cpu(), crypto:hash(sha256, SealKey)}),
+key(Wasm, CompileOpts, SealKey) ->
+    Options = lists:sort(maps:to_list(CompileOpts)),
+    Context = term_to_binary({?VERSION, Options, cpu(), crypto:hash(sha256, SealKey)}),
     binary:encode_hex(crypto:hash(sha256, [crypto:hash(sha256, Wasm), Context])).
 
 %% This CPU: what the compiled code may assume (compile/1 targets the host).
@@ -105,7 +112,7 @@ init([]) ->
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) ->
     {reply, term(), #state{}} | {noreply, #state{}}.
-handle_call({get, Key, Wasm}, From, S = #state{memory = Memory, pending = Pending}) ->
+handle_call({get, Key, Wasm, CompileOpts}, From, S = #state{memory = Memory, pending = Pending}) ->
     case Memory of
         #{Key := {Aot, _}} ->
             {reply, {ok, Aot}, S#state{hits = S#state.hits + 1}};
@@ -116,7 +123,7 @@ handle_call({get, Key, Wasm}, From, S = #state{memory = Memory, pending = Pendin
                 #{} ->
                     Server = self(),
                     Path = path(Key),
-                    _ = spawn(fun() -> Server ! {done, Key, safe_fetch(Path, Wasm)} end),
+                    _ = spawn(fun() -> Server ! {done, Key, safe_fetch(Path, Wasm, CompileOpts)} end),
                     {noreply, S#state{pending = Pending#{Key => [From]}}}
             end
     end;
@@ -163,28 +170,28 @@ remember(Key, Aot, S = #state{memory = Memory}) ->
     S#state{memory = Memory2}.
 
 %% Whatever happens, the waiters get an answer.
-safe_fetch(Path, Wasm) ->
+safe_fetch(Path, Wasm, CompileOpts) ->
     try
-        fetch(Path, Wasm)
+        fetch(Path, Wasm, CompileOpts)
     catch
         Class:Reason -> {compiled, {error, {compile_failed, {Class, Reason}}}}
     end.
 
 %% Runs outside the server: the file on disk if its seal checks, else a
 %% compilation (written to disk for next time).
-fetch(Path, Wasm) ->
+fetch(Path, Wasm, CompileOpts) ->
     case file:read_file(Path) of
         {ok, Sealed} ->
             case hb_beamr_aot:open(Sealed, false) of
                 {ok, _} -> {disk, {ok, Sealed}};
-                {error, _} -> compile(Path, Wasm)
+                {error, _} -> compile(Path, Wasm, CompileOpts)
             end;
         {error, _} ->
-            compile(Path, Wasm)
+            compile(Path, Wasm, CompileOpts)
     end.
 
-compile(Path, Wasm) ->
-    case hb_beamr:compile(Wasm) of
+compile(Path, Wasm, CompileOpts) ->
+    case hb_beamr:compile(Wasm, CompileOpts) of
         {ok, Sealed} ->
             _ = store(Path, Sealed),
             {compiled, {ok, Sealed}};

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use hb_beamr_core::aot_tag::{self, TargetTag};
 use hb_beamr_core::c_text;
+use hb_beamr_core::snapshot;
 use hb_beamr_core::wasm_sections;
 use hb_beamr_eh::Outcome;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
@@ -267,8 +268,10 @@ fn rewrite_eh<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
     }
 }
 
-/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu)` →
-/// `{ok, Aot}` | `{error, Reason}`. The Erlang side checks the options.
+/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
+/// Deterministic)` → `{ok, Aot}` | `{error, Reason}`. The Erlang side checks
+/// the options. `Deterministic` canonicalizes NaNs first (`hb_beamr_nan`)
+/// and marks the output so (`aot_tag::mark_deterministic`).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn compile<'a>(
     env: Env<'a>,
@@ -277,6 +280,7 @@ fn compile<'a>(
     size_level: u32,
     bounds_checks: bool,
     target_cpu: Term<'a>,
+    deterministic: bool,
 ) -> Term<'a> {
     if !wasm.as_slice().starts_with(b"\0asm") {
         return (
@@ -291,14 +295,28 @@ fn compile<'a>(
     let Some(cpu) = decode_cpu(target_cpu) else {
         return (atoms::error(), (atoms::invalid_option(), target_cpu)).encode(env);
     };
+    // Exception handling first (WAMR's compiler has none), then NaNs.
     let lowered = match lower_exceptions(wasm.as_slice()) {
         Ok(lowered) => lowered,
         Err(why) => return (atoms::error(), (atoms::compile_failed(), why.as_str())).encode(env),
     };
     let input = lowered.as_deref().unwrap_or(wasm.as_slice());
+    let canonical = match deterministic.then(|| hb_beamr_nan::canonicalize(input)) {
+        Some(Err(why)) => {
+            return (atoms::error(), (atoms::invalid_wasm(), why.to_string())).encode(env)
+        }
+        Some(Ok(canonical)) => Some(canonical),
+        None => None,
+    };
+    let input = canonical.as_deref().unwrap_or(input);
     match compile_bytes(input, opt_level, size_level, bounds_checks, &cpu) {
         Ok(mut aot) => {
             aot_tag::append(&mut aot, &target_tag(&cpu));
+            // Snapshots of the bytecode restore into this code and back.
+            aot_tag::mark_source(&mut aot, &snapshot::fingerprint(wasm.as_slice()));
+            if deterministic {
+                aot_tag::mark_deterministic(&mut aot);
+            }
             let mut binary = OwnedBinary::new(aot.len());
             binary.as_mut_slice().copy_from_slice(&aot);
             (atoms::ok(), binary.release(env)).encode(env)

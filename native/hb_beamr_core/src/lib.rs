@@ -11,6 +11,7 @@ pub mod errors;
 pub mod memory;
 pub mod protocol;
 pub mod signature;
+pub mod snapshot;
 pub mod spin;
 pub mod values;
 pub mod wasm_sections;

@@ -20,6 +20,7 @@ use crate::instance::{CallBody, Command, ImportMode, InstHandle, Job, Shared};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Call, Failure, ImportStep, Protocol, Rejection};
+use hb_beamr_core::snapshot;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::imports::ImportDesc;
 use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Module};
@@ -32,6 +33,8 @@ pub struct Startup {
     pub rx: Receiver<Command>,
     pub bytes: Vec<u8>,
     pub mode: Mode,
+    /// Every NaN float arithmetic produces is the canonical one.
+    pub deterministic: bool,
     pub limits: Limits,
     pub start_id: u64,
     pub start: CallBody,
@@ -81,6 +84,7 @@ fn run(startup: Startup) {
         rx,
         bytes,
         mode,
+        deterministic,
         limits,
         start_id,
         start,
@@ -105,7 +109,7 @@ fn run(startup: Startup) {
     worker.pending.borrow_mut().extend(first);
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
-        let module = Module::load(bytes, mode);
+        let module = load(bytes, mode, deterministic);
         worker.instantiate_then_serve(module, limits)
     }));
     if served.is_err() {
@@ -207,7 +211,12 @@ impl Worker {
             Command::Timeout { call_id } => protocol.timeout(call_id),
             Command::CallerDown(pid) => protocol.caller_down(pid),
             Command::Shutdown => protocol.stop(),
-            memory @ (Command::Size { .. } | Command::Read { .. } | Command::Write { .. }) => {
+            memory @ (Command::Size { .. }
+            | Command::Read { .. }
+            | Command::Write { .. }
+            | Command::Snapshot { .. }
+            | Command::Restore { .. }
+            | Command::Deserialize { .. }) => {
                 let stopped = protocol.is_stopped();
                 drop(protocol);
                 self.serve_memory(memory, stopped);
@@ -268,15 +277,25 @@ impl Worker {
         module: Result<Module, Error>,
         limits: Limits,
     ) {
-        let body = call.body;
+        let body = &call.body;
         self.calls.borrow_mut().push(Running {
             reply: body.reply,
             imports: body.imports,
             failure: None,
         });
+        let interrupted = std::cell::Cell::new(None);
+        let watch = |handles: Option<(_, _)>| match handles {
+            Some((inst, exec_env)) => self
+                .shared
+                .begin_instantiation(InstHandle { inst, exec_env }, call.id),
+            None => {
+                interrupted.set(self.shared.end_call());
+                self.shared.set_instance(None);
+            }
+        };
         let started = module.and_then(|module| {
             self.shared.set_has_erlang_imports(module.has_host_imports);
-            EngineInstance::new(module, limits)
+            EngineInstance::new_watched(module, limits, &watch)
         });
         let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
         let finished = self.protocol.borrow_mut().finished();
@@ -284,10 +303,13 @@ impl Worker {
             Some((done, next)) => (done.failure, next),
             None => (None, Vec::new()),
         };
-        let started = match (started, doom, failure) {
-            (_, Some(doom), _) => Err(doom.error()),
-            (Err(Error::Instantiation(_)), None, Some(failure)) => Err(failure),
-            (started, _, _) => started,
+        let started = match (started, doom, failure, interrupted.take()) {
+            (_, Some(doom), _, _) => Err(doom.error()),
+            // A timeout or stop ended the start function (the interpreter
+            // returns from an interrupted start as if it had finished).
+            (_, None, _, Some(reason)) => Err(reason),
+            (Err(Error::Instantiation(_)), None, Some(failure), None) => Err(failure),
+            (started, _, _, _) => started,
         };
         match started {
             Ok(engine) => {
@@ -395,8 +417,81 @@ impl Worker {
                 Ok(()) => self.send(&reply, Message::Written),
                 Err(error) => self.send(&reply, Message::Failed(&error)),
             },
+            Command::Deserialize { reply, data } => {
+                let restored = data.with_bytes(|bytes| grow_and_write(engine, bytes));
+                match restored {
+                    Ok(()) => self.send(&reply, Message::Written),
+                    Err(error) => self.send(&reply, Message::Failed(&error)),
+                }
+            }
+            Command::Snapshot { reply } => {
+                if let Err(error) = self.snapshot(engine, &reply) {
+                    self.send(&reply, Message::Failed(&error));
+                }
+            }
+            Command::Restore { reply, data } => {
+                match data.with_bytes(|bytes| self.restore(engine, bytes)) {
+                    Ok(()) => self.send(&reply, Message::Written),
+                    Err(error) => self.send(&reply, Message::Failed(&error)),
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The module's fingerprint; snapshots need the instance to exist.
+    fn fingerprint(&self) -> Result<[u8; 32], Error> {
+        self.engine
+            .get()
+            .map(|engine| engine.module().fingerprint)
+            .ok_or_else(|| {
+                Error::SnapshotUnsupported("the instance is still being instantiated".into())
+            })
+    }
+
+    /// Sends `{ok, Snapshot}` straight from linear memory (one copy).
+    fn snapshot(&self, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
+        let header = snapshot::Header {
+            fingerprint: self.fingerprint()?,
+            memory_size: engine.memory_size(),
+            globals: engine.mutable_globals()?,
+        }
+        .encode();
+        engine.read_with(0, engine.memory_size(), |memory| {
+            self.send(
+                reply,
+                Message::Snapshot {
+                    header: &header,
+                    memory,
+                },
+            )
+        })
+    }
+
+    /// Restores a snapshot of this module: everything is checked before
+    /// anything changes, except that memory may have grown.
+    fn restore(&self, engine: InstanceRef, bytes: &[u8]) -> Result<(), Error> {
+        let (header, memory) = snapshot::Header::decode(bytes)?;
+        let ours = self.fingerprint()?;
+        if header.fingerprint != ours {
+            return Err(Error::SnapshotMismatch(format!(
+                "the snapshot is of module {}, this instance runs module {}",
+                snapshot::hex(&header.fingerprint),
+                snapshot::hex(&ours)
+            )));
+        }
+        let current = engine.memory_size();
+        if current > header.memory_size {
+            return Err(Error::SnapshotMismatch(format!(
+                "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
+                 bytes) and cannot shrink: restore into a fresh instance",
+                header.memory_size
+            )));
+        }
+        let globals = engine.check_globals(&header.globals)?;
+        grow_and_write(engine, memory)?;
+        engine.set_globals(globals);
+        Ok(())
     }
 
     fn refuse_memory(&self, command: Command, error: Error) {
@@ -498,6 +593,49 @@ impl Worker {
             self.fail_current(Error::InvalidImportResponse(text.clone()));
             text
         })
+    }
+}
+
+/// Writes `memory` from offset 0, growing linear memory to its size first.
+/// Zeros past what the instance may grow to are no state (fresh pages are
+/// zero): they are not written, so a snapshot one page larger than a module
+/// that cannot grow still restores (HyperBEAM's runtime counts one page more
+/// for modules that export `malloc` but not `free`).
+fn grow_and_write(engine: InstanceRef, memory: &[u8]) -> Result<(), Error> {
+    match engine.grow_to(memory.len() as u64) {
+        Ok(()) => engine.write(0, memory),
+        Err(Error::SnapshotTooLarge { max, .. })
+            if memory
+                .get(usize::try_from(max).unwrap_or(usize::MAX)..)
+                .is_some_and(|tail| tail.iter().all(|b| *b == 0)) =>
+        {
+            let kept = &memory[..memory.len().min(max as usize)];
+            engine.grow_to(kept.len() as u64)?;
+            engine.write(0, kept)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Loads the module, here on the instance's thread. With `deterministic`,
+/// bytecode is rewritten to canonicalize NaNs (its fingerprint stays the
+/// original's, so its snapshots restore into AOT code compiled from it), and
+/// an AOT file must have been compiled so.
+fn load(bytes: Vec<u8>, mode: Mode, deterministic: bool) -> Result<Module, Error> {
+    match (deterministic, mode) {
+        (false, _) => hb_beamr_engine::load_module(bytes, mode),
+        (true, Mode::Wasm) => {
+            let fingerprint = snapshot::fingerprint(&bytes);
+            let canonical = hb_beamr_nan::canonicalize(&bytes)
+                .map_err(|why| Error::InvalidWasm(why.to_string()))?;
+            let mut module = hb_beamr_engine::load_module(canonical, mode)?;
+            module.fingerprint = fingerprint;
+            Ok(module)
+        }
+        (true, Mode::Aot) => match hb_beamr_core::aot_tag::deterministic_refusal(&bytes) {
+            Some(why) => Err(Error::InvalidAot(why)),
+            None => hb_beamr_engine::load_module(bytes, mode),
+        },
     }
 }
 
