@@ -63,6 +63,17 @@ cache_test_() ->
         ?assertEqual({ok, Bytes}, file:read_file(File))
     end) end}.
 
+%% start/3's deterministic option reaches the compilation (and the key).
+deterministic_start_test() ->
+    with_cache_dir(fun(_) ->
+        Before = compiles(),
+        {ok, W, _, _} = hb_beamr:start(fixture("compute.wasm"), aot, #{deterministic => true}),
+        hb_beamr:stop(W),
+        {ok, W2, _, _} = hb_beamr:start(fixture("compute.wasm"), aot),
+        hb_beamr:stop(W2),
+        ?assertEqual(Before + 2, compiles())
+    end).
+
 compile_errors_are_start_errors_test() ->
     with_cache_dir(fun(_) ->
         ?assertMatch({error, {compile_failed, _}}, hb_beamr:start(fixture("eh-unsupported.wasm"), aot)),
