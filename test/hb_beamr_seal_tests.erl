@@ -82,7 +82,7 @@ bit_flips_and_truncations_are_refused_test_() ->
              Truncated = length([ok || L <- lists:seq(0, byte_size(Sealed) - 1),
                                        refused(binary:part(Sealed, 0, L))]),
              ?assertEqual(byte_size(Sealed), Truncated)
-         end || Name <- ["test.wasm", "setjmp.wasm"]],
+         end || Name <- ["test.wasm", "setjmp.wasm", "eh-tags.wasm"]],
         % The node is still here, and the files still start.
         ?assertEqual({ok, [120.0]}, starts(compiled("test.wasm"), #{}))
     end}.
