@@ -21,6 +21,11 @@
 %%%   scale      10,000 instances started at once, called, stopped
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
+%%%   cluster    hb_beamr:call/3 on an instance of another node (a peer on
+%%%              this machine), against an erpc:call/4 round trip to it
+%%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
+%%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
+%%%              stdio's buffer, against the import round trip above
 %%%   setjmp     longjmp through exception handling (test/setjmp.wat): the
 %%%              interpreter against AOT, where compile/1 rewrote it into
 %%%              host calls (hb_beamr_eh)
@@ -68,6 +73,8 @@ main(_) ->
         section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
+        section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
+        section("cluster", fun() -> cluster_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
         section("AO process", fun() -> ao_rows(Root, Rounds) end)
     ]),
@@ -490,6 +497,45 @@ chunks(Items, Size) ->
     {Chunk, Rest} = lists:split(Size, Items),
     [Chunk | chunks(Rest, Size)].
 
+%%% Cluster: a remote call against erpc's own round trip to the same node.
+
+cluster_rows(Root, Rounds) ->
+    ok = distributed(50),
+    Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "hb_beamr") =/= nomatch]),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(), args => Paths}),
+    {ok, W, _, _} = hb_beamr:start(read(Root, "test/test.wasm"), wasm, #{node => Node}),
+    Rate = fun(Fun) ->
+        {Us, N} = timer:tc(fun() -> repeat_for(Fun, ?SAMPLE_MS) end),
+        N / (max(Us, 1) / 1000000)
+    end,
+    Remote = fun() -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
+    Erpc = fun() -> Node = erpc:call(Node, erlang, node, []) end,
+    Samples = rounds(Rounds, fun() -> [{erpc, Rate(Erpc)}, {remote, Rate(Remote)}] end),
+    ok = hb_beamr:stop(W),
+    peer:stop(Peer),
+    Ratio = paired_ratio(Samples, remote, erpc),
+    [
+        #row{section = "cluster", what = "baseline: erpc:call to a peer node",
+             median = median(maps:get(erpc, Samples)), unit = "calls/s"},
+        #row{section = "cluster", what = "hb_beamr:call fac(5.0) on the peer's instance",
+             median = median(maps:get(remote, Samples)), unit = "calls/s",
+             baseline = "erpc:call", ratio = Ratio, target = ">= 0.7", met = Ratio >= 0.7}
+    ].
+
+%% Makes this node distributed (epmd may take a moment to listen).
+distributed(Tries) ->
+    case node() of
+        nonode@nohost ->
+            _ = os:cmd("epmd -daemon"),
+            case net_kernel:start([list_to_atom("hb_beamr_bench_" ++ os:getpid()), shortnames]) of
+                {ok, _} -> ok;
+                {error, _} when Tries > 0 -> timer:sleep(100), distributed(Tries - 1);
+                {error, Reason} -> {error, Reason}
+            end;
+        _ ->
+            ok
+    end.
+
 %%% Memory I/O
 
 memory_rows(Root, Rounds) ->
@@ -537,6 +583,52 @@ copy_rows(Rounds, Label, Data, Reps, Ops) ->
 patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
+
+%%% WASI stdout
+
+%% 1 MiB to stdout from a WASI program, as 16,384 write(2) calls of 64 bytes
+%% (one fd_write import each: the import round trip, then hb_beamr_io reads
+%% of the iovec and the bytes and a write of the count) and through stdio
+%% (fwrite of 64 bytes, one fd_write per 1 KiB buffer). Baseline: the
+%% import round trip alone, on the same number of imports.
+wasi_rows(Root, Rounds) ->
+    Program = read(Root, "test/wasi/wasi_test.wasm"),
+    Bench = read(Root, "test/bench.wasm"),
+    Writes = 16384,
+    Size = 64,
+    Bytes = Writes * Size,
+    Count = integer_to_binary(Writes),
+    Run = fun(How) ->
+        {ok, #{exit_code := 0, stdout := Out}} =
+            hb_beamr_wasi:run(Program, #{args => [<<"wasi_test">>, How, Count, integer_to_binary(Size)]}),
+        Bytes = byte_size(Out)
+    end,
+    Tick = fun(S, #{args := [X]}, _Opts) -> {ok, [X], S} end,
+    Wasm = start(Bench),
+    Expected = Writes * (Writes + 1) div 2,
+    Samples = rounds(Rounds, fun() ->
+        [
+            {baseline, Writes / seconds(fun() ->
+                {ok, [Expected], _} = hb_beamr:call(Wasm, "import_loop", [Writes], Tick, ok)
+            end)},
+            {write, Writes / seconds(fun() -> Run(<<"write">>) end)},
+            {printf, Bytes / 1048576 / seconds(fun() -> Run(<<"printf">>) end)}
+        ]
+    end),
+    WriteMBs = [W * Size / 1048576 || W <- maps:get(write, Samples)],
+    hb_beamr:stop(Wasm),
+    Base = median(maps:get(baseline, Samples)),
+    WriteRate = median(maps:get(write, Samples)),
+    [
+        #row{section = "wasi", what = "baseline: WASM -> Erlang import fun -> WASM",
+             median = Base, unit = "imports/s"},
+        #row{section = "wasi", what = "fd_write, 64 B each (1 MiB by write(2), whole run)",
+             median = WriteRate, unit = "fd_writes/s", baseline = "import", ratio = paired_ratio(Samples, write, baseline)},
+        #row{section = "wasi", what = "the same in MB/s", median = WriteRate * Size / 1048576, unit = "MB/s"},
+        #row{section = "wasi", what = "1 MiB by fwrite(64 B) through stdio's 1 KiB buffer, whole run",
+             median = median(maps:get(printf, Samples)), unit = "MB/s", baseline = "write(2)",
+             ratio = paired_ratio(Samples#{write_mbs => WriteMBs}, printf, write_mbs)}
+    ].
 
 %%% Helpers
 

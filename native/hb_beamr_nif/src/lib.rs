@@ -341,6 +341,22 @@ fn snapshot(env: Env, worker: LocalPid) -> Term {
     reply_result(env, result)
 }
 
+/// Retires the instance: in turn after the calls before it, takes a
+/// snapshot (`{ok, Snapshot}` arrives), then refuses every later call.
+#[rustler::nif]
+fn retire(env: Env, worker: LocalPid) -> Term {
+    let result = instance_of(&worker).and_then(|resource| {
+        let reply = ReplyTo {
+            pid: env.pid(),
+            id: Some(instance::next_id()),
+        };
+        let (id, command) = call_command(env, &resource, reply, Job::Retire, ImportMode::Refuse);
+        resource.shared.send(command)?;
+        Ok(id)
+    });
+    reply_result(env, result)
+}
+
 /// Restores a snapshot (O(1) here: the binary goes to the thread by
 /// reference).
 #[rustler::nif]

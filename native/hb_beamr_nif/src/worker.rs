@@ -333,8 +333,10 @@ impl Worker {
 
     fn run_call(&self, call: Call<LocalPid, CallBody>) {
         let Call { id, body, .. } = call;
-        let Job::Call { target, args } = &body.job else {
-            return;
+        let (target, args) = match &body.job {
+            Job::Call { target, args } => (target, args),
+            Job::Retire => return self.retire(&body.reply),
+            Job::Instantiate => return,
         };
         let top_level = self.calls.borrow().is_empty();
         let cancelled = if top_level {
@@ -380,6 +382,26 @@ impl Worker {
         }
         self.pending.borrow_mut().extend(next);
         // `body` drops here: the monitor on the caller is released.
+    }
+
+    /// Takes the snapshot of a retiring instance, then stops serving: every
+    /// queued call is refused, nothing runs after.
+    fn retire(&self, reply: &ReplyTo) {
+        let taken = match self.engine.get() {
+            Some(engine) => self.snapshot(engine.as_ref(), reply),
+            None => Err(Error::Stopped),
+        };
+        match taken {
+            Ok(()) => {
+                let refused = self.protocol.borrow_mut().stop();
+                self.pending.borrow_mut().extend(refused);
+            }
+            Err(error) => self.send(reply, Message::Failed(&error)),
+        }
+        // Stopped first, so that no queued call runs next.
+        if let Some((_, next)) = self.protocol.borrow_mut().finished() {
+            self.pending.borrow_mut().extend(next);
+        }
     }
 
     fn serve_memory(&self, command: Command, stopped: bool) {
