@@ -26,6 +26,13 @@
 %%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
 %%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
 %%%              stdio's buffer, against the import round trip above
+%%%   setjmp     longjmp through exception handling (test/setjmp.wat): the
+%%%              interpreter against AOT, where compile/1 rewrote it into
+%%%              host calls (hb_beamr_eh)
+%%%   AO process only when HB_BEAMR_AOS_WASM names an AO module (HyperBEAM's
+%%%              test/aos-2-pure-xs.wasm): compile time, first message and
+%%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
+%%%              start(Bytecode, aot) through the compile cache
 %%%
 %%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
@@ -67,7 +74,9 @@ main(_) ->
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
-        section("cluster", fun() -> cluster_rows(Root, Rounds) end)
+        section("cluster", fun() -> cluster_rows(Root, Rounds) end),
+        section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
+        section("AO process", fun() -> ao_rows(Root, Rounds) end)
     ]),
     Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
     Table = table(Rows),
@@ -261,6 +270,110 @@ compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
                                       target = "<= 1.5", met = Vs(aot, native) =< 1.5}),
         Row("hb_beamr aot", Aot, #row{baseline = "wasmtime", ratio = Vs(aot, wasmtime),
                                       target = "< 1.0", met = Vs(aot, wasmtime) < 1.0})
+    ].
+
+%%% setjmp/longjmp and AO processes
+
+-define(SETJMP_CALLS, 20000).
+-define(SETJMP_DEPTH, 20).
+-define(AO_LOOP, <<"local t = 0; for i = 1, 1000000 do t = t + i end; return t">>).
+
+%% ?SETJMP_CALLS protected calls inside one call, each a longjmp through
+%% ?SETJMP_DEPTH + 1 frames.
+setjmp_rows(Root, Rounds) ->
+    Wasm = read(Root, "test/setjmp.wasm"),
+    {ok, Aot} = hb_beamr:compile(Wasm),
+    Instances = [{wasm, start(Wasm, wasm)}, {aot, start(Aot, aot)}],
+    Expected = {ok, [?SETJMP_CALLS * (?SETJMP_DEPTH + 100)]},
+    Time = fun(W) ->
+        {Us, Expected} = timer:tc(fun() -> hb_beamr:call(W, "longjmps", [?SETJMP_CALLS, ?SETJMP_DEPTH]) end),
+        Us / 1000
+    end,
+    Samples = rounds(Rounds, fun() -> [{Mode, Time(W)} || {Mode, W} <- Instances] end),
+    [hb_beamr:stop(W) || {_, W} <- Instances],
+    What = io_lib:format("~w protected calls, each a longjmp through ~w frames", [?SETJMP_CALLS, ?SETJMP_DEPTH + 1]),
+    [
+        #row{section = "setjmp", what = What ++ ", wasm (interpreter)",
+             median = median(maps:get(wasm, Samples)), unit = "ms"},
+        #row{section = "setjmp", what = What ++ ", aot (rewritten)",
+             median = median(maps:get(aot, Samples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(Samples, aot, wasm), target = "< 1.0",
+             met = paired_ratio(Samples, aot, wasm) < 1.0}
+    ].
+
+%% An AO process (HB_BEAMR_AOS_WASM) in both modes.
+ao_rows(Root, Rounds) ->
+    case os:getenv("HB_BEAMR_AOS_WASM") of
+        false ->
+            io:format(standard_error, "bench: no HB_BEAMR_AOS_WASM: no AO rows~n", []),
+            [];
+        Path ->
+            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
+            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+            {module, Module} = code:load_binary(Module, Source, Beam),
+            {ok, Wasm} = file:read_file(Path),
+            {CompileUs, {ok, Aot}} = timer:tc(fun() -> hb_beamr:compile(Wasm) end),
+            ao_rows(Wasm, Aot, CompileUs / 1.0e6, Rounds)
+    end.
+
+ao_rows(Wasm, Aot, CompileS, Rounds) ->
+    Bins = #{wasm => Wasm, aot => Aot},
+    %% Start, then the first message: a fresh process each round.
+    First = fun(Mode) ->
+        {Us, {ok, W}} = timer:tc(fun() ->
+            {ok, W} = hb_beamr_aos:start(maps:get(Mode, Bins), Mode),
+            _ = hb_beamr_aos:eval(W, <<"return 1">>),
+            {ok, W}
+        end),
+        hb_beamr:stop(W),
+        Us / 1000
+    end,
+    FirstSamples = rounds(min(Rounds, 3), fun() -> [{Mode, First(Mode)} || Mode <- [wasm, aot]] end),
+    Procs = [begin {ok, W} = hb_beamr_aos:start(maps:get(Mode, Bins), Mode), {Mode, W} end
+             || Mode <- [wasm, aot]],
+    [_ = hb_beamr_aos:eval(W, <<"return 1">>) || {_, W} <- Procs],
+    Loop = fun(W) ->
+        {Us, Out} = timer:tc(fun() -> hb_beamr_aos:eval(W, ?AO_LOOP) end),
+        nomatch = binary:match(Out, <<"error">>),
+        {match, _} = re:run(Out, <<"\"data\":\"500000500000\"">>),
+        Us / 1000
+    end,
+    Samples = rounds(Rounds, fun() -> [{Mode, Loop(W)} || {Mode, W} <- Procs] end),
+    [hb_beamr:stop(W) || {_, W} <- Procs],
+    Speedup = paired_ratio(Samples, wasm, aot),
+    %% start(Bytecode, aot): the compile cache (a miss compiles, or reads
+    %% an earlier run's file), then hits from memory and from disk.
+    CacheStart = fun(Forget) ->
+        ok = case Forget of
+            true -> hb_beamr_aot_cache:forget();
+            false -> ok
+        end,
+        {Us, {ok, W, _, _}} = timer:tc(fun() -> hb_beamr:start(Wasm, aot) end),
+        hb_beamr:stop(W),
+        Us / 1000
+    end,
+    _ = CacheStart(false),
+    CacheSamples = rounds(Rounds, fun() -> [{memory, CacheStart(false)}, {disk, CacheStart(true)}] end),
+    [
+        #row{section = "AO process", what = "compile/1 aos-2-pure-xs", median = CompileS, unit = "s"},
+        #row{section = "AO process", what = "start + first message, wasm",
+             median = median(maps:get(wasm, FirstSamples)), unit = "ms"},
+        #row{section = "AO process", what = "start + first message, aot",
+             median = median(maps:get(aot, FirstSamples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(FirstSamples, aot, wasm)},
+        #row{section = "AO process", what = "Lua loop 1..1,000,000, wasm",
+             median = median(maps:get(wasm, Samples)), unit = "ms"},
+        #row{section = "AO process", what = "Lua loop 1..1,000,000, aot",
+             median = median(maps:get(aot, Samples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(Samples, aot, wasm)},
+        #row{section = "AO process", what = "Lua loop speed-up, aot over wasm",
+             median = Speedup, unit = "x", target = ">= 30", met = Speedup >= 30},
+        #row{section = "AO process", what = "start(Bytecode, aot), cache hit in memory",
+             median = median(maps:get(memory, CacheSamples)), unit = "ms", target = "< 1000",
+             met = median(maps:get(memory, CacheSamples)) < 1000},
+        #row{section = "AO process", what = "start(Bytecode, aot), cache hit on disk",
+             median = median(maps:get(disk, CacheSamples)), unit = "ms", target = "< 1000",
+             met = median(maps:get(disk, CacheSamples)) < 1000}
     ].
 
 %% The native/wasmtime runner's lines: `native Ms Result', `wasmtime Ms Result'.

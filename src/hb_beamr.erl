@@ -118,7 +118,8 @@
     import_fun => import_fun(),
     state => term(),
     deterministic => boolean(),
-    node => node()
+    node => node(),
+    trust_aot => boolean()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -136,6 +137,8 @@
 %% modes (bytecode is rewritten; an AOT file must come from
 %% `compile(Wasm, #{deterministic => true})'). `node': start the instance on
 %% that (connected) node; every function works on it from any node.
+%% `trust_aot => true' loads an AOT file that this node did not seal (see
+%% hb_beamr_aot): only for files from a trusted source.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
@@ -179,8 +182,9 @@ start(WasmBinary) ->
 
 %% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
 %% AOT file (`aot'). Returns the instance with the module's imports and
-%% exports. The bytes must be what `Mode' says; an AOT file built for
-%% another WAMR version or another CPU is refused.
+%% exports. An AOT file must be sealed by this node (hb_beamr_aot); one
+%% built for another WAMR version or another CPU is refused. Bytecode given
+%% as `aot' is compiled through the compile cache (hb_beamr_aot_cache).
 %% @equiv start(WasmBinary, Mode, #{})
 -spec start(binary(), mode()) ->
     {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
@@ -215,11 +219,17 @@ start(_WasmBinary, _Mode, _Opts) ->
 start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
     % What the instance was started from, for migrate/2.
     Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
-    with_timeout(
-        fun(Report) -> start_instance(WasmBinary, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
-        Timeout,
-        fun(WASM) -> stop(WASM) end
-    ).
+    % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+        {ok, Loadable, _} ->
+            with_timeout(
+                fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
+                Timeout,
+                fun(WASM) -> stop(WASM) end
+            );
+        {error, _} = Error ->
+            Error
+    end.
 
 %% Starts the instance on `Node' (the module's bytes travel once); the
 %% instance there watches this process until its start has returned here.
@@ -281,7 +291,8 @@ started(WASM, _Serve, _Watcher, Error) ->
 -define(MIB, (1024 * 1024)).
 
 start_options(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node],
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node,
+             trust_aot],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
@@ -781,7 +792,8 @@ compile(WasmBinary) ->
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
 %% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
-%% uses exception handling, which WAMR's AOT compiler does not support),
+%% uses exception handling hb_beamr_eh cannot rewrite into host calls; the
+%% output is sealed, see hb_beamr_aot),
 %% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
 %% built without LLVM. The output is the same for the same input and options.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
@@ -789,8 +801,9 @@ compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
             Deterministic = maps:get(deterministic, Opts, false),
-            try
-                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic)
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
+                {ok, Aot} -> hb_beamr_aot:seal(Aot);
+                Error -> Error
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
             end;
