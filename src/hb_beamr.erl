@@ -103,6 +103,7 @@
     | {snapshot_too_large, #{size := non_neg_integer(), max := non_neg_integer()}}
     | {snapshot_unsupported, binary()}
     | {nodedown, node()}
+    | {out_of_memory, non_neg_integer()}
     | timeout
     | {invalid_option, term()}
     | stopped.
