@@ -19,7 +19,7 @@
 %%%              loop (test/nan.wat) with deterministic floats, against the
 %%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
-%%%   memory     hb_beamr_io:read/write and serialize/deserialize, against
+%%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
 %%%
 %%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
@@ -228,7 +228,7 @@ compute_rows(Root, Rounds) ->
     Rows.
 
 compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
-    Native = filename:join(Root, "target/release/hb_beamr_bench_native"),
+    Native = built(Root, "HB_BEAMR_BENCH_NATIVE", "hb_beamr_bench_native"),
     Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
                            | tl(NativeArgs)]),
     Time = fun(I) ->
@@ -397,9 +397,12 @@ memory_rows(Root, Rounds) ->
     ],
     {ok, Snapshot} = hb_beamr:serialize(W),
     Big = byte_size(Snapshot),
+    {ok, Full} = hb_beamr:snapshot(W),
     SnapshotRows = copy_rows(Rounds, "64 MiB", Snapshot, 1, [
         {"hb_beamr:serialize 64 MiB memory", fun() -> {ok, _} = hb_beamr:serialize(W) end},
-        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end}
+        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end},
+        {"hb_beamr:snapshot 64 MiB memory + globals", fun() -> {ok, _} = hb_beamr:snapshot(W) end},
+        {"hb_beamr:restore 64 MiB memory + globals", fun() -> ok = hb_beamr:restore(W, Full) end}
     ]),
     hb_beamr:stop(W),
     lists:append(IoRows) ++ SnapshotRows.
@@ -483,7 +486,13 @@ load_baseline_nif(Root) ->
     Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
     {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
     {module, Module} = code:load_binary(Module, Source, Beam),
-    hb_beamr_bench_nif:load(filename:join(Root, "target/release/libhb_beamr_bench_nif")).
+    Lib = built(Root, "HB_BEAMR_BENCH_NIF", "libhb_beamr_bench_nif.so"),
+    hb_beamr_bench_nif:load(filename:rootname(Lib, ".so")).
+
+%% Where cargo put File: scripts/bench.sh exports its path in EnvVar (cargo's
+%% target directory may be CARGO_TARGET_DIR); target/release/ otherwise.
+built(Root, EnvVar, File) ->
+    os:getenv(EnvVar, filename:join([Root, "target/release", File])).
 
 %%% Output
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hb_beamr needs on a Debian machine, when it is missing:
-# Erlang/OTP and rebar3 (the library and its tests), wabt (test fixtures),
+# Erlang/OTP and rebar3 (the library and its tests), Elixir (mix: the
+# integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
 # the runtime builds and runs without it). Rust comes with the machine
 # (rustup); this script only checks for it. Safe to run again: it installs
@@ -13,6 +14,9 @@ packages=()
 need() { command -v "$1" >/dev/null 2>&1 || packages+=("${@:2}"); }
 need erl erlang-nox erlang-eunit erlang-dialyzer erlang-edoc erlang-tools
 need rebar3 rebar3
+need mix elixir
+need git git   # the integration tests' git dependency
+need python3 python3   # reference-tests.sh; the integration tests' shell session
 need wat2wasm wabt
 need cmake cmake
 need clang clang

@@ -21,7 +21,7 @@
 %% @doc The size of the instance's linear memory, in bytes.
 -spec size(hb_beamr:wasm()) -> {ok, non_neg_integer()} | {error, hb_beamr:error_reason()}.
 size(WASM) when is_pid(WASM) ->
-    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:size(WASM) end));
+    hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:size(WASM) end));
 size(_) ->
     {error, badarg}.
 
@@ -30,14 +30,14 @@ size(_) ->
 -spec read(hb_beamr:wasm(), non_neg_integer(), non_neg_integer()) ->
     {ok, binary()} | {error, hb_beamr:error_reason()}.
 read(WASM, Offset, Length) when is_pid(WASM), ?IS_U64(Offset), ?IS_U64(Length) ->
-    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
+    hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
 read(_, _, _) ->
     {error, badarg}.
 
 %% @doc Writes `Data' at `Offset'.
 -spec write(hb_beamr:wasm(), non_neg_integer(), binary()) -> ok | {error, hb_beamr:error_reason()}.
 write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
-    case reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:write(WASM, Offset, Data) end)) of
+    case hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:write(WASM, Offset, Data) end)) of
         {ok, written} -> ok;
         Error -> Error
     end;
@@ -90,7 +90,15 @@ read_string(WASM, Start, At, Chunk, MemSize, Acc) ->
 -spec write_string(hb_beamr:wasm(), iodata()) ->
     {ok, non_neg_integer()} | {error, hb_beamr:error_reason() | malloc_failed}.
 write_string(WASM, Data) when is_pid(WASM), (is_binary(Data) orelse is_list(Data)) ->
-    String = <<(iolist_to_binary(Data))/binary, 0>>,
+    try iolist_to_binary(Data) of
+        Bytes -> write_new_string(WASM, <<Bytes/binary, 0>>)
+    catch
+        error:badarg -> {error, badarg}
+    end;
+write_string(_, _) ->
+    {error, badarg}.
+
+write_new_string(WASM, String) ->
     case malloc(WASM, byte_size(String)) of
         {ok, Ptr} ->
             case write(WASM, Ptr, String) of
@@ -99,9 +107,7 @@ write_string(WASM, Data) when is_pid(WASM), (is_binary(Data) orelse is_list(Data
             end;
         Error ->
             Error
-    end;
-write_string(_, _) ->
-    {error, badarg}.
+    end.
 
 %% @doc Allocates `Size' bytes with the module's exported `malloc'. A null
 %% pointer is `{error, malloc_failed}'.
@@ -130,12 +136,3 @@ free(WASM, Ptr) when is_pid(WASM), is_integer(Ptr) ->
 free(_, _) ->
     {error, badarg}.
 
-%% Waits for the reply to a request the NIF accepted.
-reply(Id) when is_integer(Id) ->
-    receive
-        {hb_beamr, Id, {execution_result, Result}} -> {ok, Result};
-        {hb_beamr, Id, ok} -> {ok, written};
-        {hb_beamr, Id, {error, Reason}} -> {error, Reason}
-    end;
-reply({error, Reason}) ->
-    {error, Reason}.

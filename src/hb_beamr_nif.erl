@@ -10,9 +10,10 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/4, call/4, import_response/3, abort_import/2]).
+-export([start/6, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
--export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
+-export([live_instances/0, loaded/0, priv_dir/0, guarded/1, await/1]).
+-export([snapshot/1, restore/2, deserialize/2]).
 -export([canonicalize_nans/1]).
 
 -on_load(init/0).
@@ -65,9 +66,13 @@ guarded(Fun) ->
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with
 %% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes}'.
+%% With `ServeImports', imports called during instantiation come to the
+%% caller as `{import, ...}' replies, as in a call. With `Deterministic',
+%% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
+%% been compiled so.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer()}) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits) -> ?NOT_LOADED.
+            {non_neg_integer(), pos_integer(), pos_integer()}, boolean(), boolean()) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Deterministic) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
@@ -105,6 +110,31 @@ stop(_Worker) -> ?NOT_LOADED.
 %% @doc Stops call `Id' inside WebAssembly: it ran past its timeout.
 -spec timeout(pid(), non_neg_integer()) -> ok.
 timeout(_Worker, _Id) -> ?NOT_LOADED.
+
+%% @doc Takes a snapshot of the instance (memory, mutable globals, module
+%% fingerprint); `{execution_result, Snapshot}' arrives.
+-spec snapshot(pid()) -> reply().
+snapshot(_Worker) -> ?NOT_LOADED.
+
+%% @doc Restores a snapshot; `ok' arrives.
+-spec restore(pid(), binary()) -> reply().
+restore(_Worker, _Snapshot) -> ?NOT_LOADED.
+
+%% @doc Writes raw memory at 0, grown to its size first; `ok' arrives.
+-spec deserialize(pid(), binary()) -> reply().
+deserialize(_Worker, _Memory) -> ?NOT_LOADED.
+
+%% @doc Waits for the reply to a request the NIF accepted (`Id'), or
+%% passes on the NIF's refusal.
+-spec await(reply()) -> {ok, term()} | {error, term()}.
+await(Id) when is_integer(Id) ->
+    receive
+        {hb_beamr, Id, {execution_result, Result}} -> {ok, Result};
+        {hb_beamr, Id, ok} -> {ok, written};
+        {hb_beamr, Id, {error, Reason}} -> {error, Reason}
+    end;
+await({error, Reason}) ->
+    {error, Reason}.
 
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().

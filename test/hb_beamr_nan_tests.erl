@@ -1,5 +1,6 @@
-%%% @doc Deterministic floats: with the NaN rewrite (hb_beamr_nif:canonicalize_nans/1
-%%% for bytecode, hb_beamr:compile/2's `deterministic => true' for AOT), every
+%%% @doc Deterministic floats: with `start/3''s `deterministic => true' (the
+%%% NaN rewrite for bytecode; for AOT, a file from hb_beamr:compile/2's
+%%% `deterministic => true'), every
 %%% NaN a float operation produces is the positive canonical NaN, in the
 %%% suites' mode (wasm or aot). Values cross as raw bits (test/nan.wat).
 -module(hb_beamr_nan_tests).
@@ -14,22 +15,33 @@
 -define(ONE64, 16#3FF0000000000000).
 -define(ONE32, 16#3F800000).
 
-%% Starts test/nan.wasm in the suites' mode, with or without the rewrite.
+%% Starts test/nan.wasm in the suites' mode, with or without deterministic
+%% floats.
 start_nan(Deterministic) ->
     Wasm = fixture("nan.wasm"),
-    {Bytes, Mode} =
-        case {mode(), Deterministic} of
-            {wasm, false} ->
-                {Wasm, wasm};
-            {wasm, true} ->
-                {ok, Canonical} = hb_beamr_nif:canonicalize_nans(Wasm),
-                {Canonical, wasm};
-            {aot, _} ->
+    Bytes =
+        case mode() of
+            wasm ->
+                Wasm;
+            aot ->
                 {ok, Aot} = hb_beamr:compile(Wasm, #{deterministic => Deterministic}),
-                {Aot, aot}
+                Aot
         end,
-    {ok, WASM, _, _} = hb_beamr:start(Bytes, Mode),
+    {ok, WASM, _, _} = hb_beamr:start(Bytes, mode(), #{deterministic => Deterministic}),
     WASM.
+
+%% An AOT file compiled without the rewrite cannot be started as
+%% deterministic; bad option values are refused.
+deterministic_start_checks_test_() ->
+    Wasm = fixture("nan.wasm"),
+    {ok, Plain} = hb_beamr:compile(Wasm),
+    [
+        ?_assertMatch({error, {invalid_aot, _}}, hb_beamr:start(Plain, aot, #{deterministic => true})),
+        ?_assertEqual(
+            {error, {invalid_option, {deterministic, 1}}},
+            hb_beamr:start(Wasm, wasm, #{deterministic => 1})
+        )
+    ].
 
 %% Calls `Op' and returns its result as unsigned bits (f32 results are i32).
 bits(WASM, Op, Args) ->

@@ -9,14 +9,12 @@
 timeout_opts(Ms) ->
     #{timeout => Ms}.
 
-%% Endless code the current mode can interrupt. WAMR's AOT code checks for
-%% an interrupt after calls, not in loops without calls (it does only for
-%% shared memories), so the empty loop is the interpreter's alone.
+%% Endless code, which both modes can interrupt: the interpreter checks at
+%% every branch; hb_beamr's AOT compiler emits WAMR's suspend-flag check at
+%% every loop back-edge and call (a build-time patch: WAMR emits it only for
+%% shared memories).
 endless_functions() ->
-    case mode() of
-        wasm -> ["forever", "count_forever"];
-        aot -> ["count_forever"]
-    end.
+    ["forever", "count_forever"].
 
 a_call_past_its_timeout_is_stopped_test_() ->
     [
@@ -87,3 +85,26 @@ stop_ends_an_endless_call_test_() ->
         end}
      || Func <- endless_functions()
     ].
+
+%% Endless recursion overflows the stack, in AOT too (LLVM must not turn a
+%% wasm call into a loop), and the instance answers the next call.
+endless_recursion_is_a_stack_overflow_test_() ->
+    {setup, fun() -> start("recursion.wasm") end, fun hb_beamr:stop/1, fun(W) ->
+        Call = fun(F, Args) ->
+            hb_beamr:call(W, F, Args, fun hb_beamr:stub/3, #{}, timeout_opts(10000))
+        end,
+        [
+            {F, ?_assertMatch({error, {wasm_trap, <<_/binary>>}}, Call(F, Args))}
+         || {F, Args} <- [{"self", []}, {"with_arg", [0]}, {"even", [0]}]
+        ] ++
+            [
+                {F, ?_assert(is_stack_overflow(Call(F, Args)))}
+             || {F, Args} <- [{"self", []}, {"with_arg", [0]}, {"even", [0]}]
+            ] ++
+            [?_assertEqual({ok, [100], #{}}, Call("depth", [100]))]
+    end}.
+
+is_stack_overflow({error, {wasm_trap, Why}}) ->
+    binary:match(Why, <<"stack overflow">>) =/= nomatch;
+is_stack_overflow(_) ->
+    false.

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use hb_beamr_core::aot_tag::{self, TargetTag};
 use hb_beamr_core::c_text;
+use hb_beamr_core::snapshot;
 use hb_beamr_core::wasm_sections;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
 
@@ -275,6 +276,8 @@ fn compile<'a>(
     match compile_bytes(input, opt_level, size_level, bounds_checks, &cpu) {
         Ok(mut aot) => {
             aot_tag::append(&mut aot, &target_tag(&cpu));
+            // Snapshots of the bytecode restore into this code and back.
+            aot_tag::mark_source(&mut aot, &snapshot::fingerprint(wasm.as_slice()));
             if deterministic {
                 aot_tag::mark_deterministic(&mut aot);
             }

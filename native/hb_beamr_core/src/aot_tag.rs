@@ -153,6 +153,22 @@ pub fn deterministic_refusal(aot: &[u8]) -> Option<String> {
     })
 }
 
+/// The section that names the bytecode an AOT file was compiled from: the
+/// SHA-256 of the module given to `compile` (before any rewrite), so that a
+/// snapshot of a bytecode instance restores into an AOT instance of it.
+pub const SOURCE_SECTION_NAME: &str = "hb_beamr.source";
+
+/// Records the fingerprint of the bytecode an AOT file was compiled from.
+pub fn mark_source(aot: &mut Vec<u8>, fingerprint: &[u8; 32]) {
+    append_raw(aot, SOURCE_SECTION_NAME, fingerprint);
+}
+
+/// The fingerprint of the bytecode an AOT file was compiled from, if it
+/// says.
+pub fn source_fingerprint(aot: &[u8]) -> Option<[u8; 32]> {
+    find_raw(aot, SOURCE_SECTION_NAME)?.try_into().ok()
+}
+
 /// Why this machine cannot run code compiled for `tag`, if it cannot.
 pub fn incompatibility(tag: &TargetTag) -> Option<String> {
     let arch = std::env::consts::ARCH;
@@ -277,6 +293,17 @@ mod tests {
         append(&mut tagged, &tag("x86_64", &[]));
         assert_eq!(find(&tagged[..tagged.len() - 3]), None);
         assert_eq!(find(b"\0aot"), None);
+    }
+
+    #[test]
+    fn the_source_fingerprint_is_found_next_to_the_tag() {
+        let mut aot = fake_aot();
+        assert_eq!(source_fingerprint(&aot), None);
+        append(&mut aot, &tag("x86_64", &["sse2"]));
+        mark_source(&mut aot, &[9; 32]);
+        assert_eq!(source_fingerprint(&aot), Some([9; 32]));
+        assert_eq!(find(&aot), Some(tag("x86_64", &["sse2"])));
+        assert_eq!(source_fingerprint(&aot[..aot.len() - 1]), None);
     }
 
     #[test]

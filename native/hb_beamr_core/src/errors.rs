@@ -31,6 +31,18 @@ pub enum Error {
     CallerExited,
     /// The caller aborted the call while an import was pending.
     ImportAborted,
+    /// An import answer from a process that does not own the waiting call.
+    NotCallOwner,
+    /// An import answer when no import (or not that call's) is waiting.
+    NoPendingImport,
+    /// Bytes that are not a snapshot this hb_beamr reads.
+    InvalidSnapshot(String),
+    /// A snapshot of another module.
+    SnapshotMismatch(String),
+    /// A snapshot whose memory is larger than the instance may grow to.
+    SnapshotTooLarge { size: u64, max: u64 },
+    /// An instance whose state a snapshot cannot hold.
+    SnapshotUnsupported(String),
     /// WAMR itself could not start.
     RuntimeInit(String),
     /// No native thread could be started for the instance.

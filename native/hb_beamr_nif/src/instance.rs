@@ -11,10 +11,10 @@ use once_cell::sync::Lazy;
 use rustler::env::SavedTerm;
 use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 
-use crate::instance_engine::Target;
 use crate::mailbox::ReplyTo;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Number;
+use hb_beamr_engine::Target;
 
 /// How a call's imports are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,18 +23,40 @@ pub enum ImportMode {
     Erlang,
     /// Imports answer zeros at once (`hb_beamr:stub/3`, without a round trip).
     Stub,
+    /// Imports are an error (a start function run without an import function).
+    Refuse,
 }
 
-/// A process monitor held for the duration of one call.
+/// A process monitor held for the life of one call request; dropping it
+/// (the call replied to, refused or forgotten) releases the monitor.
 pub struct CallMonitor {
     pub resource: ResourceArc<InstanceResource>,
     pub monitor: Monitor,
 }
 
-impl CallMonitor {
-    pub fn release(self) {
+impl Drop for CallMonitor {
+    fn drop(&mut self) {
         self.resource.demonitor(None, &self.monitor);
     }
+}
+
+/// What a call request runs.
+pub enum Job {
+    Call {
+        target: Target,
+        args: Vec<Number>,
+    },
+    /// Instantiation (start function, constructors): the first call.
+    Instantiate,
+}
+
+/// The part of a call request the protocol does not look at: where its
+/// replies go, what it runs, and the monitor on its caller.
+pub struct CallBody {
+    pub reply: ReplyTo,
+    pub job: Job,
+    pub imports: ImportMode,
+    pub monitor: Option<CallMonitor>,
 }
 
 /// The bytes of a write. Small ones are copied; a large Erlang binary is
@@ -74,18 +96,25 @@ impl WriteData {
 
 /// What Erlang asks of a worker thread.
 pub enum Command {
+    /// A call, with its request id (raw calls get one too, though their
+    /// replies carry none).
     Call {
-        reply: ReplyTo,
-        target: Target,
-        args: Vec<Number>,
-        imports: ImportMode,
-        monitor: Option<CallMonitor>,
+        id: u64,
+        body: CallBody,
     },
+    /// `from` answers the pending import of call `call_id` (`None`: raw).
     ImportResponse {
+        from: LocalPid,
         call_id: Option<u64>,
         results: Vec<Number>,
     },
+    /// `from` gives up the pending import of its call `call_id`.
     AbortImport {
+        from: LocalPid,
+        call_id: u64,
+    },
+    /// Call `call_id` ran past its timeout.
+    Timeout {
         call_id: u64,
     },
     Size {
@@ -101,6 +130,20 @@ pub enum Command {
         offset: u64,
         data: WriteData,
     },
+    /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
+    Snapshot {
+        reply: ReplyTo,
+    },
+    /// Restores a snapshot (memory grown to its size first).
+    Restore {
+        reply: ReplyTo,
+        data: WriteData,
+    },
+    /// Writes raw memory from offset 0, grown to its size first.
+    Deserialize {
+        reply: ReplyTo,
+        data: WriteData,
+    },
     CallerDown(LocalPid),
     Shutdown,
 }
@@ -109,10 +152,13 @@ impl Command {
     /// Where this command's reply would go, if it expects one.
     pub fn reply_to(&self) -> Option<&ReplyTo> {
         match self {
-            Command::Call { reply, .. }
-            | Command::Size { reply }
+            Command::Call { body, .. } => Some(&body.reply),
+            Command::Size { reply }
             | Command::Read { reply, .. }
-            | Command::Write { reply, .. } => Some(reply),
+            | Command::Write { reply, .. }
+            | Command::Snapshot { reply }
+            | Command::Restore { reply, .. }
+            | Command::Deserialize { reply, .. } => Some(reply),
             _ => None,
         }
     }
@@ -146,6 +192,9 @@ struct Running {
     /// Calls interrupted before they began (a timeout of 0, a stop while
     /// queued), by request id.
     cancelled: Vec<(u64, Error)>,
+    /// A stop that came while nothing ran: whatever begins next is
+    /// interrupted at once (a start function not yet begun, for instance).
+    stop_requested: Option<Error>,
 }
 
 /// At most this many early cancellations are remembered (one can outlive
@@ -199,6 +248,9 @@ impl Shared {
     /// cancelled while queued (then the reason comes back and it must not run).
     pub fn begin_call(&self, id: Option<u64>) -> Option<Error> {
         let mut running = self.running();
+        if let Some(reason) = &running.stop_requested {
+            return Some(reason.clone());
+        }
         if let Some(id) = id {
             if let Some(at) = running.cancelled.iter().position(|(c, _)| *c == id) {
                 return Some(running.cancelled.remove(at).1);
@@ -207,6 +259,27 @@ impl Shared {
         running.call = Some(id);
         running.interrupt = None;
         None
+    }
+
+    /// Worker: instantiation runs its start function or constructors (call
+    /// `id`) on `handle`; a timeout or stop that came first interrupts them
+    /// at once. [`Shared::end_call`] and `set_instance(None)` end it.
+    pub fn begin_instantiation(&self, handle: InstHandle, id: u64) {
+        let mut running = self.running();
+        running.inst = Some(handle);
+        let early = running.stop_requested.clone().or_else(|| {
+            let at = running.cancelled.iter().position(|(c, _)| *c == id)?;
+            Some(running.cancelled.remove(at).1)
+        });
+        running.call = Some(Some(id));
+        running.interrupt = None;
+        if let Some(reason) = early {
+            running.interrupt = Some(reason);
+            // SAFETY: the instance and exec env are alive: WAMR is about to
+            // run the start function on them, and ends only after the hook
+            // has cleared them under this lock.
+            unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
+        }
     }
 
     /// Worker: the top-level call ended; why it was interrupted, if it was.
@@ -228,6 +301,9 @@ impl Shared {
         };
         if !matches {
             // Not running (yet): cancel it before it begins.
+            if id.is_none() {
+                running.stop_requested = Some(reason.clone());
+            }
             if let Some(wanted) = id {
                 if running.cancelled.len() >= MAX_CANCELLED {
                     running.cancelled.remove(0);
@@ -278,8 +354,8 @@ pub struct InstanceResource {
 impl Resource for InstanceResource {
     fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
         if pid == self.worker {
-            unregister(&pid);
-            let _ = self.shared.send(Command::Shutdown);
+            // Exactly `stop/1`: a running call is stopped inside WebAssembly.
+            stop(&pid);
         } else {
             let _ = self.shared.send(Command::CallerDown(pid));
         }
@@ -310,6 +386,16 @@ pub fn lookup(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
 pub fn unregister(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
     let mut map = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     map.remove(worker)
+}
+
+/// Stops the instance of `worker` (idempotent): a running call is stopped
+/// inside WebAssembly, then the worker thread frees the instance and answers
+/// anything still queued with `{error, stopped}`.
+pub fn stop(worker: &LocalPid) {
+    if let Some(resource) = unregister(worker) {
+        resource.shared.interrupt(None, Error::Stopped);
+        let _ = resource.shared.send(Command::Shutdown);
+    }
 }
 
 pub fn live_instances() -> usize {

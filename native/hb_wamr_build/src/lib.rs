@@ -7,6 +7,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod patch;
+
 const WAMRX_PACKAGE: &str = "wamrx-sys-0.3.0";
 
 /// Which WAMR build: the runtime hb_beamr runs modules with, or the library
@@ -145,7 +147,7 @@ impl Wamr {
         sources.push(shared.join("mem-alloc/mem_alloc.c"));
         sources.extend(c_files(&shared.join("mem-alloc/ems"), "c"));
         check_exist(&sources);
-        sources
+        self.patched(sources, flavour)
     }
 
     /// The AOT compiler's own sources (LLVM-based): C, then C++.
@@ -156,7 +158,21 @@ impl Wamr {
         let cpp = c_files(&compilation, "cpp");
         check_exist(&c);
         check_exist(&cpp);
-        (c, cpp)
+        (
+            self.patched(c, Flavour::Compiler),
+            self.patched(cpp, Flavour::Compiler),
+        )
+    }
+
+    /// `sources` with each file hb_beamr patches (see [`patch`]) replaced
+    /// by its patched copy in `OUT_DIR`.
+    fn patched(&self, sources: Vec<PathBuf>, flavour: Flavour) -> Vec<PathBuf> {
+        let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+        let patched = patch::apply(&self.root, &out_dir, flavour);
+        sources
+            .into_iter()
+            .map(|src| patched.get(&src).cloned().unwrap_or(src))
+            .collect()
     }
 }
 

@@ -11,10 +11,11 @@ use std::sync::Mutex;
 use hb_wamr_sys as sys;
 use once_cell::sync::Lazy;
 
-use crate::imports::{self, ImportDesc};
+use crate::imports::ImportDesc;
 use hb_beamr_core::aot_tag;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::snapshot;
 
 /// `start/2`'s mode: what the bytes are expected to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,13 +85,16 @@ pub struct Module {
     raw: sys::wasm_module_t,
     pub imports: Vec<ImportInfo>,
     pub exports: Vec<ExportInfo>,
-    /// Whether any import is served by Erlang (not natively).
-    pub has_erlang_imports: bool,
+    /// Whether any import is served by the host (not natively).
+    pub has_host_imports: bool,
     /// The name of the first exported table: the target of indirect calls.
     pub table_export: Option<CString>,
     /// Never resized after linking: WAMR holds pointers to its elements.
     import_descs: Box<[ImportDesc]>,
     _bytes: Vec<u8>,
+    /// SHA-256 of the module's bytecode (for an AOT file, of the bytecode it
+    /// was compiled from, when it says): what snapshots are checked against.
+    pub fingerprint: [u8; 32],
 }
 
 // SAFETY: a Module is only used from the one worker thread that owns it; it is
@@ -103,10 +107,17 @@ impl Module {
     }
 
     /// Loads `bytes` as `mode`, checks what the bytes are before WAMR sees
-    /// them, and links every function import to the import trampoline.
-    pub fn load(mut bytes: Vec<u8>, mode: Mode) -> Result<Module, Error> {
+    /// them, and links every function import to `native` (the import
+    /// trampoline: see [`crate::load_module`]).
+    pub fn load(mut bytes: Vec<u8>, mode: Mode, native: sys::NativeRawFn) -> Result<Module, Error> {
         ensure_runtime()?;
         check_package(&bytes, mode)?;
+        let fingerprint = match mode {
+            Mode::Wasm => snapshot::fingerprint(&bytes),
+            Mode::Aot => {
+                aot_tag::source_fingerprint(&bytes).unwrap_or_else(|| snapshot::fingerprint(&bytes))
+            }
+        };
         let size = u32::try_from(bytes.len())
             .map_err(|_| invalid(mode, "module larger than 4 GiB".to_string()))?;
 
@@ -132,13 +143,14 @@ impl Module {
             raw,
             imports: Vec::new(),
             exports: Vec::new(),
-            has_erlang_imports: false,
+            has_host_imports: false,
             table_export: None,
             import_descs: Box::new([]),
             _bytes: bytes,
+            fingerprint,
         };
         module.read_exports();
-        module.read_and_link_imports();
+        module.read_and_link_imports(native);
         Ok(module)
     }
 
@@ -170,7 +182,7 @@ impl Module {
     /// with an attachment that says which import it is. WAMR resolves
     /// imports against its global native list, so the natives are
     /// registered, resolved and unregistered again under `LINK_LOCK`.
-    fn read_and_link_imports(&mut self) {
+    fn read_and_link_imports(&mut self, native: sys::NativeRawFn) {
         // SAFETY: `self.raw` is a loaded module; indices are within the count.
         let count = unsafe { sys::wasm_runtime_get_import_count(self.raw) }.max(0);
         let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -195,7 +207,7 @@ impl Module {
                     name.clone(),
                     func_sig(import.type_ptr as sys::wasm_func_type_t),
                 );
-                self.has_erlang_imports |= !desc.is_native();
+                self.has_host_imports |= !desc.is_native();
                 by_module
                     .entry(module.clone())
                     .or_default()
@@ -211,11 +223,11 @@ impl Module {
         }
         self.import_descs = descs.into_boxed_slice();
         for (module_name, desc_indices) in by_module {
-            self.link(&module_name, &desc_indices);
+            self.link(&module_name, &desc_indices, native);
         }
     }
 
-    fn link(&self, module_name: &str, desc_indices: &[usize]) {
+    fn link(&self, module_name: &str, desc_indices: &[usize], native: sys::NativeRawFn) {
         let Ok(module_c) = CString::new(module_name) else {
             return;
         };
@@ -228,7 +240,7 @@ impl Module {
             .zip(&names)
             .map(|(i, name)| sys::NativeSymbol {
                 symbol: name.as_ptr(),
-                func_ptr: imports::trampoline as *mut c_void,
+                func_ptr: native as *mut c_void,
                 signature: std::ptr::null(),
                 attachment: &self.import_descs[*i] as *const ImportDesc as *mut c_void,
             })
@@ -318,16 +330,12 @@ pub(crate) fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
     unsafe {
         let params = (0..sys::wasm_func_type_get_param_count(func_type))
             .map(|i| {
-                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_param_valkind(
-                    func_type, i,
-                ))
+                crate::values::kind_from_wamr(sys::wasm_func_type_get_param_valkind(func_type, i))
             })
             .collect::<Option<Vec<_>>>()?;
         let results = (0..sys::wasm_func_type_get_result_count(func_type))
             .map(|i| {
-                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_result_valkind(
-                    func_type, i,
-                ))
+                crate::values::kind_from_wamr(sys::wasm_func_type_get_result_valkind(func_type, i))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(FuncSig { params, results })
@@ -344,7 +352,7 @@ fn extern_signature(kind: ExternKind, type_ptr: *mut c_void) -> String {
         ExternKind::Global if !type_ptr.is_null() => {
             // SAFETY: a non-null global type pointer from WAMR for a live module.
             let kind = unsafe { sys::wasm_global_type_get_valkind(type_ptr) };
-            crate::wamr_values::kind_from_wamr(kind)
+            crate::values::kind_from_wamr(kind)
                 .map(|k| hb_beamr_core::signature::kind_char(k).to_string())
                 .unwrap_or_default()
         }

@@ -1,0 +1,68 @@
+//! Function imports as hb_beamr sees them: what each one is and how it is
+//! served (see `trampoline.rs` for the serving).
+
+use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::values::{ValKind, Value};
+
+/// How an import is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// Served by the thread's [`crate::Host`] (the caller's import function, for the NIF).
+    Host,
+    /// emscripten `invoke_*`: call table element `args[0]` with the rest.
+    Invoke,
+}
+
+/// One function import of a module. Boxed and owned by the module, so WAMR
+/// can keep a pointer to it as the import's attachment.
+#[derive(Debug)]
+pub struct ImportDesc {
+    pub module: String,
+    pub name: String,
+    /// `None` when the import uses types hb_beamr cannot exchange.
+    pub sig: Option<FuncSig>,
+    pub signature: String,
+    pub kind: ImportKind,
+}
+
+impl ImportDesc {
+    pub fn new(module: String, name: String, sig: Option<FuncSig>) -> ImportDesc {
+        let is_invoke = module == "env"
+            && name.starts_with("invoke_")
+            && sig
+                .as_ref()
+                .is_some_and(|s| s.params.first() == Some(&ValKind::I32));
+        ImportDesc {
+            signature: sig.as_ref().map(|s| s.encode()).unwrap_or_default(),
+            kind: if is_invoke {
+                ImportKind::Invoke
+            } else {
+                ImportKind::Host
+            },
+            module,
+            name,
+            sig,
+        }
+    }
+
+    pub fn is_native(&self) -> bool {
+        self.kind == ImportKind::Invoke
+    }
+
+    pub fn unsupported(&self) -> String {
+        format!(
+            "import {}.{} has a signature hb_beamr cannot serve (v128 or reference types)",
+            self.module, self.name
+        )
+    }
+
+    /// What `hb_beamr:stub/3` answers: zeros.
+    pub fn zero_results(&self) -> Vec<Value> {
+        let kinds = self
+            .sig
+            .as_ref()
+            .map(|s| s.results.as_slice())
+            .unwrap_or(&[]);
+        kinds.iter().map(|k| Value::from_slot(0, *k)).collect()
+    }
+}

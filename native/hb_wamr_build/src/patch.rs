@@ -1,0 +1,281 @@
+//! Build-time patches of WAMR 2.4.3's sources. The sources are never copied
+//! into the repository: a patched file is written to `OUT_DIR` and compiled
+//! instead of the original. Each patch replaces an exact piece of text; if
+//! that text is not found (exactly as many times as expected), the build
+//! fails, naming the patch, so a WAMR upgrade cannot silently drop one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::Flavour;
+
+/// One textual replacement in one WAMR source file.
+pub struct Patch {
+    /// The file, relative to the `wasm-micro-runtime` root.
+    pub file: &'static str,
+    /// Why, for the build-failure message.
+    pub why: &'static str,
+    /// The exact text to replace.
+    pub find: &'static str,
+    /// What replaces it.
+    pub replace: &'static str,
+    /// How many times `find` occurs in the file.
+    pub count: usize,
+    /// Which builds need it.
+    pub flavours: &'static [Flavour],
+}
+
+#[allow(dead_code)] // for patches both builds need
+const BOTH: &[Flavour] = &[Flavour::Runtime, Flavour::Compiler];
+const COMPILER: &[Flavour] = &[Flavour::Compiler];
+const RUNTIME: &[Flavour] = &[Flavour::Runtime];
+
+/// hb_beamr's patches, in the order they are applied.
+pub const PATCHES: &[Patch] = &[
+    // WAMR runs a module's start function and its constructors
+    // (`__wasm_call_ctors`, `_initialize`) inside instantiation, on an exec
+    // env of its own that the host never sees, so nothing could stop one
+    // that never ends. hb_beamr is told that exec env before they run and
+    // again when they are over (`hb_beamr_instantiation_hook`, in
+    // hb_wamr_sys/c/hb_interrupt.c), so that a start timeout or stop/1 can
+    // interrupt them like any call.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "tell hb_beamr the exec env that runs the start function",
+        find: "    /* Execute start function for both main instance and sub instance */
+    if (start_func && !wasm_call_function(exec_env, start_func, 0, NULL)) {
+",
+        replace: "    /* hb_beamr: the start function and constructors can be interrupted. */
+    hb_beamr_instantiation_hook(exec_env);
+    /* Execute start function for both main instance and sub instance */
+    if (start_func && !wasm_call_function(exec_env, start_func, 0, NULL)) {
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "tell hb_beamr the start function is over",
+        find: "fail:
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        replace: "fail:
+    hb_beamr_instantiation_hook(NULL); /* hb_beamr: no longer interruptible */
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "declare hb_beamr's instantiation hook",
+        find: "static bool
+execute_post_instantiate_functions(WASMModuleInstance *module_inst,
+",
+        replace: "void hb_beamr_instantiation_hook(WASMExecEnv *exec_env); /* hb_beamr */
+
+static bool
+execute_post_instantiate_functions(WASMModuleInstance *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "tell hb_beamr the exec env that runs the start function (AOT)",
+        find: "    /* Execute start function for both main instance and sub instance */
+    if (module->start_function) {
+",
+        replace: "    /* hb_beamr: the start function and constructors can be interrupted. */
+    hb_beamr_instantiation_hook(exec_env);
+    /* Execute start function for both main instance and sub instance */
+    if (module->start_function) {
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "tell hb_beamr the start function is over (AOT)",
+        find: "fail:
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        replace: "fail:
+    hb_beamr_instantiation_hook(NULL); /* hb_beamr: no longer interruptible */
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "declare hb_beamr's instantiation hook (AOT)",
+        find: "static bool
+execute_post_instantiate_functions(AOTModuleInstance *module_inst,
+",
+        replace: "void hb_beamr_instantiation_hook(WASMExecEnv *exec_env); /* hb_beamr */
+
+static bool
+execute_post_instantiate_functions(AOTModuleInstance *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    // The AOT compiler emits its suspend-flag check (the check that lets
+    // another thread stop a running call: timeouts, stop/1) at loop
+    // back-edges and before and after calls only for modules with a shared
+    // memory. hb_beamr stops any instance, so the check goes into every
+    // module: at back-edges and before calls. The check after a call (its
+    // `check_terminate_and_suspend` is false) is left out: it would put code
+    // between a `return_call` and its return, so that tail calls would grow
+    // the stack, and the exception check after each call already ends the
+    // caller when a callee was stopped.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_control.c",
+        why: "emit the suspend-flag check whatever the memory",
+        find: "    bool is_shared_memory =
+        comp_ctx->comp_data->memories[0].flags & 0x02 ? true : false;
+
+    /* Only need to check the suspend flags when memory is shared since
+       shared memory must be enabled for multi-threading */
+    if (!is_shared_memory) {
+        return true;
+    }
+",
+        replace: "    /* hb_beamr: the check is emitted for every module, shared memory
+       or not, except after calls (see hb_wamr_build/src/patch.rs). */
+    if (!check_terminate_and_suspend) {
+        return true;
+    }
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    // A WebAssembly `call` stays a real call: marked `notail`, LLVM's
+    // tail-recursion elimination cannot turn self-recursion into a loop, so
+    // endless recursion overflows the native stack (a trap) as in the
+    // interpreter. `return_call` keeps its tail-call marker.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_function.c",
+        why: "mark the direct calls of wasm `call` notail",
+        find: "        if (tail_call)
+            LLVMSetTailCall(value_ret, true);
+",
+        replace: "        if (tail_call)
+            LLVMSetTailCall(value_ret, true);
+        else /* hb_beamr: a wasm call stays a call (no recursion to loop) */
+            LLVMSetTailCallKind(value_ret, LLVMTailCallKindNoTail);
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+];
+
+/// Writes the patched copies of the files `flavour` needs into
+/// `out_dir/wamr-patched/`, returning original path -> patched path.
+pub fn apply(root: &Path, out_dir: &Path, flavour: Flavour) -> BTreeMap<PathBuf, PathBuf> {
+    apply_patches(root, out_dir, flavour, PATCHES)
+}
+
+fn apply_patches(
+    root: &Path,
+    out_dir: &Path,
+    flavour: Flavour,
+    patches: &[Patch],
+) -> BTreeMap<PathBuf, PathBuf> {
+    let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for patch in patches.iter().filter(|p| p.flavours.contains(&flavour)) {
+        let original = root.join(patch.file);
+        println!("cargo:rerun-if-changed={}", original.display());
+        let text = texts.entry(original.clone()).or_insert_with(|| {
+            std::fs::read_to_string(&original).unwrap_or_else(|e| {
+                panic!("hb_beamr patch: cannot read {}: {e}", original.display())
+            })
+        });
+        *text = replace_checked(text, patch);
+    }
+    let mut patched = BTreeMap::new();
+    for (original, text) in texts {
+        let relative = original.strip_prefix(root).unwrap_or(&original);
+        let copy = out_dir.join("wamr-patched").join(relative);
+        if let Some(dir) = copy.parent() {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| panic!("hb_beamr patch: cannot create {}: {e}", dir.display()));
+        }
+        std::fs::write(&copy, text)
+            .unwrap_or_else(|e| panic!("hb_beamr patch: cannot write {}: {e}", copy.display()));
+        patched.insert(original, copy);
+    }
+    patched
+}
+
+fn replace_checked(text: &str, patch: &Patch) -> String {
+    let found = text.matches(patch.find).count();
+    if found != patch.count {
+        panic!(
+            "hb_beamr patch '{}' of {}: its context occurs {found} times, expected {} \
+             (did the WAMR sources change?); the context is:\n{}",
+            patch.why, patch.file, patch.count, patch.find
+        );
+    }
+    text.replace(patch.find, patch.replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(find: &'static str, count: usize) -> Patch {
+        Patch {
+            file: "f.c",
+            why: "test",
+            find,
+            replace: "X",
+            count,
+            flavours: BOTH,
+        }
+    }
+
+    #[test]
+    fn replaces_the_expected_occurrences() {
+        assert_eq!(replace_checked("a b a", &patch("a", 2)), "X b X");
+    }
+
+    #[test]
+    #[should_panic(expected = "occurs 0 times")]
+    fn missing_context_fails_loudly() {
+        replace_checked("a b", &patch("c", 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "occurs 2 times")]
+    fn unexpected_count_fails_loudly() {
+        replace_checked("a a", &patch("a", 1));
+    }
+
+    #[test]
+    fn writes_patched_copies_for_the_flavour_only() {
+        let dir = std::env::temp_dir().join(format!("hb_patch_test_{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f.c"), "int a;\n").unwrap();
+        let patches = [Patch {
+            flavours: COMPILER,
+            ..patch("a", 1)
+        }];
+        let out = dir.join("out");
+        assert!(apply_patches(&root, &out, Flavour::Runtime, &patches).is_empty());
+        let map = apply_patches(&root, &out, Flavour::Compiler, &patches);
+        let copy = &map[&root.join("f.c")];
+        assert_eq!(std::fs::read_to_string(copy).unwrap(), "int X;\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
