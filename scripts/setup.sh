@@ -3,9 +3,10 @@
 # Erlang/OTP and rebar3 (the library and its tests), Elixir (mix: the
 # integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
-# the runtime builds and runs without it). Rust comes with the machine
-# (rustup); this script only checks for it. Safe to run again: it installs
-# nothing that is already there.
+# the runtime builds and runs without it), wasi-libc, wasm32 compiler-rt and
+# lld (the C test programs in test/wasi, built for wasm32-wasi).
+# Rust comes with the machine (rustup); this script only checks for it.
+# Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 quiet=${1:-}
 say() { [ "$quiet" = "--quiet" ] || echo "setup: $*"; }
@@ -23,6 +24,11 @@ need clang clang
 need gcc gcc   # also brings libasan (scripts/asan.sh)
 need pkg-config pkg-config
 need llvm-config-19 llvm-19-dev
+need wasm-ld lld
+# Files, not commands: the C library and compiler runtime for wasm32-wasi.
+[ -f /usr/lib/wasm32-wasi/libc.a ] || packages+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 \
+    || packages+=(libclang-rt-dev-wasm32)
 # An Erlang installed without Debian's eunit or dialyzer packages.
 if command -v erl >/dev/null 2>&1; then
     erl -noshell -eval 'case code:which(dialyzer) of non_existing -> halt(1); _ -> halt(0) end.' \

@@ -36,6 +36,9 @@
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
 -export([serialize/1, deserialize/2, snapshot/1, restore/2, stub/3]).
+%%% Clusters:
+-export([migrate/2]).
+-export([start_for/4]).
 %%% AOT compilation:
 -export([compile/1, compile/2]).
 
@@ -99,6 +102,7 @@
     | {snapshot_mismatch, binary()}
     | {snapshot_too_large, #{size := non_neg_integer(), max := non_neg_integer()}}
     | {snapshot_unsupported, binary()}
+    | {nodedown, node()}
     | timeout
     | {invalid_option, term()}
     | stopped.
@@ -113,7 +117,9 @@
     timeout => timeout(),
     import_fun => import_fun(),
     state => term(),
-    deterministic => boolean()
+    deterministic => boolean(),
+    node => node(),
+    trust_aot => boolean()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -129,14 +135,18 @@
 %% {@link start/3}). `deterministic' (default `false'): every NaN that the
 %% module's float arithmetic produces is the positive canonical NaN, in both
 %% modes (bytecode is rewritten; an AOT file must come from
-%% `compile(Wasm, #{deterministic => true})').
+%% `compile(Wasm, #{deterministic => true})'). `node': start the instance on
+%% that (connected) node; every function works on it from any node.
+%% `trust_aot => true' loads an AOT file that this node did not seal (see
+%% hb_beamr_aot): only for files from a trusted source.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
     size_level => 0..3,
     bounds_checks => true,
     target_cpu => host | generic | string(),
-    deterministic => boolean()
+    deterministic => boolean(),
+    node => node()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
@@ -150,7 +160,8 @@
 %% One call in progress, as its caller's loop sees it.
 -record(call, {
     wasm :: wasm(),
-    id = 0 :: non_neg_integer(),
+    id = 0 :: hb_beamr_node:request_id(),
+    watch = make_ref() :: hb_beamr_node:watch(),
     args :: list(),
     import_fun :: import_fun(),
     opts :: map(),
@@ -171,8 +182,9 @@ start(WasmBinary) ->
 
 %% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
 %% AOT file (`aot'). Returns the instance with the module's imports and
-%% exports. The bytes must be what `Mode' says; an AOT file built for
-%% another WAMR version or another CPU is refused.
+%% exports. An AOT file must be sealed by this node (hb_beamr_aot); one
+%% built for another WAMR version or another CPU is refused. Bytecode given
+%% as `aot' is compiled through the compile cache (hb_beamr_aot_cache).
 %% @equiv start(WasmBinary, Mode, #{})
 -spec start(binary(), mode()) ->
     {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
@@ -194,31 +206,63 @@ start(WasmBinary, Mode, Opts) when
     is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts)
 ->
     case start_options(Opts) of
-        {ok, Limits, Serve, Timeout} ->
-            Watcher = self(),
-            with_timeout(
-                fun(Report) -> start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) end,
-                Timeout,
-                fun(WASM) -> stop(WASM) end
-            );
+        {ok, _Limits, _Serve, _Timeout, Node} when Node =/= node() ->
+            start_remote(Node, WasmBinary, Mode, maps:remove(node, Opts));
+        {ok, Limits, Serve, Timeout, _Node} ->
+            start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, self());
         {error, _} = Error ->
             Error
     end;
 start(_WasmBinary, _Mode, _Opts) ->
     {error, badarg}.
 
+start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+    % What the instance was started from, for migrate/2.
+    Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
+    % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+        {ok, Loadable, _} ->
+            with_timeout(
+                fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
+                Timeout,
+                fun(WASM) -> stop(WASM) end
+            );
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Starts the instance on `Node' (the module's bytes travel once); the
+%% instance there watches this process until its start has returned here.
+start_remote(Node, WasmBinary, Mode, Opts) ->
+    try
+        erpc:call(Node, ?MODULE, start_for, [WasmBinary, Mode, Opts, self()])
+    catch
+        error:{erpc, noconnection} -> {error, {nodedown, Node}};
+        error:{exception, undef, _} -> {error, {hb_beamr_not_loaded, Node}};
+        error:{erpc, Reason} -> {error, {erpc, Reason}}
+    end.
+
+%% @private Starts an instance on this node for `Watcher' (another node's
+%% process: see {@link start/3}'s `node' option).
+-spec start_for(binary(), mode(), start_opts(), pid()) -> term().
+start_for(WasmBinary, Mode, Opts, Watcher) ->
+    case start_options(Opts) of
+        {ok, Limits, Serve, Timeout, _} -> start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher);
+        {error, _} = Error -> Error
+    end.
+
 %% Starts the instance from the calling process. The instance's pid is
 %% reported at once (`Report'), so that a timeout can stop it; the worker
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
-start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, Watcher, Report) ->
-    WASM = spawn(fun() -> starting(Watcher) end),
+start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origin}, Report) ->
+    WASM = spawn(fun() -> starting(Watcher, Origin) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
         hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
     end),
-    case Id of
-        Id when is_integer(Id) ->
+    case is_integer(Id) of
+        true ->
             {ImportFun, State} =
                 case Serve of
                     none -> {fun ?MODULE:stub/3, #{}};
@@ -227,9 +271,9 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, Watcher, Report
             Call = #call{wasm = WASM, id = Id, args = [], import_fun = ImportFun,
                          opts = #{}, deadline = infinity},
             started(WASM, Serve, Watcher, await_call(Call, State));
-        {error, Reason} ->
+        false ->
             ok = stop(WASM),
-            {error, Reason}
+            Id
     end.
 
 started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
@@ -247,7 +291,8 @@ started(WASM, _Serve, _Watcher, Error) ->
 -define(MIB, (1024 * 1024)).
 
 start_options(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic],
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node,
+             trust_aot],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
@@ -256,6 +301,7 @@ start_options(Opts) ->
             ImportFun = maps:get(import_fun, Opts, none),
             Timeout = maps:get(timeout, Opts, infinity),
             Deterministic = maps:get(deterministic, Opts, false),
+            Node = maps:get(node, Opts, node()),
             Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
             if
                 not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
@@ -270,36 +316,45 @@ start_options(Opts) ->
                     {error, {invalid_option, {timeout, Timeout}}};
                 not is_boolean(Deterministic) ->
                     {error, {invalid_option, {deterministic, Deterministic}}};
+                not is_atom(Node) ->
+                    {error, {invalid_option, {node, Node}}};
                 ImportFun =:= none ->
-                    {ok, Limits, none, Timeout};
+                    {ok, Limits, none, Timeout, Node};
                 true ->
                     State = maps:get(state, Opts, #{}),
-                    {ok, Limits, {ImportFun, State}, Timeout}
+                    {ok, Limits, {ImportFun, State}, Timeout, Node}
             end;
         [Unknown | _] ->
             {error, {invalid_option, Unknown}}
     end.
 
-%% The process that names an instance. It holds nothing: the instance lives
-%% in the NIF, which watches this process and stops the instance when it
-%% exits. Until its start has returned, it watches the starter: a starter
-%% killed meanwhile takes the instance with it.
-starting(Watcher) ->
+%% The process that names an instance. The instance lives in the NIF,
+%% which watches this process and stops the instance when it exits; the
+%% process only keeps what the instance was started from (the module's
+%% binary is shared, not copied), for migrate/2. Until its start has
+%% returned, it watches the starter: a starter killed meanwhile takes the
+%% instance with it.
+starting(Watcher, Origin) ->
     Ref = erlang:monitor(process, Watcher),
     receive
         {hb_beamr_started, Watcher} ->
             erlang:demonitor(Ref, [flush]),
-            worker();
+            worker(Origin);
         {'DOWN', Ref, process, Watcher, _} ->
             ok;
         stop ->
             ok
     end.
 
-worker() ->
+worker(Origin) ->
     receive
-        stop -> ok;
-        _ -> worker()
+        stop ->
+            ok;
+        {hb_beamr_origin, From, Ref} ->
+            From ! {Ref, Origin},
+            worker(Origin);
+        _ ->
+            worker(Origin)
     end.
 
 %% Runs `Fun' within `Timeout' milliseconds. With a timeout, `Fun' runs in a
@@ -413,7 +468,7 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
                     with_timeout(
                         fun(Report) -> run_call(Call, FuncRef, State, Report) end,
                         Timeout,
-                        fun(Id) -> hb_beamr_nif:timeout(WASM, Id) end
+                        fun(Id) -> hb_beamr_node:request(WASM, timeout, [Id]) end
                     )
             end
     end;
@@ -422,10 +477,17 @@ call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
 
 run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun}, FuncRef, State, Report) ->
     Stub = ImportFun =:= fun ?MODULE:stub/3,
-    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
-        Id when is_integer(Id) ->
+    Id = hb_beamr_node:request(WASM, call, [FuncRef, Args, Stub]),
+    case hb_beamr_node:is_request_id(Id) of
+        true ->
             Report(Id),
-            await_call(Call#call{id = Id}, State);
+            await_call(Call#call{id = Id, watch = hb_beamr_node:watch(WASM)}, State);
+        false ->
+            refused(Id, Args)
+    end.
+
+refused(Error, Args) ->
+    case Error of
         {error, invalid_args} ->
             {error, {invalid_args, Args}};
         {error, Reason} ->
@@ -474,9 +536,10 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
             {error, Reason}
     end.
 
-await_reply(Call = #call{id = Id}, State) ->
+await_reply(Call = #call{id = Id, watch = Watch}, State) ->
     receive
-        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message)
+        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message);
+        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(Call#call.wasm)}}
     after remaining(Call#call.deadline) ->
         interrupt(Call, State)
     end.
@@ -501,7 +564,7 @@ serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, Impo
             catch
                 Class:Reason:Stack ->
                     ?event({import_error, Class, Reason}),
-                    hb_beamr_nif:abort_import(WASM, Id),
+                    _ = hb_beamr_node:request(WASM, abort_import, [Id]),
                     receive
                         {hb_beamr, Id, _Aborted} -> ok
                     after ?ABORT_ACK_TIMEOUT -> ok
@@ -511,7 +574,7 @@ serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, Impo
     end.
 
 interrupt(Call = #call{wasm = WASM, id = Id}, State) ->
-    hb_beamr_nif:timeout(WASM, Id),
+    _ = hb_beamr_node:request(WASM, timeout, [Id]),
     await_interrupted(Call, State).
 
 %% After a timeout: the call is being stopped inside WebAssembly; its last
@@ -566,7 +629,7 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
         true -> ok;
         false -> throw({error, {invalid_response, Response}})
     end,
-    case hb_beamr_nif:import_response(WASM, Id, Response) of
+    case hb_beamr_node:request(WASM, import_response, [Id, Response]) of
         ok -> NewState;
         % Stopped meanwhile: the call's own reply says so.
         {error, stopped} -> NewState;
@@ -578,7 +641,7 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
 %% `{error, stopped}' once the WebAssembly code returns to an import or ends.
 -spec stop(wasm()) -> ok | {error, badarg}.
 stop(WASM) when is_pid(WASM) ->
-    _ = hb_beamr_nif:guarded(fun() -> hb_beamr_nif:stop(WASM) end),
+    _ = hb_beamr_node:request(WASM, stop, []),
     WASM ! stop,
     ok;
 stop(_) ->
@@ -593,7 +656,7 @@ stop(_) ->
 %% `{error, Reason}' (also for a command that is not understood).
 -spec wasm_send(wasm(), {command, binary()}) -> ok.
 wasm_send(WASM, {command, Command}) when is_pid(WASM), is_binary(Command) ->
-    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:send_raw(WASM, Command) end) of
+    case hb_beamr_node:request(WASM, send_raw, [Command]) of
         ok -> ok;
         {error, Reason} -> self() ! {error, Reason}, ok
     end;
@@ -621,7 +684,7 @@ serialize(_) ->
 %% has grown since) restores its prefix.
 -spec deserialize(wasm(), binary()) -> ok | {error, error_reason()}.
 deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
-    written(hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:deserialize(WASM, Memory) end)));
+    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, deserialize, [Memory])));
 deserialize(_, _) ->
     {error, badarg}.
 
@@ -632,7 +695,7 @@ deserialize(_, _) ->
 %% function, to capture the state at that import).
 -spec snapshot(wasm()) -> {ok, binary()} | {error, error_reason()}.
 snapshot(WASM) when is_pid(WASM) ->
-    hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:snapshot(WASM) end));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, snapshot, []));
 snapshot(_) ->
     {error, badarg}.
 
@@ -647,9 +710,74 @@ snapshot(_) ->
 %% that memory may have grown.
 -spec restore(wasm(), binary()) -> ok | {error, error_reason()}.
 restore(WASM, Snapshot) when is_pid(WASM), is_binary(Snapshot) ->
-    written(hb_beamr_nif:await(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:restore(WASM, Snapshot) end)));
+    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Snapshot])));
 restore(_, _) ->
     {error, badarg}.
+
+%% @doc Moves an instance to `Node' (any connected node, or this one):
+%% starts its module there with the same mode and options, then, in turn
+%% after the calls already made to it, takes a snapshot of the old instance
+%% (memory and every mutable global), restores it into the new one and stops
+%% the old one. Calls made to the old instance after that point are refused
+%% with `{error, stopped}': none is lost silently, and none changes state
+%% that the new instance would not have. Returns the new instance. If the
+%% new node fails after the snapshot, the state is restored into a fresh
+%% instance on the old instance's node instead:
+%% `{error, {migration_failed, Reason, Recovered}}'.
+-spec migrate(wasm(), node()) -> {ok, wasm()} | {error, term()}.
+migrate(WASM, Node) when is_pid(WASM), is_atom(Node) ->
+    case origin(WASM) of
+        {ok, {Bytes, Mode, Opts}} ->
+            case start(Bytes, Mode, Opts#{node => Node}) of
+                {ok, New, _, _} -> move_state(WASM, New, {Bytes, Mode, Opts});
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end;
+migrate(_, _) ->
+    {error, badarg}.
+
+move_state(Old, New, {Bytes, Mode, Opts}) ->
+    case hb_beamr_node:await(Old, hb_beamr_node:request(Old, retire, [])) of
+        {ok, Snapshot} ->
+            ok = stop(Old),
+            case restore(New, Snapshot) of
+                ok ->
+                    {ok, New};
+                {error, Reason} ->
+                    ok = stop(New),
+                    {error, {migration_failed, Reason, recover(Bytes, Mode, Opts#{node => node(Old)}, Snapshot)}}
+            end;
+        {error, _} = Error ->
+            ok = stop(New),
+            Error
+    end.
+
+recover(Bytes, Mode, Opts, Snapshot) ->
+    case start(Bytes, Mode, Opts) of
+        {ok, WASM, _, _} ->
+            case restore(WASM, Snapshot) of
+                ok -> WASM;
+                {error, Reason} -> ok = stop(WASM), {not_recovered, Reason, Snapshot}
+            end;
+        {error, Reason} ->
+            {not_recovered, Reason, Snapshot}
+    end.
+
+%% What an instance was started from, asked of its process (wherever it is).
+origin(WASM) ->
+    Ref = erlang:monitor(process, WASM),
+    WASM ! {hb_beamr_origin, self(), Ref},
+    receive
+        {Ref, Origin} ->
+            erlang:demonitor(Ref, [flush]),
+            {ok, Origin};
+        {'DOWN', Ref, process, WASM, noconnection} ->
+            {error, {nodedown, node(WASM)}};
+        {'DOWN', Ref, process, WASM, _} ->
+            {error, stopped}
+    end.
 
 written({ok, written}) -> ok;
 written({error, _} = Error) -> Error.
@@ -664,7 +792,8 @@ compile(WasmBinary) ->
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
 %% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
-%% uses exception handling, which WAMR's AOT compiler does not support),
+%% uses exception handling hb_beamr_eh cannot rewrite into host calls; the
+%% output is sealed, see hb_beamr_aot),
 %% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
 %% built without LLVM. The output is the same for the same input and options.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
@@ -672,8 +801,9 @@ compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
             Deterministic = maps:get(deterministic, Opts, false),
-            try
-                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic)
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
+                {ok, Aot} -> hb_beamr_aot:seal(Aot);
+                Error -> Error
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
             end;

@@ -7,7 +7,7 @@
 %%% {@link compile/6} raises `nif_not_loaded'.
 -module(hb_beamr_compiler_nif).
 
--export([compile/6, loaded/0]).
+-export([compile/6, rewrite_eh/1, loaded/0]).
 
 -on_load(init/0).
 
@@ -35,4 +35,10 @@ loaded() ->
 -spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
     {ok, binary()} | {error, term()}.
 compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The exception-handling rewriting {@link hb_beamr:compile/2} applies
+%% before compiling (exposed for tests that run its output as bytecode).
+-spec rewrite_eh(binary()) -> {ok, binary()} | unchanged | {error, term()}.
+rewrite_eh(_Wasm) ->
     erlang:nif_error(nif_not_loaded).

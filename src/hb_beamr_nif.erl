@@ -12,8 +12,8 @@
 
 -export([start/6, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
--export([live_instances/0, loaded/0, priv_dir/0, guarded/1, await/1]).
--export([snapshot/1, restore/2, deserialize/2]).
+-export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
+-export([snapshot/1, restore/2, deserialize/2, retire/1]).
 -export([canonicalize_nans/1]).
 
 -on_load(init/0).
@@ -116,6 +116,11 @@ timeout(_Worker, _Id) -> ?NOT_LOADED.
 -spec snapshot(pid()) -> reply().
 snapshot(_Worker) -> ?NOT_LOADED.
 
+%% @doc Retires the instance: in turn, a snapshot (`{execution_result,
+%% Snapshot}' arrives), then every later call is refused.
+-spec retire(pid()) -> reply().
+retire(_Worker) -> ?NOT_LOADED.
+
 %% @doc Restores a snapshot; `ok' arrives.
 -spec restore(pid(), binary()) -> reply().
 restore(_Worker, _Snapshot) -> ?NOT_LOADED.
@@ -123,18 +128,6 @@ restore(_Worker, _Snapshot) -> ?NOT_LOADED.
 %% @doc Writes raw memory at 0, grown to its size first; `ok' arrives.
 -spec deserialize(pid(), binary()) -> reply().
 deserialize(_Worker, _Memory) -> ?NOT_LOADED.
-
-%% @doc Waits for the reply to a request the NIF accepted (`Id'), or
-%% passes on the NIF's refusal.
--spec await(reply()) -> {ok, term()} | {error, term()}.
-await(Id) when is_integer(Id) ->
-    receive
-        {hb_beamr, Id, {execution_result, Result}} -> {ok, Result};
-        {hb_beamr, Id, ok} -> {ok, written};
-        {hb_beamr, Id, {error, Reason}} -> {error, Reason}
-    end;
-await({error, Reason}) ->
-    {error, Reason}.
 
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().

@@ -1,16 +1,19 @@
 //! Function imports as hb_beamr sees them: what each one is and how it is
 //! served (see `trampoline.rs` for the serving).
 
+use hb_beamr_core::eh_abi::HostImport;
 use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{ValKind, Value};
 
 /// How an import is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportKind {
     /// Served by the thread's [`crate::Host`] (the caller's import function, for the NIF).
     Host,
     /// emscripten `invoke_*`: call table element `args[0]` with the rest.
     Invoke,
+    /// Rewritten exception handling (`hb_beamr_eh`), see eh_host.rs.
+    Eh(HostImport),
 }
 
 /// One function import of a module. Boxed and owned by the module, so WAMR
@@ -32,13 +35,14 @@ impl ImportDesc {
             && sig
                 .as_ref()
                 .is_some_and(|s| s.params.first() == Some(&ValKind::I32));
+        let kind = match HostImport::parse(&module, &name) {
+            Some(host) => ImportKind::Eh(host),
+            None if is_invoke => ImportKind::Invoke,
+            None => ImportKind::Host,
+        };
         ImportDesc {
             signature: sig.as_ref().map(|s| s.encode()).unwrap_or_default(),
-            kind: if is_invoke {
-                ImportKind::Invoke
-            } else {
-                ImportKind::Host
-            },
+            kind,
             module,
             name,
             sig,
@@ -46,7 +50,7 @@ impl ImportDesc {
     }
 
     pub fn is_native(&self) -> bool {
-        self.kind == ImportKind::Invoke
+        self.kind != ImportKind::Host
     }
 
     pub fn unsupported(&self) -> String {

@@ -61,6 +61,8 @@ pub struct EngineInstance {
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Option<Func>>>,
+    /// Exception state of rewritten exception handling (eh_host.rs).
+    eh: crate::eh_host::EhState,
 }
 
 thread_local! {
@@ -309,6 +311,7 @@ impl EngineInstance {
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
+            eh: Default::default(),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -403,7 +406,22 @@ impl EngineInstance {
         self.call_values(&func, args)
     }
 
-    fn is_interpreted(&self) -> bool {
+    /// Calls export `name` with `args` of its exact types (hb_beamr_eh's
+    /// try calls).
+    pub fn call_export_values(&self, name: &str, args: &[Value]) -> Result<Vec<Value>, Error> {
+        let func = self.resolve(&Target::Name(name.to_string()))?;
+        let params: Vec<ValKind> = args.iter().map(|v| v.kind()).collect();
+        if func.sig.params != params {
+            return Err(Error::Trap("hb_beamr_eh: call type mismatch".into()));
+        }
+        self.call_values(&func, args)
+    }
+
+    pub fn eh(&self) -> &crate::eh_host::EhState {
+        &self.eh
+    }
+
+    pub fn is_interpreted(&self) -> bool {
         // SAFETY: a query on the live module.
         let package = unsafe { sys::wasm_runtime_get_module_package_type(self.module.raw()) };
         package == sys::WASM_MODULE_BYTECODE

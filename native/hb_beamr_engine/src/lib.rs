@@ -8,6 +8,7 @@
 //! Inside, modules depend downwards only: `values`, `imports` → `module` →
 //! `instance` → `host` → `trampoline`, tied together here.
 
+pub mod eh_host;
 pub mod host;
 pub mod imports;
 pub mod instance;

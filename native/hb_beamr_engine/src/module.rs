@@ -170,6 +170,10 @@ impl Module {
             if kind == ExternKind::Table && self.table_export.is_none() {
                 self.table_export = CString::new(name.clone()).ok();
             }
+            // Exports hb_beamr_eh added for its host calls are not the module's.
+            if name.starts_with(hb_beamr_core::eh_abi::EXPORT_PREFIX) {
+                continue;
+            }
             self.exports.push(ExportInfo {
                 kind,
                 signature: extern_signature(kind, export.type_ptr),
@@ -213,6 +217,10 @@ impl Module {
                     .or_default()
                     .push(descs.len());
                 descs.push(desc);
+            }
+            // Imports hb_beamr_eh added are served here, not by the caller.
+            if module == hb_beamr_core::eh_abi::MODULE {
+                continue;
             }
             self.imports.push(ImportInfo {
                 kind,

@@ -81,8 +81,14 @@ fn serve(
         .zip(slots.iter())
         .map(|(kind, slot)| Value::from_slot(*slot, *kind))
         .collect();
-    let results = match desc.kind {
+    let results = match &desc.kind {
         ImportKind::Invoke => invoke(host, &args, &sig.results)?,
+        ImportKind::Eh(import) => {
+            let engine = host
+                .engine()
+                .ok_or("hb_beamr_eh import called during instantiation")?;
+            crate::eh_host::serve(engine, import, &args, &sig.results)?
+        }
         ImportKind::Host => host.import(instance, desc, &args)?,
     };
     if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {

@@ -48,6 +48,9 @@ pub enum Job {
     },
     /// Instantiation (start function, constructors): the first call.
     Instantiate,
+    /// A snapshot taken in turn, between calls, after which the instance
+    /// serves nothing more (`migrate/2`).
+    Retire,
 }
 
 /// The part of a call request the protocol does not look at: where its

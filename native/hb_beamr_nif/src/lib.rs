@@ -10,6 +10,7 @@ pub mod errors;
 pub mod instance;
 pub mod mailbox;
 pub mod reclaim;
+pub mod state;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
@@ -338,6 +339,22 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
 #[rustler::nif]
 fn snapshot(env: Env, worker: LocalPid) -> Term {
     let result = request(env, &worker, |reply| Command::Snapshot { reply });
+    reply_result(env, result)
+}
+
+/// Retires the instance: in turn after the calls before it, takes a
+/// snapshot (`{ok, Snapshot}` arrives), then refuses every later call.
+#[rustler::nif]
+fn retire(env: Env, worker: LocalPid) -> Term {
+    let result = instance_of(&worker).and_then(|resource| {
+        let reply = ReplyTo {
+            pid: env.pid(),
+            id: Some(instance::next_id()),
+        };
+        let (id, command) = call_command(env, &resource, reply, Job::Retire, ImportMode::Refuse);
+        resource.shared.send(command)?;
+        Ok(id)
+    });
     reply_result(env, result)
 }
 

@@ -18,6 +18,7 @@ use rustler::LocalPid;
 
 use crate::instance::{CallBody, Command, ImportMode, InstHandle, Job, Shared};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
+use crate::state;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Call, Failure, ImportStep, Protocol, Rejection};
 use hb_beamr_core::snapshot;
@@ -333,8 +334,10 @@ impl Worker {
 
     fn run_call(&self, call: Call<LocalPid, CallBody>) {
         let Call { id, body, .. } = call;
-        let Job::Call { target, args } = &body.job else {
-            return;
+        let (target, args) = match &body.job {
+            Job::Call { target, args } => (target, args),
+            Job::Retire => return self.retire(&body.reply),
+            Job::Instantiate => return,
         };
         let top_level = self.calls.borrow().is_empty();
         let cancelled = if top_level {
@@ -382,6 +385,26 @@ impl Worker {
         // `body` drops here: the monitor on the caller is released.
     }
 
+    /// Takes the snapshot of a retiring instance, then stops serving: every
+    /// queued call is refused, nothing runs after.
+    fn retire(&self, reply: &ReplyTo) {
+        let taken = match self.engine.get() {
+            Some(engine) => self.snapshot(engine.as_ref(), reply),
+            None => Err(Error::Stopped),
+        };
+        match taken {
+            Ok(()) => {
+                let refused = self.protocol.borrow_mut().stop();
+                self.pending.borrow_mut().extend(refused);
+            }
+            Err(error) => self.send(reply, Message::Failed(&error)),
+        }
+        // Stopped first, so that no queued call runs next.
+        if let Some((_, next)) = self.protocol.borrow_mut().finished() {
+            self.pending.borrow_mut().extend(next);
+        }
+    }
+
     fn serve_memory(&self, command: Command, stopped: bool) {
         let engine = match self.engine.get() {
             Some(engine) if !stopped => engine.as_ref(),
@@ -418,7 +441,7 @@ impl Worker {
                 Err(error) => self.send(&reply, Message::Failed(&error)),
             },
             Command::Deserialize { reply, data } => {
-                let restored = data.with_bytes(|bytes| grow_and_write(engine, bytes));
+                let restored = data.with_bytes(|bytes| state::grow_and_write(engine, bytes));
                 match restored {
                     Ok(()) => self.send(&reply, Message::Written),
                     Err(error) => self.send(&reply, Message::Failed(&error)),
@@ -451,12 +474,7 @@ impl Worker {
 
     /// Sends `{ok, Snapshot}` straight from linear memory (one copy).
     fn snapshot(&self, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
-        let header = snapshot::Header {
-            fingerprint: self.fingerprint()?,
-            memory_size: engine.memory_size(),
-            globals: engine.mutable_globals()?,
-        }
-        .encode();
+        let header = state::snapshot_header(engine, self.fingerprint()?)?;
         engine.read_with(0, engine.memory_size(), |memory| {
             self.send(
                 reply,
@@ -468,30 +486,8 @@ impl Worker {
         })
     }
 
-    /// Restores a snapshot of this module: everything is checked before
-    /// anything changes, except that memory may have grown.
     fn restore(&self, engine: InstanceRef, bytes: &[u8]) -> Result<(), Error> {
-        let (header, memory) = snapshot::Header::decode(bytes)?;
-        let ours = self.fingerprint()?;
-        if header.fingerprint != ours {
-            return Err(Error::SnapshotMismatch(format!(
-                "the snapshot is of module {}, this instance runs module {}",
-                snapshot::hex(&header.fingerprint),
-                snapshot::hex(&ours)
-            )));
-        }
-        let current = engine.memory_size();
-        if current > header.memory_size {
-            return Err(Error::SnapshotMismatch(format!(
-                "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
-                 bytes) and cannot shrink: restore into a fresh instance",
-                header.memory_size
-            )));
-        }
-        let globals = engine.check_globals(&header.globals)?;
-        grow_and_write(engine, memory)?;
-        engine.set_globals(globals);
-        Ok(())
+        state::restore(engine, &self.fingerprint()?, bytes)
     }
 
     fn refuse_memory(&self, command: Command, error: Error) {
@@ -593,27 +589,6 @@ impl Worker {
             self.fail_current(Error::InvalidImportResponse(text.clone()));
             text
         })
-    }
-}
-
-/// Writes `memory` from offset 0, growing linear memory to its size first.
-/// Zeros past what the instance may grow to are no state (fresh pages are
-/// zero): they are not written, so a snapshot one page larger than a module
-/// that cannot grow still restores (HyperBEAM's runtime counts one page more
-/// for modules that export `malloc` but not `free`).
-fn grow_and_write(engine: InstanceRef, memory: &[u8]) -> Result<(), Error> {
-    match engine.grow_to(memory.len() as u64) {
-        Ok(()) => engine.write(0, memory),
-        Err(Error::SnapshotTooLarge { max, .. })
-            if memory
-                .get(usize::try_from(max).unwrap_or(usize::MAX)..)
-                .is_some_and(|tail| tail.iter().all(|b| *b == 0)) =>
-        {
-            let kept = &memory[..memory.len().min(max as usize)];
-            engine.grow_to(kept.len() as u64)?;
-            engine.write(0, kept)
-        }
-        Err(error) => Err(error),
     }
 }
 
