@@ -172,6 +172,23 @@ aot_without_the_rewrite_is_refused_when_deterministic_test() ->
     {ok, WASM, _, _} = hb_beamr:start(DetAot, aot, #{deterministic => true}),
     hb_beamr:stop(WASM).
 
+%% emscripten's setjmp/longjmp (legacy exception handling, as in AO
+%% processes) with deterministic floats, in the suites' mode.
+exception_handling_modules_are_accepted_test() ->
+    Wasm = fixture("setjmp.wasm"),
+    Bytes =
+        case mode() of
+            wasm ->
+                Wasm;
+            aot ->
+                {ok, Aot} = hb_beamr:compile(Wasm, #{deterministic => true}),
+                Aot
+        end,
+    {ok, WASM, _, _} = hb_beamr:start(Bytes, mode(), #{deterministic => true}),
+    ?assertEqual({ok, [0]}, hb_beamr:call(WASM, "protected", [0, 42])),
+    ?assertEqual({ok, [105]}, hb_beamr:call(WASM, "protected", [1, 5])),
+    hb_beamr:stop(WASM).
+
 invalid_modules_are_errors_test_() ->
     [
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_nif:canonicalize_nans(<<"garbage">>)),

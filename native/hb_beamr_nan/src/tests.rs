@@ -179,12 +179,16 @@ fn consumers_that_ignore_nan_bits_skip_the_sequence() {
     assert_eq!(selects, 1);
 }
 
-fn selects_in(wat: &str) -> usize {
-    bodies(&rewritten(wat))[0]
+fn selects_in_wasm(wasm: &[u8]) -> usize {
+    bodies(wasm)[0]
         .1
         .iter()
         .filter(|op| matches!(op, Operator::Select))
         .count()
+}
+
+fn selects_in(wat: &str) -> usize {
+    selects_in_wasm(&rewritten(wat))
 }
 
 #[test]
@@ -244,6 +248,21 @@ fn functions_of_all_shapes_still_validate() {
              (func))"#,
     );
     assert_eq!(bodies(&out).len(), 5);
+}
+
+#[test]
+fn legacy_exception_handling_is_rewritten_too() {
+    // emscripten's setjmp/longjmp, as in AO processes.
+    let out = rewritten(
+        r#"(module (tag $t (param f64))
+             (func (param f64) (result f64)
+               try (result f64)
+                 local.get 0 f64.sqrt throw $t
+               catch $t
+                 f64.const 1 f64.div
+               end))"#,
+    );
+    assert_eq!(selects_in_wasm(&out), 2);
 }
 
 #[test]
