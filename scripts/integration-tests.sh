@@ -43,8 +43,9 @@ erl_call='{ok, Wasm} = file:read_file("test/test.wasm"),
     {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
     ok = hb_beamr:stop(WASM)'
 # The README's switch for events in erl (see "Logging").
-erl_events_on='application:set_env(hb_beamr, log_events, true),
-    logger:set_module_level(hb_beamr, debug),
+erl_events_on='_ = application:load(hb_beamr),
+    application:set_env(hb_beamr, log_events, true),
+    logger:set_application_level(hb_beamr, debug),
     ok = logger:add_handler_filter(default, hb_beamr,
         {fun logger_filters:domain/2, {log, sub, [hb_beamr]}})'
 erl_run() { # erl_run EXPRS: runs EXPRS in `erl -noshell` on my_app's code path
