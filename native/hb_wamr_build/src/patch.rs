@@ -78,6 +78,95 @@ pub const PATCHES: &[Patch] = &[
         count: 1,
         flavours: COMPILER,
     },
+    // WAMR's UTF-8 check refuses NUL, which is valid UTF-8, so a module with
+    // a custom section or an import/export name containing "\00" is refused
+    // with "invalid UTF-8 encoding" (the spec tests' custom.wast and
+    // names.wast). WAMR keeps names as C strings, so a name with a NUL is
+    // stored with each NUL as the two bytes C0 80 ("modified UTF-8", as in
+    // Java): that is never valid UTF-8, so distinct names stay distinct.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "accept NUL in UTF-8 names",
+        find: "        if (chr == 0) {
+            LOG_WARNING(
+                \"LIMITATION: a string which contains '\\\\00' is unsupported\");
+            return false;
+        }
+        else if (chr < 0x80) {
+",
+        replace: "        if (chr < 0x80) { /* hb_beamr: NUL is valid UTF-8 */
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "store a NUL in a name as C0 80",
+        find: "char *
+wasm_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                           bool is_load_from_file_buf, char *error_buf,
+                           uint32 error_buf_size)
+{
+    StringNode *node, *node_next;
+
+    if (!wasm_check_utf8_str(str, len)) {
+        set_error_buf(error_buf, error_buf_size, \"invalid UTF-8 encoding\");
+        return NULL;
+    }
+",
+        replace: "static char *
+hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                         bool is_load_from_file_buf, char *error_buf,
+                         uint32 error_buf_size);
+
+/* hb_beamr: checks the name, then stores it with each NUL as C0 80. */
+char *
+wasm_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                           bool is_load_from_file_buf, char *error_buf,
+                           uint32 error_buf_size)
+{
+    uint8 *encoded;
+    uint32 i, n = 0;
+    char *result;
+
+    if (!wasm_check_utf8_str(str, len)) {
+        set_error_buf(error_buf, error_buf_size, \"invalid UTF-8 encoding\");
+        return NULL;
+    }
+    if (len == 0 || !memchr(str, 0, len)) {
+        return hb_const_str_list_insert(str, len, module,
+                                        is_load_from_file_buf, error_buf,
+                                        error_buf_size);
+    }
+    if (!(encoded = runtime_malloc((uint64)len * 2, error_buf,
+                                   error_buf_size))) {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        if (str[i] == 0) {
+            encoded[n++] = 0xC0;
+            encoded[n++] = 0x80;
+        }
+        else {
+            encoded[n++] = str[i];
+        }
+    }
+    result = hb_const_str_list_insert(encoded, n, module, false, error_buf,
+                                      error_buf_size);
+    wasm_runtime_free(encoded);
+    return result;
+}
+
+static char *
+hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                         bool is_load_from_file_buf, char *error_buf,
+                         uint32 error_buf_size)
+{
+    StringNode *node, *node_next;
+",
+        count: 1,
+        flavours: BOTH,
+    },
 ];
 
 /// Writes the patched copies of the files `flavour` needs into
