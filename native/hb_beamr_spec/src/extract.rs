@@ -100,6 +100,7 @@ impl Extractor<'_> {
                         Ok(()) => Command::Module {
                             line,
                             name,
+                            exceptions: features::uses_exceptions(&wasm),
                             wasm: self.write(&wasm)?,
                         },
                     },

@@ -61,6 +61,11 @@ pub fn valid_with_build_features(wasm: &[u8]) -> bool {
     validates(build(), wasm)
 }
 
+/// Whether a module the build validates uses exception handling.
+pub fn uses_exceptions(wasm: &[u8]) -> bool {
+    !validates(build().difference(WasmFeatures::LEGACY_EXCEPTIONS), wasm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,8 @@ pub enum Command {
         line: usize,
         name: Option<String>,
         wasm: String,
+        /// It uses exception handling, which WAMR's AOT compiler lacks.
+        exceptions: bool,
     },
     /// A module that cannot run here: actions on it are skipped for `reason`.
     SkipModule {
@@ -119,9 +121,16 @@ pub fn to_erlang(files: &[FileManifest]) -> String {
 
 fn command(c: &Command) -> String {
     match c {
-        Command::Module { line, name, wasm } => {
-            format!("{{module, {line}, {}, {}}}", opt(name), bin(wasm))
-        }
+        Command::Module {
+            line,
+            name,
+            wasm,
+            exceptions,
+        } => format!(
+            "{{module, {line}, {}, {}, {exceptions}}}",
+            opt(name),
+            bin(wasm)
+        ),
         Command::SkipModule { line, name, reason } => {
             format!("{{skip_module, {line}, {}, {}}}", opt(name), bin(reason))
         }
@@ -223,6 +232,7 @@ mod tests {
                     line: 1,
                     name: None,
                     wasm: "m.wasm".into(),
+                    exceptions: false,
                 },
                 Command::AssertReturn {
                     line: 2,
@@ -236,7 +246,7 @@ mod tests {
             ],
         }];
         let text = to_erlang(&files);
-        assert!(text.contains("{module, 1, undefined, <<109, 46, 119, 97, 115, 109>>}"));
+        assert!(text.contains("{module, 1, undefined, <<109, 46, 119, 97, 115, 109>>, false}"));
         assert!(text.contains(
             "{assert_return, 2, {invoke, <<36, 77>>, <<195, 169>>, [{i32, 4294967295}, {f64, 1}]}, \
              [{f32, nan_canonical}, {ref_null, func}]}"

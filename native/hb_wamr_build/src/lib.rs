@@ -216,6 +216,9 @@ fn defines(arch: &str, flavour: Flavour) -> Vec<(&'static str, String)> {
         // WAMR's CMake turns this on with bulk memory (memory.fill, memory.copy).
         on("WASM_ENABLE_BULK_MEMORY_OPT"),
         on("WASM_ENABLE_REF_TYPES"),
+        // WAMR's CMake turns this on with reference types: without it the
+        // interpreter ignores call_indirect's table index (always table 0).
+        on("WASM_ENABLE_CALL_INDIRECT_OVERLONG"),
         off("WASM_ENABLE_SIMD"),
         off("WASM_ENABLE_GC"),
         off("WASM_ENABLE_SHARED_MEMORY"),
