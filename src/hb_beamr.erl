@@ -93,6 +93,8 @@
     | {invalid_import_response, binary()}
     | {out_of_bounds, map()}
     | caller_exited
+    | not_call_owner
+    | no_pending_import
     | timeout
     | {invalid_option, term()}
     | stopped.
@@ -101,9 +103,12 @@
 %% before or during the request.
 
 -type start_opts() :: #{
-    max_memory => pos_integer(),
+    max_memory => non_neg_integer(),
     wasm_stack => pos_integer(),
-    native_stack => pos_integer()
+    native_stack => pos_integer(),
+    timeout => timeout(),
+    import_fun => import_fun(),
+    state => term()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -113,7 +118,10 @@
 %% overflow' trap);
 %% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
 %% nested imports run on it; overflowing it is a `native stack overflow'
-%% trap).
+%% trap). `timeout' (milliseconds) bounds instantiation: past it the start
+%% returns `{error, timeout}' and the instance is stopped. `import_fun' and
+%% `state' serve the imports called during instantiation (see
+%% {@link start/3}).
 
 -type compile_opts() :: #{
     opt_level => 0..3,
@@ -130,11 +138,11 @@
 %% One call in progress, as its caller's loop sees it.
 -record(call, {
     wasm :: wasm(),
-    id :: non_neg_integer(),
+    id = 0 :: non_neg_integer(),
     args :: list(),
     import_fun :: import_fun(),
     opts :: map(),
-    deadline :: integer() | infinity
+    deadline = infinity :: integer() | infinity
 }).
 
 %% How long to wait for the acknowledgement of an aborted import.
@@ -159,46 +167,82 @@ start(WasmBinary) ->
 start(WasmBinary, Mode) ->
     start(WasmBinary, Mode, #{}).
 
-%% @doc Like {@link start/2}, with limits for the instance (see
-%% {@link start_opts()}).
+%% @doc Like {@link start/2}, with options (see {@link start_opts()}):
+%% limits for the instance, a `timeout' for instantiation, and an
+%% `import_fun' (with its initial `state') that serves the imports a start
+%% function or constructor calls during instantiation, exactly as a call
+%% serves them. With `import_fun' the result carries the final state:
+%% `{ok, WASM, Imports, Exports, State}'.
 -spec start(binary(), mode(), start_opts()) ->
-    {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
+    {ok, wasm(), [import_spec()], [export_spec()]}
+    | {ok, wasm(), [import_spec()], [export_spec()], term()}
+    | {error, error_reason()}
+    | {error, atom(), term(), list(), term()}.
 start(WasmBinary, Mode, Opts) when
     is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts)
 ->
-    case start_limits(Opts) of
-        {ok, Limits} ->
-            WASM = spawn(fun worker/0),
-            await_start(WASM, hb_beamr_nif:guarded(fun() -> hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits) end));
+    case start_options(Opts) of
+        {ok, Limits, Serve, Timeout} ->
+            Watcher = self(),
+            with_timeout(
+                fun(Report) -> start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) end,
+                Timeout,
+                fun(WASM) -> stop(WASM) end
+            );
         {error, _} = Error ->
             Error
     end;
 start(_WasmBinary, _Mode, _Opts) ->
     {error, badarg}.
 
-await_start(WASM, Id) when is_integer(Id) ->
-    receive
-        {hb_beamr, Id, {execution_result, Imports, Exports}} ->
-            ?event({wasm_init_success, WASM}),
-            {ok, WASM, Imports, Exports};
-        {hb_beamr, Id, {error, Reason}} ->
+%% Starts the instance from the calling process. The instance's pid is
+%% reported at once (`Report'), so that a timeout can stop it; the worker
+%% process watches `Watcher' until the start has returned to it, so that a
+%% starter killed meanwhile leaves nothing behind.
+start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) ->
+    WASM = spawn(fun() -> starting(Watcher) end),
+    Report(WASM),
+    Id = hb_beamr_nif:guarded(fun() ->
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none)
+    end),
+    case Id of
+        Id when is_integer(Id) ->
+            {ImportFun, State} =
+                case Serve of
+                    none -> {fun ?MODULE:stub/3, #{}};
+                    _ -> Serve
+                end,
+            Call = #call{wasm = WASM, id = Id, args = [], import_fun = ImportFun,
+                         opts = #{}, deadline = infinity},
+            started(WASM, Serve, Watcher, await_call(Call, State));
+        {error, Reason} ->
             ok = stop(WASM),
             {error, Reason}
+    end.
+
+started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
+    ?event({wasm_init_success, WASM}),
+    WASM ! {hb_beamr_started, Watcher},
+    case Serve of
+        none -> {ok, WASM, Imports, Exports};
+        _ -> {ok, WASM, Imports, Exports, State}
     end;
-await_start(WASM, {error, Reason}) ->
+started(WASM, _Serve, _Watcher, Error) ->
     ok = stop(WASM),
-    {error, Reason}.
+    Error.
 
 -define(KIB, 1024).
 -define(MIB, (1024 * 1024)).
 
-start_limits(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack],
+start_options(Opts) ->
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
             WasmStack = maps:get(wasm_stack, Opts, 64 * ?KIB),
             NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
+            ImportFun = maps:get(import_fun, Opts, none),
+            Timeout = maps:get(timeout, Opts, infinity),
             if
                 not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
                     {error, {invalid_option, {max_memory, MaxMemory}}};
@@ -206,8 +250,15 @@ start_limits(Opts) ->
                     {error, {invalid_option, {wasm_stack, WasmStack}}};
                 not (is_integer(NativeStack) andalso NativeStack >= 256 * ?KIB andalso NativeStack =< 1024 * ?MIB) ->
                     {error, {invalid_option, {native_stack, NativeStack}}};
+                not (ImportFun =:= none orelse is_function(ImportFun, 3)) ->
+                    {error, {invalid_option, {import_fun, ImportFun}}};
+                not (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0)) ->
+                    {error, {invalid_option, {timeout, Timeout}}};
+                ImportFun =:= none ->
+                    {ok, {MaxMemory, WasmStack, NativeStack}, none, Timeout};
                 true ->
-                    {ok, {MaxMemory, WasmStack, NativeStack}}
+                    State = maps:get(state, Opts, #{}),
+                    {ok, {MaxMemory, WasmStack, NativeStack}, {ImportFun, State}, Timeout}
             end;
         [Unknown | _] ->
             {error, {invalid_option, Unknown}}
@@ -215,11 +266,73 @@ start_limits(Opts) ->
 
 %% The process that names an instance. It holds nothing: the instance lives
 %% in the NIF, which watches this process and stops the instance when it
-%% exits.
+%% exits. Until its start has returned, it watches the starter: a starter
+%% killed meanwhile takes the instance with it.
+starting(Watcher) ->
+    Ref = erlang:monitor(process, Watcher),
+    receive
+        {hb_beamr_started, Watcher} ->
+            erlang:demonitor(Ref, [flush]),
+            worker();
+        {'DOWN', Ref, process, Watcher, _} ->
+            ok;
+        stop ->
+            ok
+    end.
+
 worker() ->
     receive
         stop -> ok;
         _ -> worker()
+    end.
+
+%% Runs `Fun' within `Timeout' milliseconds. With a timeout, `Fun' runs in a
+%% linked helper process, so that the caller returns on time even while an
+%% import function it called never returns: past the deadline the helper is
+%% killed (the instance sees its caller die and unwinds the call), `OnTimeout'
+%% gets what the helper reported (the call id, or the instance) and the
+%% result is `{error, timeout}'.
+with_timeout(Fun, infinity, _OnTimeout) ->
+    Fun(fun(_) -> ok end);
+with_timeout(Fun, Timeout, OnTimeout) ->
+    Caller = self(),
+    Ref = make_ref(),
+    Helper = spawn_link(fun() ->
+        Report = fun(What) -> Caller ! {Ref, report, What}, ok end,
+        Caller ! {Ref, done, Fun(Report)}
+    end),
+    receive
+        {Ref, done, Result} ->
+            unlink_flush(Helper),
+            flush_reports(Ref, fun(_) -> ok end),
+            Result
+    after Timeout ->
+        unlink_flush(Helper),
+        MRef = erlang:monitor(process, Helper),
+        exit(Helper, kill),
+        receive {'DOWN', MRef, process, Helper, _} -> ok end,
+        % Everything the helper sent before it died is here now.
+        receive
+            {Ref, done, Result} ->
+                flush_reports(Ref, fun(_) -> ok end),
+                Result
+        after 0 ->
+            flush_reports(Ref, OnTimeout),
+            {error, timeout}
+        end
+    end.
+
+unlink_flush(Pid) ->
+    unlink(Pid),
+    receive {'EXIT', Pid, _} -> ok after 0 -> ok end.
+
+flush_reports(Ref, Fun) ->
+    receive
+        {Ref, report, What} ->
+            _ = Fun(What),
+            flush_reports(Ref, Fun)
+    after 0 ->
+        ok
     end.
 
 %% @doc Calls an exported function; imports, if any are called, answer
@@ -264,28 +377,48 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
-    case {is_func_ref(FuncRef), is_valid_arg_list(Args), deadline(Opts)} of
+    case {is_func_ref(FuncRef), is_valid_arg_list(Args), timeout_option(Opts)} of
         {false, _, _} ->
             {error, function_not_found};
         {true, false, _} ->
             {error, {invalid_args, Args}};
         {true, true, error} ->
             {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
-        {true, true, {ok, Deadline}} ->
-            Stub = ImportFun =:= fun ?MODULE:stub/3,
-            case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
-                Id when is_integer(Id) ->
-                    Call = #call{wasm = WASM, id = Id, args = Args, import_fun = ImportFun,
-                                 opts = Opts, deadline = Deadline},
-                    await_call(Call, State);
-                {error, invalid_args} ->
-                    {error, {invalid_args, Args}};
-                {error, Reason} ->
-                    {error, Reason}
+        {true, true, {ok, Timeout}} ->
+            Call = #call{wasm = WASM, args = Args, import_fun = ImportFun, opts = Opts},
+            case Timeout =:= infinity orelse serving_import(WASM) of
+                true ->
+                    % Inline: no deadline, or a nested call from inside an
+                    % import function (which must come from the call's owner;
+                    % the outer call's deadline covers it).
+                    run_call(Call#call{deadline = deadline(Timeout)}, FuncRef, State,
+                             fun(_) -> ok end);
+                false ->
+                    with_timeout(
+                        fun(Report) -> run_call(Call, FuncRef, State, Report) end,
+                        Timeout,
+                        fun(Id) -> hb_beamr_nif:timeout(WASM, Id) end
+                    )
             end
     end;
 call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
     {error, badarg}.
+
+run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun}, FuncRef, State, Report) ->
+    Stub = ImportFun =:= fun ?MODULE:stub/3,
+    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
+        Id when is_integer(Id) ->
+            Report(Id),
+            await_call(Call#call{id = Id}, State);
+        {error, invalid_args} ->
+            {error, {invalid_args, Args}};
+        {error, Reason} ->
+            {error, Reason}
+    end.
+
+%% Whether this process is running an import function of `WASM' now.
+serving_import(WASM) ->
+    get({hb_beamr_serving, WASM}) =:= true.
 
 await_call(Call = #call{id = Id}, State) ->
     case poll(Id, erlang:monotonic_time(microsecond) + ?POLL_US) of
@@ -315,6 +448,8 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
     case Message of
         {execution_result, Results} ->
             {ok, Results, State};
+        {execution_result, Imports, Exports} ->
+            {started, Imports, Exports, State};
         {import, Module, Func, ImportArgs, Signature} ->
             serve_or_interrupt(Call, State, Module, Func, ImportArgs, Signature);
         {error, invalid_args} ->
@@ -344,7 +479,7 @@ serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, Impo
                 func_sig => Signature
             },
             #call{import_fun = ImportFun, opts = Opts} = Call,
-            try serve_import(WASM, Id, ImportFun, State, Request, Opts) of
+            try serving(WASM, fun() -> serve_import(WASM, Id, ImportFun, State, Request, Opts) end) of
                 NewState ->
                     await_call(Call, NewState)
             catch
@@ -374,19 +509,37 @@ await_interrupted(Call = #call{id = Id}, State) ->
         {error, timeout}
     end.
 
-deadline(#{timeout := infinity}) ->
+timeout_option(#{timeout := infinity}) ->
     {ok, infinity};
-deadline(#{timeout := Ms}) when is_integer(Ms), Ms >= 0 ->
-    {ok, erlang:monotonic_time(millisecond) + Ms};
-deadline(#{timeout := _}) ->
+timeout_option(#{timeout := Ms}) when is_integer(Ms), Ms >= 0 ->
+    {ok, Ms};
+timeout_option(#{timeout := _}) ->
     error;
-deadline(_) ->
+timeout_option(_) ->
     {ok, infinity}.
+
+deadline(infinity) ->
+    infinity;
+deadline(Ms) ->
+    erlang:monotonic_time(millisecond) + Ms.
 
 remaining(infinity) ->
     infinity;
 remaining(Deadline) ->
     max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%% Runs `Fun' marked as serving an import of `WASM' (see serving_import/1).
+serving(WASM, Fun) ->
+    Key = {hb_beamr_serving, WASM},
+    Previous = put(Key, true),
+    try
+        Fun()
+    after
+        case Previous of
+            undefined -> erase(Key);
+            _ -> put(Key, Previous)
+        end
+    end.
 
 %% Runs the import function and hands its results to the instance. Raises
 %% (like HyperBEAM) when the function does not answer `{ok, List, State}'
@@ -517,13 +670,17 @@ stub(State, _Request, _Opts) ->
 
 is_func_ref(Name) when is_binary(Name) -> true;
 is_func_ref(Index) when is_integer(Index), Index >= 0 -> true;
-is_func_ref(Name) when is_list(Name) -> io_lib:printable_unicode_list(Name);
+is_func_ref(Name) when is_list(Name) -> is_char_list(Name);
 is_func_ref(_) -> false.
 
-is_valid_arg_list(Args) when is_list(Args) ->
-    lists:all(fun is_wasm_value/1, Args);
-is_valid_arg_list(_) ->
-    false.
+%% Proper lists only: an improper list is bad input, not a crash.
+is_char_list([]) -> true;
+is_char_list([C | Rest]) when is_integer(C), C >= 0, C =< 16#10FFFF -> is_char_list(Rest);
+is_char_list(_) -> false.
+
+is_valid_arg_list([]) -> true;
+is_valid_arg_list([Value | Rest]) -> is_wasm_value(Value) andalso is_valid_arg_list(Rest);
+is_valid_arg_list(_) -> false.
 
 is_wasm_value(V) when is_integer(V); is_float(V) -> true;
 is_wasm_value(infinity) -> true;

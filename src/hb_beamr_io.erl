@@ -90,7 +90,15 @@ read_string(WASM, Start, At, Chunk, MemSize, Acc) ->
 -spec write_string(hb_beamr:wasm(), iodata()) ->
     {ok, non_neg_integer()} | {error, hb_beamr:error_reason() | malloc_failed}.
 write_string(WASM, Data) when is_pid(WASM), (is_binary(Data) orelse is_list(Data)) ->
-    String = <<(iolist_to_binary(Data))/binary, 0>>,
+    try iolist_to_binary(Data) of
+        Bytes -> write_new_string(WASM, <<Bytes/binary, 0>>)
+    catch
+        error:badarg -> {error, badarg}
+    end;
+write_string(_, _) ->
+    {error, badarg}.
+
+write_new_string(WASM, String) ->
     case malloc(WASM, byte_size(String)) of
         {ok, Ptr} ->
             case write(WASM, Ptr, String) of
@@ -99,9 +107,7 @@ write_string(WASM, Data) when is_pid(WASM), (is_binary(Data) orelse is_list(Data
             end;
         Error ->
             Error
-    end;
-write_string(_, _) ->
-    {error, badarg}.
+    end.
 
 %% @doc Allocates `Size' bytes with the module's exported `malloc'. A null
 %% pointer is `{error, malloc_failed}'.

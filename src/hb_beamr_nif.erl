@@ -10,7 +10,7 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/4, call/4, import_response/3, abort_import/2]).
+-export([start/5, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 
@@ -64,9 +64,11 @@ guarded(Fun) ->
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with
 %% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes}'.
+%% With `ServeImports', imports called during instantiation come to the
+%% caller as `{import, ...}' replies, as in a call.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer()}) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits) -> ?NOT_LOADED.
+            {non_neg_integer(), pos_integer(), pos_integer()}, boolean()) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().

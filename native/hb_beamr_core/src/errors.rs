@@ -31,6 +31,10 @@ pub enum Error {
     CallerExited,
     /// The caller aborted the call while an import was pending.
     ImportAborted,
+    /// An import answer from a process that does not own the waiting call.
+    NotCallOwner,
+    /// An import answer when no import (or not that call's) is waiting.
+    NoPendingImport,
     /// WAMR itself could not start.
     RuntimeInit(String),
     /// No native thread could be started for the instance.

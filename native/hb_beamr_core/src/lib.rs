@@ -8,6 +8,7 @@ pub mod aot_tag;
 pub mod c_text;
 pub mod errors;
 pub mod memory;
+pub mod protocol;
 pub mod signature;
 pub mod spin;
 pub mod values;

@@ -22,6 +22,8 @@ mod atoms {
         invalid_import_response,
         caller_exited,
         import_aborted,
+        not_call_owner,
+        no_pending_import,
         runtime_init_failed,
         thread_spawn_failed,
     }
@@ -66,6 +68,8 @@ impl Encoder for ErrorTerm<'_> {
             }
             Error::CallerExited => atoms::caller_exited().encode(env),
             Error::ImportAborted => atoms::import_aborted().encode(env),
+            Error::NotCallOwner => atoms::not_call_owner().encode(env),
+            Error::NoPendingImport => atoms::no_pending_import().encode(env),
             Error::RuntimeInit(m) => (atoms::runtime_init_failed(), m.as_str()).encode(env),
             Error::ThreadSpawn(m) => (atoms::thread_spawn_failed(), m.as_str()).encode(env),
         }

@@ -11,10 +11,10 @@ use once_cell::sync::Lazy;
 use rustler::env::SavedTerm;
 use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 
-use crate::instance_engine::Target;
 use crate::mailbox::ReplyTo;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Number;
+use hb_beamr_engine::Target;
 
 /// How a call's imports are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,18 +23,40 @@ pub enum ImportMode {
     Erlang,
     /// Imports answer zeros at once (`hb_beamr:stub/3`, without a round trip).
     Stub,
+    /// Imports are an error (a start function run without an import function).
+    Refuse,
 }
 
-/// A process monitor held for the duration of one call.
+/// A process monitor held for the life of one call request; dropping it
+/// (the call replied to, refused or forgotten) releases the monitor.
 pub struct CallMonitor {
     pub resource: ResourceArc<InstanceResource>,
     pub monitor: Monitor,
 }
 
-impl CallMonitor {
-    pub fn release(self) {
+impl Drop for CallMonitor {
+    fn drop(&mut self) {
         self.resource.demonitor(None, &self.monitor);
     }
+}
+
+/// What a call request runs.
+pub enum Job {
+    Call {
+        target: Target,
+        args: Vec<Number>,
+    },
+    /// Instantiation (start function, constructors): the first call.
+    Instantiate,
+}
+
+/// The part of a call request the protocol does not look at: where its
+/// replies go, what it runs, and the monitor on its caller.
+pub struct CallBody {
+    pub reply: ReplyTo,
+    pub job: Job,
+    pub imports: ImportMode,
+    pub monitor: Option<CallMonitor>,
 }
 
 /// The bytes of a write. Small ones are copied; a large Erlang binary is
@@ -74,18 +96,25 @@ impl WriteData {
 
 /// What Erlang asks of a worker thread.
 pub enum Command {
+    /// A call, with its request id (raw calls get one too, though their
+    /// replies carry none).
     Call {
-        reply: ReplyTo,
-        target: Target,
-        args: Vec<Number>,
-        imports: ImportMode,
-        monitor: Option<CallMonitor>,
+        id: u64,
+        body: CallBody,
     },
+    /// `from` answers the pending import of call `call_id` (`None`: raw).
     ImportResponse {
+        from: LocalPid,
         call_id: Option<u64>,
         results: Vec<Number>,
     },
+    /// `from` gives up the pending import of its call `call_id`.
     AbortImport {
+        from: LocalPid,
+        call_id: u64,
+    },
+    /// Call `call_id` ran past its timeout.
+    Timeout {
         call_id: u64,
     },
     Size {
@@ -109,8 +138,8 @@ impl Command {
     /// Where this command's reply would go, if it expects one.
     pub fn reply_to(&self) -> Option<&ReplyTo> {
         match self {
-            Command::Call { reply, .. }
-            | Command::Size { reply }
+            Command::Call { body, .. } => Some(&body.reply),
+            Command::Size { reply }
             | Command::Read { reply, .. }
             | Command::Write { reply, .. } => Some(reply),
             _ => None,
@@ -278,8 +307,8 @@ pub struct InstanceResource {
 impl Resource for InstanceResource {
     fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
         if pid == self.worker {
-            unregister(&pid);
-            let _ = self.shared.send(Command::Shutdown);
+            // Exactly `stop/1`: a running call is stopped inside WebAssembly.
+            stop(&pid);
         } else {
             let _ = self.shared.send(Command::CallerDown(pid));
         }
@@ -310,6 +339,16 @@ pub fn lookup(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
 pub fn unregister(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
     let mut map = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     map.remove(worker)
+}
+
+/// Stops the instance of `worker` (idempotent): a running call is stopped
+/// inside WebAssembly, then the worker thread frees the instance and answers
+/// anything still queued with `{error, stopped}`.
+pub fn stop(worker: &LocalPid) {
+    if let Some(resource) = unregister(worker) {
+        resource.shared.interrupt(None, Error::Stopped);
+        let _ = resource.shared.send(Command::Shutdown);
+    }
 }
 
 pub fn live_instances() -> usize {

@@ -6,25 +6,22 @@
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
-pub mod engine;
 pub mod errors;
-pub mod imports;
 pub mod instance;
-pub mod instance_engine;
 pub mod mailbox;
 pub mod reclaim;
-pub mod wamr_values;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType};
 
-use engine::Mode;
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Number;
-use instance::{CallMonitor, Command, ImportMode, InstanceResource, Shared, WriteData};
-use instance_engine::Target;
+use hb_beamr_engine::{Limits, Mode, Target};
+use instance::{
+    CallBody, CallMonitor, Command, ImportMode, InstanceResource, Job, Shared, WriteData,
+};
 use mailbox::ReplyTo;
 
 mod atoms {
@@ -132,8 +129,11 @@ fn decode_target(term: Term) -> Result<Target, Error> {
 
 /// Starts an instance of `bytes` for the Erlang worker process `worker`.
 /// Returns an id; the thread then sends `{hb_beamr, Id, {execution_result,
-/// Imports, Exports}}` or `{hb_beamr, Id, {error, Reason}}`. Dirty: the
-/// module is copied (WAMR needs a writable buffer it keeps).
+/// Imports, Exports}}` or `{hb_beamr, Id, {error, Reason}}`. With
+/// `serve_imports`, imports called during instantiation (start function,
+/// constructors) come to the caller as `{hb_beamr, Id, {import, ...}}`, as
+/// in a call. Dirty: the module is copied (WAMR needs a writable buffer it
+/// keeps).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn start<'a>(
     env: Env<'a>,
@@ -141,9 +141,10 @@ fn start<'a>(
     bytes: Binary,
     mode: Atom,
     limits: (u64, u32, u64),
+    serve_imports: bool,
 ) -> Term<'a> {
     let (max_memory, wasm_stack, native_stack) = limits;
-    let limits = instance_engine::Limits {
+    let limits = Limits {
         max_memory,
         wasm_stack,
         native_stack: usize::try_from(native_stack).unwrap_or(usize::MAX),
@@ -153,7 +154,7 @@ fn start<'a>(
     } else {
         Mode::Wasm
     };
-    if let Err(error) = engine::ensure_runtime() {
+    if let Err(error) = hb_beamr_engine::ensure_runtime() {
         return error_term(env, error);
     }
     let (shared, rx) = Shared::new();
@@ -166,9 +167,25 @@ fn start<'a>(
         return error_term(env, Error::Stopped);
     }
     let id = instance::next_id();
-    let reply = ReplyTo {
-        pid: env.pid(),
-        id: Some(id),
+    let caller = env.pid();
+    // A start that waits on its caller for imports watches it.
+    let monitor = if serve_imports {
+        watch(env, &resource, &caller)
+    } else {
+        None
+    };
+    let start = CallBody {
+        reply: ReplyTo {
+            pid: caller,
+            id: Some(id),
+        },
+        job: Job::Instantiate,
+        imports: if serve_imports {
+            ImportMode::Erlang
+        } else {
+            ImportMode::Refuse
+        },
+        monitor,
     };
     instance::register(worker, resource);
     let startup = worker::Startup {
@@ -176,8 +193,9 @@ fn start<'a>(
         rx,
         bytes: bytes.as_slice().to_vec(),
         mode,
-        reply,
         limits,
+        start_id: id,
+        start,
     };
     match worker::spawn(startup) {
         Ok(()) => id.encode(env),
@@ -186,6 +204,45 @@ fn start<'a>(
             error_term(env, error)
         }
     }
+}
+
+/// Monitors `caller` for the life of one call request.
+fn watch(
+    env: Env,
+    resource: &ResourceArc<InstanceResource>,
+    caller: &LocalPid,
+) -> Option<CallMonitor> {
+    resource
+        .monitor(Some(env), caller)
+        .map(|monitor| CallMonitor {
+            resource: resource.clone(),
+            monitor,
+        })
+}
+
+/// A call request of `caller`; a call that may wait on its caller for an
+/// import watches it, so the caller's exit cannot leave the instance
+/// waiting.
+fn call_command(
+    env: Env,
+    resource: &ResourceArc<InstanceResource>,
+    reply: ReplyTo,
+    job: Job,
+    imports: ImportMode,
+) -> (u64, Command) {
+    let monitor = if imports == ImportMode::Erlang && resource.shared.may_import_from_erlang() {
+        watch(env, resource, &reply.pid)
+    } else {
+        None
+    };
+    let id = reply.id.unwrap_or_else(instance::next_id);
+    let body = CallBody {
+        reply,
+        job,
+        imports,
+        monitor,
+    };
+    (id, Command::Call { id, body })
 }
 
 /// Calls a function. `stub` says that imports answer zeros natively.
@@ -206,40 +263,24 @@ fn call<'a>(
         } else {
             ImportMode::Erlang
         };
-        let caller = env.pid();
-        // A call that may wait on its caller for an import watches it, so
-        // the caller's exit cannot leave the instance waiting forever.
-        let monitor = if imports == ImportMode::Erlang && resource.shared.may_import_from_erlang() {
-            resource
-                .monitor(Some(env), &caller)
-                .map(|monitor| CallMonitor {
-                    resource: resource.clone(),
-                    monitor,
-                })
-        } else {
-            None
+        let reply = ReplyTo {
+            pid: env.pid(),
+            id: Some(instance::next_id()),
         };
-        let id = instance::next_id();
-        resource.shared.send(Command::Call {
-            reply: ReplyTo {
-                pid: caller,
-                id: Some(id),
-            },
-            target,
-            args,
-            imports,
-            monitor,
-        })?;
+        let (id, command) =
+            call_command(env, &resource, reply, Job::Call { target, args }, imports);
+        resource.shared.send(command)?;
         Ok(id)
     })();
     reply_result(env, result)
 }
 
-/// Answers the pending import of call `id`.
+/// Answers the pending import of call `id`; only the call's owner may.
 #[rustler::nif]
 fn import_response<'a>(env: Env<'a>, worker: LocalPid, id: u64, results: Term<'a>) -> Term<'a> {
     let result = decode_numbers(results).and_then(|results| {
         instance_of(&worker)?.shared.send(Command::ImportResponse {
+            from: env.pid(),
             call_id: Some(id),
             results,
         })
@@ -252,9 +293,12 @@ fn import_response<'a>(env: Env<'a>, worker: LocalPid, id: u64, results: Term<'a
 
 /// Aborts the pending import of call `id`: the WebAssembly call unwinds.
 #[rustler::nif]
-fn abort_import(worker: LocalPid, id: u64) -> Atom {
+fn abort_import(env: Env, worker: LocalPid, id: u64) -> Atom {
     if let Ok(resource) = instance_of(&worker) {
-        let _ = resource.shared.send(Command::AbortImport { call_id: id });
+        let _ = resource.shared.send(Command::AbortImport {
+            from: env.pid(),
+            call_id: id,
+        });
     }
     atoms::ok()
 }
@@ -294,15 +338,21 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
 /// Replies go untagged to the calling process.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn send_raw<'a>(env: Env<'a>, worker: LocalPid, command: Binary<'a>) -> Term<'a> {
-    let result = decode_raw(env, worker, command.as_slice())
-        .and_then(|command| instance_of(&worker)?.shared.send(command));
+    let result = instance_of(&worker).and_then(|resource| {
+        let command = decode_raw(env, &resource, command.as_slice())?;
+        resource.shared.send(command)
+    });
     match result {
         Ok(()) => atoms::ok().encode(env),
         Err(error) => error_term(env, error),
     }
 }
 
-fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Error> {
+fn decode_raw(
+    env: Env,
+    resource: &ResourceArc<InstanceResource>,
+    bytes: &[u8],
+) -> Result<Command, Error> {
     let bad = || Error::InvalidArgs;
     let (term, _) = env.binary_to_term(bytes).ok_or_else(bad)?;
     let items = get_tuple(term).map_err(|_| bad())?;
@@ -319,14 +369,15 @@ fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Erro
             .map_err(|_| bad())
     };
     match items.len() {
-        3 if tag == atoms::call() || tag == atoms::indirect_call() => Ok(Command::Call {
-            reply,
-            target: decode_target(items[1])?,
-            args: decode_numbers(items[2])?,
-            imports: ImportMode::Erlang,
-            monitor: None,
-        }),
+        3 if tag == atoms::call() || tag == atoms::indirect_call() => {
+            let job = Job::Call {
+                target: decode_target(items[1])?,
+                args: decode_numbers(items[2])?,
+            };
+            Ok(call_command(env, resource, reply, job, ImportMode::Erlang).1)
+        }
         2 if tag == atoms::import_response() => Ok(Command::ImportResponse {
+            from: env.pid(),
             call_id: None,
             results: decode_numbers(items[1])?,
         }),
@@ -353,10 +404,7 @@ fn decode_raw(env: Env, _worker: LocalPid, bytes: &[u8]) -> Result<Command, Erro
 /// anything still queued with `{error, stopped}`.
 #[rustler::nif]
 fn stop(worker: LocalPid) -> Atom {
-    if let Some(resource) = instance::unregister(&worker) {
-        resource.shared.interrupt(None, Error::Stopped);
-        let _ = resource.shared.send(Command::Shutdown);
-    }
+    instance::stop(&worker);
     atoms::ok()
 }
 
@@ -366,7 +414,7 @@ fn stop(worker: LocalPid) -> Atom {
 fn timeout(worker: LocalPid, id: u64) -> Atom {
     if let Ok(resource) = instance_of(&worker) {
         resource.shared.interrupt(Some(id), Error::Timeout);
-        let _ = resource.shared.send(Command::AbortImport { call_id: id });
+        let _ = resource.shared.send(Command::Timeout { call_id: id });
     }
     atoms::ok()
 }

@@ -7,10 +7,10 @@
 
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, Term};
 
-use crate::engine::{ExportInfo, ExternKind, ImportInfo};
 use crate::errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Value;
+use hb_beamr_engine::{ExportInfo, ExternKind, ImportInfo};
 
 mod atoms {
     rustler::atoms! {

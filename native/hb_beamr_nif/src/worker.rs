@@ -1,40 +1,44 @@
 //! The worker thread of one instance: it owns the WAMR module, instance and
-//! exec env, and serves commands from its channel one at a time.
+//! exec env, reads commands from its channel, and carries out what the call
+//! protocol ([`hb_beamr_core::protocol`]) decides for each of them.
 //!
-//! While a call waits for an Erlang import, the thread keeps reading its
-//! channel: the import's answer ends the wait; memory reads and writes are
-//! served at once; a call from the same process runs nested (an import fun
-//! may call `malloc`); calls from other processes wait their turn.
+//! Memory reads and writes are served at once, also while a call waits for
+//! an import. Everything about calls (when one runs, nests or queues, who
+//! may answer an import, what a dead caller, a timeout or a stop does) is
+//! the protocol's decision; this file only runs calls and sends messages.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
-use hb_wamr_sys as sys;
+use rustler::LocalPid;
 
-use crate::engine::{Mode, Module};
-use crate::imports::ImportDesc;
-use crate::instance::{CallMonitor, Command, ImportMode, InstHandle, Shared};
-use crate::instance_engine::{EngineInstance, Limits, Target};
+use crate::instance::{CallBody, Command, ImportMode, InstHandle, Job, Shared};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
 use hb_beamr_core::errors::Error;
+use hb_beamr_core::protocol::{Action, Call, Failure, ImportStep, Protocol, Rejection};
 use hb_beamr_core::values::{Number, Value};
+use hb_beamr_engine::imports::ImportDesc;
+use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Module};
 
-/// What a worker needs to start.
+type CallAction = Action<LocalPid, CallBody>;
+
+/// What a worker needs to start: the first call is the instantiation.
 pub struct Startup {
     pub shared: Arc<Shared>,
     pub rx: Receiver<Command>,
     pub bytes: Vec<u8>,
     pub mode: Mode,
-    pub reply: ReplyTo,
     pub limits: Limits,
+    pub start_id: u64,
+    pub start: CallBody,
 }
 
-/// One call in progress (calls nest when an import calls back in).
-struct ActiveCall {
+/// One call the engine is running (calls nest when an import calls back in).
+struct Running {
     reply: ReplyTo,
     imports: ImportMode,
     /// Why the call was cut short, when that is more than WAMR's trap text.
@@ -42,23 +46,18 @@ struct ActiveCall {
 }
 
 pub struct Worker {
-    engine: EngineInstance,
+    engine: OnceCell<EngineInstance>,
     shared: Arc<Shared>,
     rx: Receiver<Command>,
     mailbox: RefCell<Mailbox>,
-    deferred: RefCell<VecDeque<Command>>,
-    calls: RefCell<Vec<ActiveCall>>,
-    stopping: Cell<bool>,
-}
-
-thread_local! {
-    /// The worker of this thread, for the import trampoline to find.
-    static CURRENT: RefCell<Option<Rc<Worker>>> = const { RefCell::new(None) };
-}
-
-/// The worker running on this thread, if any.
-pub fn current() -> Option<Rc<Worker>> {
-    CURRENT.with(|c| c.borrow().clone())
+    protocol: RefCell<Protocol<LocalPid, CallBody>>,
+    /// Actions decided but not yet carried out, in order. Shared by the
+    /// serving loop and the import waits nested in it: whichever loop runs
+    /// takes the next one.
+    pending: RefCell<VecDeque<CallAction>>,
+    calls: RefCell<Vec<Running>>,
+    /// The results of the answer the protocol just delivered.
+    answer: RefCell<Option<Vec<Number>>>,
 }
 
 /// Spawns the worker thread of a new instance. Imports that call back into
@@ -76,112 +75,103 @@ pub fn spawn(startup: Startup) -> Result<(), Error> {
 fn run(startup: Startup) {
     // Dropped last, after everything of the instance is freed.
     let _counted = crate::reclaim::WorkerGuard::enter();
-    // SAFETY: per-thread WAMR setup, paired with the destroy call below.
-    unsafe { sys::wasm_runtime_init_thread_env() };
+    let _thread_env = hb_beamr_engine::ThreadEnv::enter();
     let Startup {
         shared,
         rx,
         bytes,
         mode,
-        reply,
         limits,
+        start_id,
+        start,
     } = startup;
-    let mut mailbox = Mailbox::default();
-    let started = Module::load(bytes, mode).and_then(|module| {
-        shared.set_has_erlang_imports(module.has_erlang_imports);
-        EngineInstance::new(module, limits)
+    let worker = Rc::new(Worker {
+        engine: OnceCell::new(),
+        shared,
+        rx,
+        mailbox: RefCell::new(Mailbox::default()),
+        protocol: RefCell::new(Protocol::new()),
+        pending: RefCell::new(VecDeque::new()),
+        calls: RefCell::new(Vec::new()),
+        answer: RefCell::new(None),
     });
-    match started {
-        Err(error) => {
-            mailbox.send(&reply, Message::Failed(&error));
-            close_and_drain(&shared, &rx, std::iter::empty(), &mut mailbox);
-        }
-        Ok(engine) => {
-            mailbox.send(
-                &reply,
-                Message::Started {
-                    imports: &engine.module().imports,
-                    exports: &engine.module().exports,
-                },
-            );
-            shared.set_instance(Some(InstHandle {
-                inst: engine.raw(),
-                exec_env: engine.exec_env(),
-            }));
-            let worker = Rc::new(Worker {
-                engine,
-                shared,
-                rx,
-                mailbox: RefCell::new(mailbox),
-                deferred: RefCell::new(VecDeque::new()),
-                calls: RefCell::new(Vec::new()),
-                stopping: Cell::new(false),
-            });
-            CURRENT.with(|c| *c.borrow_mut() = Some(worker.clone()));
-            if catch_unwind(AssertUnwindSafe(|| worker.serve())).is_err() {
-                worker.fail_active_calls(&Error::Trap("internal error in hb_beamr".into()));
-            }
-            worker.close();
-            worker.shared.set_instance(None);
-            CURRENT.with(|c| *c.borrow_mut() = None);
-            // The engine (instance, then module) is freed here, on its thread.
-            drop(worker);
-        }
+    let installed = host::install(worker.clone());
+    let caller = start.reply.pid;
+    let first = worker.protocol.borrow_mut().arrive(Call {
+        id: start_id,
+        caller,
+        body: start,
+    });
+    worker.pending.borrow_mut().extend(first);
+    let served = catch_unwind(AssertUnwindSafe(|| {
+        // The instantiation runs first; then commands until the stop.
+        let module = Module::load(bytes, mode);
+        worker.instantiate_then_serve(module, limits)
+    }));
+    if served.is_err() {
+        worker.fail_running(&Error::Trap("internal error in hb_beamr".into()));
     }
-    // SAFETY: pairs with wasm_runtime_init_thread_env above.
-    unsafe { sys::wasm_runtime_destroy_thread_env() };
+    worker.close();
+    worker.shared.set_instance(None);
+    drop(installed);
+    // The engine (instance, then module) is freed here, on its thread.
+    drop(worker);
 }
 
-/// Refuses new commands, then answers everything still queued with
-/// `{error, stopped}`, so no caller waits forever.
-fn close_and_drain(
-    shared: &Shared,
-    rx: &Receiver<Command>,
-    deferred: impl Iterator<Item = Command>,
-    mailbox: &mut Mailbox,
-) {
-    shared.close();
-    for command in deferred.chain(rx.try_iter()) {
-        if let Some(reply) = command.reply_to() {
-            mailbox.send(reply, Message::Failed(&Error::Stopped));
-        }
-        if let Command::Call {
-            monitor: Some(m), ..
-        } = command
-        {
-            m.release();
-        }
+impl Host for Worker {
+    fn engine(&self) -> Option<&EngineInstance> {
+        self.engine.get()
+    }
+
+    fn import(
+        &self,
+        instance: InstanceRef,
+        desc: &ImportDesc,
+        args: &[Value],
+    ) -> Result<Vec<Value>, String> {
+        self.import_from_erlang(instance, desc, args)
     }
 }
 
 impl Worker {
-    fn serve(&self) {
-        while !self.stopping.get() {
-            let next = self.deferred.borrow_mut().pop_front();
-            let command = match next {
-                Some(command) => command,
-                None => match self.next_command() {
-                    Ok(command) => command,
-                    Err(_) => break,
-                },
-            };
-            match command {
-                Command::Shutdown => break,
-                Command::Call {
-                    reply,
-                    target,
-                    args,
-                    imports,
-                    monitor,
-                } => self.run_call(reply, &target, &args, imports, monitor),
-                Command::Size { .. } | Command::Read { .. } | Command::Write { .. } => {
-                    self.serve_memory(command)
+    /// Runs the instantiation (queued as the first call), then serves.
+    fn instantiate_then_serve(&self, module: Result<Module, Error>, limits: Limits) {
+        let mut module = Some(module);
+        while let Some(action) = self.next_action() {
+            match action {
+                Action::Run(call) if matches!(call.body.job, Job::Instantiate) => {
+                    let module = module.take().unwrap_or(Err(Error::Stopped));
+                    self.run_instantiation(call, module, limits);
+                    if self.engine.get().is_none() {
+                        // Nothing to serve: refuse whatever came meanwhile.
+                        let stop = self.protocol.borrow_mut().stop();
+                        self.pending.borrow_mut().extend(stop);
+                    }
                 }
-                // Answers for calls that have already ended.
-                Command::ImportResponse { .. }
-                | Command::AbortImport { .. }
-                | Command::CallerDown(_) => {}
+                other => self.carry_out(other),
             }
+        }
+    }
+
+    /// The next action to carry out, reading commands as needed; `None`
+    /// once the instance has stopped and nothing is left to do.
+    fn next_action(&self) -> Option<CallAction> {
+        loop {
+            if let Some(action) = self.pending.borrow_mut().pop_front() {
+                return Some(action);
+            }
+            {
+                let protocol = self.protocol.borrow();
+                if protocol.is_stopped() && protocol.is_idle() {
+                    return None;
+                }
+            }
+            let actions = match self.next_command() {
+                Ok(command) => self.on_command(command),
+                // Every sender is gone: nobody can reach the instance.
+                Err(_) => self.protocol.borrow_mut().stop(),
+            };
+            self.pending.borrow_mut().extend(actions);
         }
     }
 
@@ -193,14 +183,76 @@ impl Worker {
         hb_beamr_core::spin::recv(&self.rx)
     }
 
-    fn close(&self) {
-        let deferred: Vec<Command> = self.deferred.borrow_mut().drain(..).collect();
-        let mut mailbox = self.mailbox.borrow_mut();
-        close_and_drain(&self.shared, &self.rx, deferred.into_iter(), &mut mailbox);
+    /// Feeds a command to the protocol (memory commands are served here).
+    fn on_command(&self, command: Command) -> Vec<CallAction> {
+        let mut protocol = self.protocol.borrow_mut();
+        match command {
+            Command::Call { id, body } => protocol.arrive(Call {
+                id,
+                caller: body.reply.pid,
+                body,
+            }),
+            Command::ImportResponse {
+                from,
+                call_id,
+                results,
+            } => {
+                let action = protocol.answer(from, call_id);
+                if matches!(action, Action::Deliver) {
+                    *self.answer.borrow_mut() = Some(results);
+                }
+                vec![action]
+            }
+            Command::AbortImport { from, call_id } => protocol.abort(from, call_id),
+            Command::Timeout { call_id } => protocol.timeout(call_id),
+            Command::CallerDown(pid) => protocol.caller_down(pid),
+            Command::Shutdown => protocol.stop(),
+            memory @ (Command::Size { .. } | Command::Read { .. } | Command::Write { .. }) => {
+                let stopped = protocol.is_stopped();
+                drop(protocol);
+                self.serve_memory(memory, stopped);
+                Vec::new()
+            }
+        }
     }
 
-    fn fail_active_calls(&self, error: &Error) {
-        let calls: Vec<ActiveCall> = self.calls.borrow_mut().drain(..).collect();
+    /// Carries out an action outside an import wait.
+    fn carry_out(&self, action: CallAction) {
+        match action {
+            Action::Run(call) => self.run_call(call),
+            Action::Refuse(call, failure) => {
+                self.send(&call.body.reply, Message::Failed(&failure.error()))
+            }
+            // Dropping the body releases the monitor on the dead caller.
+            Action::Drop(_) => {}
+            Action::Reject { to, id, why } => {
+                let error = match why {
+                    Rejection::NotOwner => Error::NotCallOwner,
+                    Rejection::NoPendingImport => Error::NoPendingImport,
+                };
+                self.send(&ReplyTo { pid: to, id }, Message::Failed(&error));
+            }
+            // Only an import wait takes these; none is waiting.
+            Action::Deliver | Action::Unwind(_) => {}
+        }
+    }
+
+    fn close(&self) {
+        self.shared.close();
+        let leftover: Vec<CallAction> = self.pending.borrow_mut().drain(..).collect();
+        for action in leftover {
+            self.carry_out(action);
+        }
+        // Whatever was sent before the channel closed.
+        for command in self.rx.try_iter() {
+            if let Some(reply) = command.reply_to() {
+                self.send(reply, Message::Failed(&Error::Stopped));
+            }
+        }
+    }
+
+    fn fail_running(&self, error: &Error) {
+        let calls: Vec<Running> = self.calls.borrow_mut().drain(..).collect();
         for call in calls {
             self.send(&call.reply, Message::Failed(error));
         }
@@ -210,57 +262,117 @@ impl Worker {
         self.mailbox.borrow_mut().send(to, message);
     }
 
-    fn run_call(
+    fn run_instantiation(
         &self,
-        reply: ReplyTo,
-        target: &Target,
-        args: &[Number],
-        imports: ImportMode,
-        monitor: Option<CallMonitor>,
+        call: Call<LocalPid, CallBody>,
+        module: Result<Module, Error>,
+        limits: Limits,
     ) {
-        let top_level = self.calls.borrow().is_empty();
-        if top_level {
-            if let Some(reason) = self.shared.begin_call(reply.id) {
-                if let Some(monitor) = monitor {
-                    monitor.release();
-                }
-                self.send(&reply, Message::Failed(&reason));
-                return;
-            }
-        }
-        self.calls.borrow_mut().push(ActiveCall {
-            reply,
-            imports,
+        let body = call.body;
+        self.calls.borrow_mut().push(Running {
+            reply: body.reply,
+            imports: body.imports,
             failure: None,
         });
-        let mut result = self.engine.call(target, args);
-        let mut failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
-        if top_level {
-            if let Some(reason) = self.shared.end_call() {
-                // Interrupted (timeout, stop): whatever the call returned is
-                // void, and no exception or flag may linger for the next call.
-                self.engine.clear_interrupt();
-                failure = Some(reason);
-                result = Err(Error::Trap("interrupted".into()));
+        let started = module.and_then(|module| {
+            self.shared.set_has_erlang_imports(module.has_host_imports);
+            EngineInstance::new(module, limits)
+        });
+        let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
+        let finished = self.protocol.borrow_mut().finished();
+        let (doom, next) = match finished {
+            Some((done, next)) => (done.failure, next),
+            None => (None, Vec::new()),
+        };
+        let started = match (started, doom, failure) {
+            (_, Some(doom), _) => Err(doom.error()),
+            (Err(Error::Instantiation(_)), None, Some(failure)) => Err(failure),
+            (started, _, _) => started,
+        };
+        match started {
+            Ok(engine) => {
+                self.send(
+                    &body.reply,
+                    Message::Started {
+                        imports: &engine.module().imports,
+                        exports: &engine.module().exports,
+                    },
+                );
+                self.shared.set_instance(Some(InstHandle {
+                    inst: engine.raw(),
+                    exec_env: engine.exec_env(),
+                }));
+                let _ = self.engine.set(engine);
             }
+            Err(error) => self.send(&body.reply, Message::Failed(&error)),
         }
-        if let Some(monitor) = monitor {
-            monitor.release();
-        }
-        match result {
-            Ok(values) => self.send(&reply, Message::Results(&values)),
-            Err(Error::Trap(text)) => {
-                let error = failure.unwrap_or(Error::Trap(text));
-                self.send(&reply, Message::Failed(&error));
-            }
-            Err(error) => self.send(&reply, Message::Failed(&error)),
-        }
+        self.pending.borrow_mut().extend(next);
     }
 
-    fn serve_memory(&self, command: Command) {
+    fn run_call(&self, call: Call<LocalPid, CallBody>) {
+        let Call { id, body, .. } = call;
+        let Job::Call { target, args } = &body.job else {
+            return;
+        };
+        let top_level = self.calls.borrow().is_empty();
+        let cancelled = if top_level {
+            self.shared.begin_call(Some(id))
+        } else {
+            None
+        };
+        let result = match (cancelled, self.engine.get()) {
+            (Some(reason), _) => Err(reason),
+            (None, None) => Err(Error::Stopped),
+            (None, Some(engine)) => {
+                self.calls.borrow_mut().push(Running {
+                    reply: body.reply,
+                    imports: body.imports,
+                    failure: None,
+                });
+                let mut result = engine.call(target, args);
+                let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
+                if top_level {
+                    if let Some(reason) = self.shared.end_call() {
+                        // Interrupted (timeout, stop): whatever the call
+                        // returned is void, and no exception or flag may
+                        // linger for the next call.
+                        engine.clear_interrupt();
+                        result = Err(reason);
+                    }
+                }
+                match (result, failure) {
+                    (Err(Error::Trap(_)), Some(failure)) => Err(failure),
+                    (result, _) => result,
+                }
+            }
+        };
+        let finished = self.protocol.borrow_mut().finished();
+        let (doom, next) = match finished {
+            Some((done, next)) => (done.failure, next),
+            None => (None, Vec::new()),
+        };
+        match (doom, result) {
+            (Some(failure), _) => self.send(&body.reply, Message::Failed(&failure.error())),
+            (None, Ok(values)) => self.send(&body.reply, Message::Results(&values)),
+            (None, Err(error)) => self.send(&body.reply, Message::Failed(&error)),
+        }
+        self.pending.borrow_mut().extend(next);
+        // `body` drops here: the monitor on the caller is released.
+    }
+
+    fn serve_memory(&self, command: Command, stopped: bool) {
+        let engine = match self.engine.get() {
+            Some(engine) if !stopped => engine.as_ref(),
+            // While a start function runs, its instance is the import's.
+            _ if !stopped => match self.instantiating() {
+                Some(instance) => instance,
+                None => return self.refuse_memory(command, Error::Stopped),
+            },
+            _ => return self.refuse_memory(command, Error::Stopped),
+        };
         match command {
             Command::Size { reply } => {
-                self.send(&reply, Message::Size(self.engine.memory_size()));
+                self.send(&reply, Message::Size(engine.memory_size()));
             }
             Command::Read {
                 reply,
@@ -268,7 +380,7 @@ impl Worker {
                 length,
             } => {
                 // Straight from linear memory into the reply's binary.
-                let sent = self.engine.read_with(offset, length, |bytes| {
+                let sent = engine.read_with(offset, length, |bytes| {
                     self.send(&reply, Message::Bytes(bytes))
                 });
                 if let Err(error) = sent {
@@ -279,7 +391,7 @@ impl Worker {
                 reply,
                 offset,
                 data,
-            } => match data.with_bytes(|bytes| self.engine.write(offset, bytes)) {
+            } => match data.with_bytes(|bytes| engine.write(offset, bytes)) {
                 Ok(()) => self.send(&reply, Message::Written),
                 Err(error) => self.send(&reply, Message::Failed(&error)),
             },
@@ -287,8 +399,15 @@ impl Worker {
         }
     }
 
-    pub fn engine(&self) -> &EngineInstance {
-        &self.engine
+    fn refuse_memory(&self, command: Command, error: Error) {
+        if let Some(reply) = command.reply_to() {
+            self.send(reply, Message::Failed(&error));
+        }
+    }
+
+    /// The instance a start function runs in, while it waits for an import.
+    fn instantiating(&self) -> Option<InstanceRef> {
+        INSTANTIATING.with(|i| i.get())
     }
 
     /// Records why the innermost call is failing.
@@ -298,25 +417,27 @@ impl Worker {
         }
     }
 
-    /// Serves an import that Erlang answers: sends `{import, ...}` to the
-    /// caller and waits for its answer. `Err` carries the trap text.
-    pub fn import_from_erlang(
+    /// Serves an import that Erlang answers: asks the call's owner and
+    /// carries out actions until the protocol delivers its answer or
+    /// unwinds the call. `Err` carries the trap text.
+    fn import_from_erlang(
         &self,
+        instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
     ) -> Result<Vec<Value>, String> {
         let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
         let (reply, imports) = match self.calls.borrow().last() {
             Some(call) => (call.reply, call.imports),
-            None => {
-                return Err(format!(
-                    "import {}.{} called outside a call (from a start function?)",
-                    desc.module, desc.name
-                ))
-            }
+            None => return Err(outside_a_call(desc)),
         };
-        if imports == ImportMode::Stub {
-            return Ok(desc.zero_results());
+        match imports {
+            ImportMode::Stub => return Ok(desc.zero_results()),
+            ImportMode::Refuse => return Err(outside_a_call(desc)),
+            ImportMode::Erlang => {}
+        }
+        if let ImportStep::Unwind(failure) = self.protocol.borrow_mut().import_requested() {
+            return Err(self.unwind(failure));
         }
         self.send(
             &reply,
@@ -327,64 +448,84 @@ impl Worker {
                 signature: &desc.signature,
             },
         );
+        let _instantiating = (self.engine.get().is_none()).then(|| Instantiating::enter(instance));
         loop {
-            let next = self.next_command();
-            let Ok(command) = next else {
-                self.fail_current(Error::Stopped);
-                return Err("instance stopped".into());
+            let Some(action) = self.next_action() else {
+                return Err(self.unwind(Failure::Stopped));
             };
-            match command {
-                Command::ImportResponse { call_id, results }
-                    if call_id.is_none() || call_id == reply.id =>
-                {
-                    // HyperBEAM's stub answers `[0]` to every import: a void
-                    // import ignores whatever it is given.
-                    if sig.results.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    return Value::fit_all(&results, &sig.results).ok_or_else(|| {
-                        let text = format!(
-                            "{}.{} must return {} value(s) of types {}, got {:?}",
-                            desc.module,
-                            desc.name,
-                            sig.results.len(),
-                            desc.signature,
-                            results
-                        );
-                        self.fail_current(Error::InvalidImportResponse(text.clone()));
-                        text
-                    });
+            match action {
+                Action::Deliver => {
+                    let results = self.answer.borrow_mut().take().unwrap_or_default();
+                    return self.fit_answer(desc, sig, results);
                 }
-                Command::AbortImport { call_id } if Some(call_id) == reply.id => {
-                    self.fail_current(Error::ImportAborted);
-                    return Err("import aborted by its caller".into());
-                }
-                Command::CallerDown(pid) if pid == reply.pid => {
-                    self.fail_current(Error::CallerExited);
-                    return Err("the calling process exited during an import".into());
-                }
-                Command::Shutdown => {
-                    self.stopping.set(true);
-                    self.fail_current(Error::Stopped);
-                    return Err("instance stopped".into());
-                }
-                Command::Call {
-                    reply: nested,
-                    target,
-                    args,
-                    imports,
-                    monitor,
-                } if nested.pid == reply.pid => {
-                    self.run_call(nested, &target, &args, imports, monitor)
-                }
-                command @ Command::Call { .. } => self.deferred.borrow_mut().push_back(command),
-                command @ (Command::Size { .. } | Command::Read { .. } | Command::Write { .. }) => {
-                    self.serve_memory(command)
-                }
-                Command::ImportResponse { .. }
-                | Command::AbortImport { .. }
-                | Command::CallerDown(_) => {}
+                Action::Unwind(failure) => return Err(self.unwind(failure)),
+                other => self.carry_out(other),
             }
         }
+    }
+
+    fn unwind(&self, failure: Failure) -> String {
+        self.fail_current(failure.error());
+        match failure {
+            Failure::Stopped => "instance stopped",
+            Failure::Timeout => "call timed out",
+            Failure::CallerExited => "the calling process exited during an import",
+            Failure::ImportAborted => "import aborted by its caller",
+        }
+        .to_string()
+    }
+
+    fn fit_answer(
+        &self,
+        desc: &ImportDesc,
+        sig: &hb_beamr_core::signature::FuncSig,
+        results: Vec<Number>,
+    ) -> Result<Vec<Value>, String> {
+        // HyperBEAM's stub answers `[0]` to every import: a void import
+        // ignores whatever it is given.
+        if sig.results.is_empty() {
+            return Ok(Vec::new());
+        }
+        Value::fit_all(&results, &sig.results).ok_or_else(|| {
+            let text = format!(
+                "{}.{} must return {} value(s) of types {}, got {:?}",
+                desc.module,
+                desc.name,
+                sig.results.len(),
+                desc.signature,
+                results
+            );
+            self.fail_current(Error::InvalidImportResponse(text.clone()));
+            text
+        })
+    }
+}
+
+fn outside_a_call(desc: &ImportDesc) -> String {
+    format!(
+        "import {}.{} called outside a call (from a start function? start/3 takes an \
+         import_fun for those)",
+        desc.module, desc.name
+    )
+}
+
+thread_local! {
+    /// The instance being instantiated, while its start function waits for
+    /// an import (memory commands are served on it meanwhile).
+    static INSTANTIATING: std::cell::Cell<Option<InstanceRef>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks the thread as serving an import during instantiation.
+struct Instantiating(Option<InstanceRef>);
+
+impl Instantiating {
+    fn enter(instance: InstanceRef) -> Instantiating {
+        Instantiating(INSTANTIATING.with(|i| i.replace(Some(instance))))
+    }
+}
+
+impl Drop for Instantiating {
+    fn drop(&mut self) {
+        INSTANTIATING.with(|i| i.set(self.0));
     }
 }

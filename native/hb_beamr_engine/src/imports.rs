@@ -1,13 +1,14 @@
 //! Function imports: every one is linked to [`trampoline`], which finds the
 //! import's descriptor in the WAMR attachment and serves it: emscripten's
 //! `invoke_*` natively through the function table, everything else through
-//! the calling Erlang process.
+//! the thread's [`Host`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hb_wamr_sys as sys;
 
-use crate::worker;
+use crate::host::{self, Host};
+use crate::instance::{EngineInstance, InstanceRef};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{ValKind, Value};
@@ -15,8 +16,8 @@ use hb_beamr_core::values::{ValKind, Value};
 /// How an import is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportKind {
-    /// Sent to the caller's ImportFun.
-    Erlang,
+    /// Served by the thread's [`Host`] (the caller's import function, for the NIF).
+    Host,
     /// emscripten `invoke_*`: call table element `args[0]` with the rest.
     Invoke,
 }
@@ -45,7 +46,7 @@ impl ImportDesc {
             kind: if is_invoke {
                 ImportKind::Invoke
             } else {
-                ImportKind::Erlang
+                ImportKind::Host
             },
             module,
             name,
@@ -87,34 +88,25 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     let desc = unsafe { sys::wasm_runtime_get_function_attachment(exec_env) } as *const ImportDesc;
     // SAFETY: see above; null is handled by `as_ref`.
     let desc = unsafe { desc.as_ref() };
-    let Some(worker) = worker::current() else {
-        // The worker is not serving yet: a start function runs during
-        // instantiation, before any call could carry an ImportFun.
-        let text = match desc {
-            Some(d) => format!(
-                "import {}.{} called outside a call (from a start function?)",
-                d.module, d.name
-            ),
-            None => "import called outside a call".to_string(),
-        };
-        // SAFETY: WAMR passes the exec env of the running instance.
-        let inst = unsafe { sys::wasm_runtime_get_module_inst(exec_env) };
-        crate::instance_engine::raise_exception(inst, &text);
-        return;
-    };
+    let instance = InstanceRef::of_exec_env(exec_env);
     let Some(desc) = desc else {
         // WAMR's AOT runtime calls an exported import directly without its
         // attachment, so there is no telling which import it is.
-        worker
-            .engine()
-            .raise("unsupported: calling an exported import directly (AOT)");
+        instance.raise("unsupported: calling an exported import directly (AOT)");
         return;
     };
-    let direct = worker.engine().take_direct_import_call();
+    let Some(host) = host::current() else {
+        instance.raise(&format!(
+            "import {}.{} called on a thread that serves no imports",
+            desc.module, desc.name
+        ));
+        return;
+    };
+    let direct = EngineInstance::take_direct_import_call();
     // SAFETY: WAMR passes the exec env of the running call.
     if !direct && unsafe { sys::hb_beamr_import_tail_called_from_host(exec_env) } != 0 {
         // WAMR's interpreter would crash on returning from this import.
-        worker.engine().raise(&format!(
+        instance.raise(&format!(
             "unsupported: tail call (return_call) to import {}.{} from a function called by \
              the host; WAMR's interpreter cannot return from it",
             desc.module, desc.name
@@ -125,15 +117,20 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     // SAFETY: WAMR passes one slot per parameter (the array holds at least
     // 16 slots, or one per parameter when there are more).
     let slots = unsafe { std::slice::from_raw_parts_mut(args, param_count.max(1)) };
-    let outcome = catch_unwind(AssertUnwindSafe(|| serve(&worker, desc, slots)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| serve(&*host, instance, desc, slots)));
     match outcome {
         Ok(Ok(())) => {}
-        Ok(Err(text)) => worker.engine().raise(&text),
-        Err(_) => worker.engine().raise("internal error serving an import"),
+        Ok(Err(text)) => instance.raise(&text),
+        Err(_) => instance.raise("internal error serving an import"),
     }
 }
 
-fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Result<(), String> {
+fn serve(
+    host: &dyn Host,
+    instance: InstanceRef,
+    desc: &ImportDesc,
+    slots: &mut [u64],
+) -> Result<(), String> {
     let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
     if sig.results.len() > 1 {
         return Err(format!(
@@ -148,8 +145,8 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
         .map(|(kind, slot)| Value::from_slot(*slot, *kind))
         .collect();
     let results = match desc.kind {
-        ImportKind::Invoke => invoke(worker, &args, &sig.results)?,
-        ImportKind::Erlang => worker.import_from_erlang(desc, &args)?,
+        ImportKind::Invoke => invoke(host, &args, &sig.results)?,
+        ImportKind::Host => host.import(instance, desc, &args)?,
     };
     if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {
         *slot = result.to_slot();
@@ -158,16 +155,14 @@ fn serve(worker: &worker::Worker, desc: &ImportDesc, slots: &mut [u64]) -> Resul
 }
 
 /// emscripten's `invoke_<sig>(index, args...)`: call the table element.
-fn invoke(
-    worker: &worker::Worker,
-    args: &[Value],
-    results: &[ValKind],
-) -> Result<Vec<Value>, String> {
+fn invoke(host: &dyn Host, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, String> {
     let Some((Value::I32(index), rest)) = args.split_first() else {
         return Err("invoke_* without a table index".into());
     };
-    worker
+    let engine = host
         .engine()
+        .ok_or("invoke_* called during instantiation, before the instance exists")?;
+    engine
         .call_table_checked(*index as u32, rest, results)
         .map_err(|error| match error {
             Error::Trap(text) => text,

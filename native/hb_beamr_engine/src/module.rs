@@ -84,8 +84,8 @@ pub struct Module {
     raw: sys::wasm_module_t,
     pub imports: Vec<ImportInfo>,
     pub exports: Vec<ExportInfo>,
-    /// Whether any import is served by Erlang (not natively).
-    pub has_erlang_imports: bool,
+    /// Whether any import is served by the host (not natively).
+    pub has_host_imports: bool,
     /// The name of the first exported table: the target of indirect calls.
     pub table_export: Option<CString>,
     /// Never resized after linking: WAMR holds pointers to its elements.
@@ -132,7 +132,7 @@ impl Module {
             raw,
             imports: Vec::new(),
             exports: Vec::new(),
-            has_erlang_imports: false,
+            has_host_imports: false,
             table_export: None,
             import_descs: Box::new([]),
             _bytes: bytes,
@@ -195,7 +195,7 @@ impl Module {
                     name.clone(),
                     func_sig(import.type_ptr as sys::wasm_func_type_t),
                 );
-                self.has_erlang_imports |= !desc.is_native();
+                self.has_host_imports |= !desc.is_native();
                 by_module
                     .entry(module.clone())
                     .or_default()
@@ -318,16 +318,12 @@ pub(crate) fn func_sig(func_type: sys::wasm_func_type_t) -> Option<FuncSig> {
     unsafe {
         let params = (0..sys::wasm_func_type_get_param_count(func_type))
             .map(|i| {
-                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_param_valkind(
-                    func_type, i,
-                ))
+                crate::values::kind_from_wamr(sys::wasm_func_type_get_param_valkind(func_type, i))
             })
             .collect::<Option<Vec<_>>>()?;
         let results = (0..sys::wasm_func_type_get_result_count(func_type))
             .map(|i| {
-                crate::wamr_values::kind_from_wamr(sys::wasm_func_type_get_result_valkind(
-                    func_type, i,
-                ))
+                crate::values::kind_from_wamr(sys::wasm_func_type_get_result_valkind(func_type, i))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(FuncSig { params, results })
@@ -344,7 +340,7 @@ fn extern_signature(kind: ExternKind, type_ptr: *mut c_void) -> String {
         ExternKind::Global if !type_ptr.is_null() => {
             // SAFETY: a non-null global type pointer from WAMR for a live module.
             let kind = unsafe { sys::wasm_global_type_get_valkind(type_ptr) };
-            crate::wamr_values::kind_from_wamr(kind)
+            crate::values::kind_from_wamr(kind)
                 .map(|k| hb_beamr_core::signature::kind_char(k).to_string())
                 .unwrap_or_default()
         }

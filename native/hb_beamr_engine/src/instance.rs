@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use hb_wamr_sys as sys;
 
-use crate::engine::{c_str_to_string, Module};
+use crate::module::{c_str_to_string, Module};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::memory;
 use hb_beamr_core::signature::FuncSig;
@@ -60,8 +60,90 @@ pub struct EngineInstance {
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Option<Func>>>,
+}
+
+thread_local! {
     /// Set while the host calls an exported import directly (see imports.rs).
-    direct_import_call: std::cell::Cell<bool>,
+    static DIRECT_IMPORT_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A running instance as the import trampoline sees it, also while a start
+/// function runs inside instantiation (before an [`EngineInstance`] exists):
+/// its linear memory and its exceptions. Only valid during the import call
+/// it was made for, on the instance's thread.
+#[derive(Clone, Copy)]
+pub struct InstanceRef {
+    inst: sys::wasm_module_inst_t,
+}
+
+impl InstanceRef {
+    /// The instance running on `exec_env`.
+    pub(crate) fn of_exec_env(exec_env: sys::wasm_exec_env_t) -> InstanceRef {
+        // SAFETY: WAMR passes the trampoline the exec env of the running call.
+        let inst = unsafe { sys::wasm_runtime_get_module_inst(exec_env) };
+        InstanceRef { inst }
+    }
+
+    /// Raises an exception, so that the running call unwinds with it when
+    /// the current import returns.
+    pub fn raise(&self, message: &str) {
+        raise_exception(self.inst, message);
+    }
+
+    /// The current linear memory: base pointer and length in bytes (null
+    /// and 0 when the module has no memory). Re-read on every access:
+    /// memory may grow, and move, during any call.
+    fn memory_region(&self) -> (*mut u8, u64) {
+        if self.inst.is_null() {
+            return (std::ptr::null_mut(), 0);
+        }
+        // SAFETY: live instance; the default memory (if any) stays valid
+        // while the instance lives.
+        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
+        if mem.is_null() {
+            return (std::ptr::null_mut(), 0);
+        }
+        // SAFETY: `mem` is the instance's live default memory.
+        unsafe {
+            let pages = sys::wasm_memory_get_cur_page_count(mem);
+            let page_size = sys::wasm_memory_get_bytes_per_page(mem);
+            let base = sys::wasm_memory_get_base_address(mem) as *mut u8;
+            if base.is_null() {
+                return (base, 0);
+            }
+            (base, pages.saturating_mul(page_size))
+        }
+    }
+
+    pub fn memory_size(&self) -> u64 {
+        self.memory_region().1
+    }
+
+    /// Runs `f` on `length` bytes of linear memory at `offset`. The slice
+    /// cannot outlive `f`: memory may move when it grows.
+    pub fn read_with<R>(
+        &self,
+        offset: u64,
+        length: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        let (base, size) = self.memory_region();
+        let range = memory::checked_range(offset, length, size)?;
+        // SAFETY: `range` lies within the `size` bytes at `base` (checked
+        // above); only the instance's thread touches the memory, and no
+        // WebAssembly runs while `f` holds the slice.
+        let bytes = unsafe { std::slice::from_raw_parts(base.add(range.start), range.len()) };
+        Ok(f(bytes))
+    }
+
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        let (base, size) = self.memory_region();
+        let range = memory::checked_range(offset, data.len() as u64, size)?;
+        // SAFETY: as in `read_with`; the destination does not overlap `data`,
+        // which is an Erlang binary or a copy of one.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len()) };
+        Ok(())
+    }
 }
 
 impl EngineInstance {
@@ -112,7 +194,6 @@ impl EngineInstance {
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
-            direct_import_call: std::cell::Cell::new(false),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -178,8 +259,8 @@ impl EngineInstance {
 
     /// Whether the import now being served was called by the host directly
     /// (an exported import); reading it clears it, so nested calls see false.
-    pub fn take_direct_import_call(&self) -> bool {
-        self.direct_import_call.replace(false)
+    pub fn take_direct_import_call() -> bool {
+        DIRECT_IMPORT_CALL.with(|d| d.replace(false))
     }
 
     fn call_values(&self, func: &Func, values: &[Value]) -> Result<Vec<Value>, Error> {
@@ -192,11 +273,9 @@ impl EngineInstance {
                 "unsupported: calling an exported import directly (AOT)".into(),
             ));
         }
-        self.direct_import_call.set(import == 1);
-        let mut wamr_args: Vec<sys::wasm_val_t> = values
-            .iter()
-            .map(|v| crate::wamr_values::to_wamr(*v))
-            .collect();
+        DIRECT_IMPORT_CALL.with(|d| d.set(import == 1));
+        let mut wamr_args: Vec<sys::wasm_val_t> =
+            values.iter().map(|v| crate::values::to_wamr(*v)).collect();
         let mut wamr_results = vec![sys::wasm_val_t::default(); func.sig.results.len()];
         // SAFETY: the function belongs to this live instance; the argument
         // and result arrays have exactly the lengths of its signature.
@@ -215,7 +294,7 @@ impl EngineInstance {
         }
         wamr_results
             .iter()
-            .map(crate::wamr_values::from_wamr)
+            .map(crate::values::from_wamr)
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::UnsupportedSignature(func.sig.encode()))
     }
@@ -334,11 +413,11 @@ impl EngineInstance {
             Some(FuncSig {
                 params: params
                     .into_iter()
-                    .map(crate::wamr_values::kind_from_wamr)
+                    .map(crate::values::kind_from_wamr)
                     .collect::<Option<_>>()?,
                 results: results
                     .into_iter()
-                    .map(crate::wamr_values::kind_from_wamr)
+                    .map(crate::values::kind_from_wamr)
                     .collect::<Option<_>>()?,
             })
         }
@@ -378,56 +457,27 @@ impl EngineInstance {
         raise_exception(self.inst, message);
     }
 
-    /// The current linear memory: base pointer and length in bytes (null
-    /// and 0 when the module has no memory). Re-read on every access:
-    /// memory may grow, and move, during any call.
-    fn memory_region(&self) -> (*mut u8, u64) {
-        // SAFETY: live instance; the default memory (if any) stays valid
-        // while the instance lives.
-        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
-        if mem.is_null() {
-            return (std::ptr::null_mut(), 0);
-        }
-        // SAFETY: `mem` is the instance's live default memory.
-        unsafe {
-            let pages = sys::wasm_memory_get_cur_page_count(mem);
-            let page_size = sys::wasm_memory_get_bytes_per_page(mem);
-            let base = sys::wasm_memory_get_base_address(mem) as *mut u8;
-            if base.is_null() {
-                return (base, 0);
-            }
-            (base, pages.saturating_mul(page_size))
-        }
+    /// The instance's memory and exceptions, as imports see them.
+    pub fn as_ref(&self) -> InstanceRef {
+        InstanceRef { inst: self.inst }
     }
 
     pub fn memory_size(&self) -> u64 {
-        self.memory_region().1
+        self.as_ref().memory_size()
     }
 
-    /// Runs `f` on `length` bytes of linear memory at `offset`. The slice
-    /// cannot outlive `f`: memory may move when it grows.
+    /// Runs `f` on `length` bytes of linear memory at `offset`.
     pub fn read_with<R>(
         &self,
         offset: u64,
         length: u64,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, Error> {
-        let (base, size) = self.memory_region();
-        let range = memory::checked_range(offset, length, size)?;
-        // SAFETY: `range` lies within the `size` bytes at `base` (checked
-        // above); only this worker thread touches the memory, and no
-        // WebAssembly runs while `f` holds the slice.
-        let bytes = unsafe { std::slice::from_raw_parts(base.add(range.start), range.len()) };
-        Ok(f(bytes))
+        self.as_ref().read_with(offset, length, f)
     }
 
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        let (base, size) = self.memory_region();
-        let range = memory::checked_range(offset, data.len() as u64, size)?;
-        // SAFETY: as in `read_with`; the destination does not overlap `data`,
-        // which is an Erlang binary or a copy of one.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(range.start), range.len()) };
-        Ok(())
+        self.as_ref().write(offset, data)
     }
 }
 
