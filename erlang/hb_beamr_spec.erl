@@ -24,6 +24,8 @@
 -define(NAN_VALUE, "an exact NaN (sign, payload): the API gives every NaN as `nan`").
 -define(REF_VALUE, "reference values (funcref, externref): not among the API's values").
 -define(GLOBAL_GET, "reading an exported global: not in hb_beamr's API").
+-define(REGISTER, "register: one module's exports as another's imports (hb_beamr does not link instances)").
+-define(TAINTED, "follows a skipped step that changes this module's state (a skipped action, or a skipped module linked to it)").
 -define(AOT_EH, "exception handling in AOT: WAMR's AOT compiler has none (such modules run as bytecode)").
 
 main([Dir, Out | Modes0]) ->
@@ -80,6 +82,7 @@ worker(Parent, Dir, Mode) ->
 
 run_file(Dir, Mode, Suite, Name, Commands) ->
     S0 = #{dir => Dir, mode => Mode, current => none, named => #{}, instances => [],
+           registered => #{},
            passed => 0, failed => 0, skipped => #{}, failures => []},
     S = lists:foldl(fun step/2, S0, Commands),
     [hb_beamr:stop(I) || I <- maps:get(instances, S)],
@@ -102,17 +105,21 @@ step({module, Line, Name, Wasm, Exceptions}, S = #{mode := Mode}) ->
         {skipped, Reason} -> skip(S1, Reason);
         {failed, Why2} -> fail(S1, Line, {module_refused, Why2})
     end;
-step({skip_module, _Line, Name, Reason}, S) ->
-    skip(set_module(S, Name, {skipped, Reason}), Reason);
+step({skip_module, _Line, Name, Reason, Links}, S = #{registered := Registered}) ->
+    %% Instantiating it would have changed the modules it links to.
+    S1 = lists:foldl(fun(Link, Acc) ->
+        case maps:find(Link, Registered) of
+            {ok, Target} -> taint(Acc, Target);
+            error -> Acc
+        end
+    end, S, Links),
+    skip(set_module(S1, Name, {skipped, Reason}), Reason);
+step({register, _Line, As, Name}, S = #{registered := Registered}) ->
+    skip(S#{registered := Registered#{As => module_of(S, Name)}}, ?REGISTER);
 step({skip, _Line, Reason}, S) ->
     skip(S, Reason);
 step({action, Line, Action}, S) ->
-    with_action(S, Line, Action, [], fun(Result) ->
-        case Result of
-            {ok, _} -> ok;
-            Other -> {unexpected, Other}
-        end
-    end);
+    with_action(S, Line, Action, [], action);
 step({assert_return, Line, Action, Expected}, S) ->
     with_action(S, Line, Action, Expected, fun(Result) ->
         case Result of
@@ -174,9 +181,13 @@ set_module(S = #{named := Named}, Name, Target) ->
 module_of(#{current := Current}, undefined) -> Current;
 module_of(#{named := Named}, Name) -> maps:get(Name, Named, none).
 
-%% Runs an action when the API can express it, then checks its result.
+%% Runs an action when the API can express it, then checks its result. A
+%% bare action that is skipped taints its module: its state is not what the
+%% steps after it expect.
 with_action(S, Line, Action, Expected, Check) ->
     case expressible(Action, Expected) of
+        {skip, Reason} when Check =:= action ->
+            skip(taint(S, module_of(S, action_module(Action))), Reason);
         {skip, Reason} ->
             skip(S, Reason);
         ok ->
@@ -188,15 +199,32 @@ with_action(S, Line, Action, Expected, Check) ->
                     fail(S, Line, {module_refused, Why});
                 none ->
                     fail(S, Line, no_module);
+                {tainted, _} ->
+                    skip(S, ?TAINTED);
                 {ok, I} ->
                     Result = hb_beamr:call(I, Name, to_api(Line, Args), fun spectest/3, #{},
                                            #{timeout => ?CALL_TIMEOUT}),
-                    case Check(plain(Result)) of
+                    case check(Check, plain(Result)) of
                         ok -> pass(S);
                         Why -> fail(S, Line, {Name, Args, Why})
                     end
             end
     end.
+
+check(action, {ok, _}) -> ok;
+check(action, Other) -> {unexpected, Other};
+check(Fun, Result) -> Fun(Result).
+
+action_module({invoke, Mod, _, _}) -> Mod;
+action_module({get, Mod, _}) -> Mod.
+
+%% Marks a module (by its target) as no longer in the state the file expects.
+taint(S = #{current := Current, named := Named, registered := Registered}, {ok, I}) ->
+    Swap = fun({ok, X}) when X =:= I -> {tainted, I}; (Other) -> Other end,
+    S#{current := Swap(Current), named := maps:map(fun(_, V) -> Swap(V) end, Named),
+       registered := maps:map(fun(_, V) -> Swap(V) end, Registered)};
+taint(S, _) ->
+    S.
 
 plain({ok, Values, _State}) -> {ok, Values};
 plain(Other) -> Other.

@@ -20,6 +20,10 @@ pub const REGISTER: &str =
     "register: one module's exports as another's imports (hb_beamr does not link instances)";
 pub const IMPORTS_REGISTERED: &str =
     "imports from a registered module (hb_beamr does not link instances)";
+pub const IMPORTS_GLOBAL: &str =
+    "imports a global (spectest.global_*): hb_beamr links no imported globals (as HyperBEAM's build)";
+pub const IMPORTS_MEMORY: &str = "imports spectest's memory or table: hb_beamr links imported \
+     memories and tables only under WAMR's built-in module name env";
 pub const UNLINKABLE: &str = "assert_unlinkable: hb_beamr answers imports with an Erlang fun \
      at call time, so it does not refuse unknown imports at start";
 pub const V128: &str = "SIMD (v128) values";
@@ -94,9 +98,15 @@ impl Extractor<'_> {
                         line,
                         name,
                         reason: format!("the text parser cannot encode it: {}", e.message()),
+                        links: Vec::new(),
                     },
                     Ok(wasm) => match runnable(&wasm) {
-                        Err(reason) => Command::SkipModule { line, name, reason },
+                        Err((reason, links)) => Command::SkipModule {
+                            line,
+                            name,
+                            reason,
+                            links,
+                        },
                         Ok(()) => Command::Module {
                             line,
                             name,
@@ -117,7 +127,11 @@ impl Extractor<'_> {
                 module,
                 message,
             } => self.refused(span, "assert_invalid", module, message)?,
-            D::Register { span, .. } => self.skip(self.line(span), REGISTER),
+            D::Register { span, name, module } => self.commands.push(Command::Register {
+                line: self.line(span),
+                name: name.to_string(),
+                module: module.map(|id| id.name().to_string()),
+            }),
             D::Invoke(invoke) => {
                 let line = self.line(invoke.span);
                 match invoke_action(invoke) {
@@ -244,21 +258,40 @@ fn module_name(module: &QuoteWat<'_>) -> Option<String> {
 }
 
 /// Whether the build can run a valid module: the proposals it needs, and
-/// its imports (only the `spectest` host module is served).
-fn runnable(wasm: &[u8]) -> Result<(), String> {
+/// its imports (only the `spectest` host module's functions are served).
+/// On refusal, the reason and the registered modules it imports from.
+fn runnable(wasm: &[u8]) -> Result<(), (String, Vec<String>)> {
     if let Some(reason) = features::missing_feature(wasm) {
-        return Err(reason);
+        return Err((reason, Vec::new()));
     }
+    let mut links: Vec<String> = Vec::new();
+    let mut reason = None;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         if let Ok(wasmparser::Payload::ImportSection(reader)) = payload {
             for import in reader.into_imports().flatten() {
                 if import.module != "spectest" {
-                    return Err(IMPORTS_REGISTERED.into());
+                    if !links.iter().any(|l| l == import.module) {
+                        links.push(import.module.to_string());
+                    }
+                    reason = Some(IMPORTS_REGISTERED);
+                    continue;
+                }
+                match import.ty {
+                    wasmparser::TypeRef::Global(_) => {
+                        reason = reason.or(Some(IMPORTS_GLOBAL));
+                    }
+                    wasmparser::TypeRef::Memory(_) | wasmparser::TypeRef::Table(_) => {
+                        reason = reason.or(Some(IMPORTS_MEMORY));
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    Ok(())
+    match reason {
+        Some(reason) => Err((reason.to_string(), links)),
+        None => Ok(()),
+    }
 }
 
 fn execute_action(exec: WastExecute<'_>) -> Result<Action, &'static str> {

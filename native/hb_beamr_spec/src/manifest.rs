@@ -57,10 +57,20 @@ pub enum Command {
         exceptions: bool,
     },
     /// A module that cannot run here: actions on it are skipped for `reason`.
+    /// `links` are the registered modules it imports from: its
+    /// instantiation would have changed their state (tables, memories).
     SkipModule {
         line: usize,
         name: Option<String>,
         reason: String,
+        links: Vec<String>,
+    },
+    /// `register`: the module named `module` (or the current one) is
+    /// registered as `name` (not run: hb_beamr does not link instances).
+    Register {
+        line: usize,
+        name: String,
+        module: Option<String>,
     },
     Action {
         line: usize,
@@ -131,8 +141,19 @@ fn command(c: &Command) -> String {
             opt(name),
             bin(wasm)
         ),
-        Command::SkipModule { line, name, reason } => {
-            format!("{{skip_module, {line}, {}, {}}}", opt(name), bin(reason))
+        Command::SkipModule {
+            line,
+            name,
+            reason,
+            links,
+        } => format!(
+            "{{skip_module, {line}, {}, {}, [{}]}}",
+            opt(name),
+            bin(reason),
+            list(links.iter().map(|l| bin(l)))
+        ),
+        Command::Register { line, name, module } => {
+            format!("{{register, {line}, {}, {}}}", bin(name), opt(module))
         }
         Command::Action { line, action: a } => format!("{{action, {line}, {}}}", action(a)),
         Command::AssertReturn {
