@@ -3,6 +3,7 @@
 //! skips with their reason (the `reason` constants are what the result
 //! table groups by).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
@@ -48,6 +49,8 @@ pub fn file(file: &WastFile, out: &Path) -> Result<FileManifest, String> {
         rel_dir,
         count: 0,
         commands: Vec::new(),
+        current: HashSet::new(),
+        named: HashMap::new(),
     };
     for directive in wast.directives {
         x.directive(directive)?;
@@ -65,9 +68,42 @@ struct Extractor<'t> {
     rel_dir: String,
     count: usize,
     commands: Vec<Command>,
+    /// Exports of the current and of the named modules whose signatures
+    /// have reference or v128 types.
+    current: HashSet<String>,
+    named: HashMap<String, HashSet<String>>,
 }
 
 impl Extractor<'_> {
+    /// Sets an invocation's `refs` from its module's export signatures.
+    fn typed(&self, action: Action) -> Action {
+        match action {
+            Action::Invoke {
+                module, name, args, ..
+            } => {
+                let set = match &module {
+                    Some(m) => self.named.get(m),
+                    None => Some(&self.current),
+                };
+                let refs = set.is_some_and(|s| s.contains(&name));
+                Action::Invoke {
+                    module,
+                    name,
+                    args,
+                    refs,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn set_module(&mut self, name: &Option<String>, wasm: Option<&[u8]>) {
+        self.current = wasm.map(ref_exports).unwrap_or_default();
+        if let Some(name) = name {
+            self.named.insert(name.clone(), self.current.clone());
+        }
+    }
+
     fn line(&self, span: wast::token::Span) -> usize {
         span.linecol_in(self.text).0 + 1
     }
@@ -76,6 +112,7 @@ impl Extractor<'_> {
         self.commands.push(Command::Skip {
             line,
             reason: reason.to_string(),
+            links: Vec::new(),
         });
     }
 
@@ -93,7 +130,9 @@ impl Extractor<'_> {
             D::Module(mut module) => {
                 let line = self.line(module.span());
                 let name = module_name(&module);
-                let command = match module.encode() {
+                let encoded = module.encode();
+                self.set_module(&name, encoded.as_deref().ok());
+                let command = match encoded {
                     Err(e) => Command::SkipModule {
                         line,
                         name,
@@ -135,7 +174,10 @@ impl Extractor<'_> {
             D::Invoke(invoke) => {
                 let line = self.line(invoke.span);
                 match invoke_action(invoke) {
-                    Ok(action) => self.commands.push(Command::Action { line, action }),
+                    Ok(action) => {
+                        let action = self.typed(action);
+                        self.commands.push(Command::Action { line, action })
+                    }
                     Err(reason) => self.skip(line, reason),
                 }
             }
@@ -146,11 +188,14 @@ impl Extractor<'_> {
             } => {
                 let line = self.line(span);
                 match (execute_action(exec), expected_all(results)) {
-                    (Ok(action), Ok(expected)) => self.commands.push(Command::AssertReturn {
-                        line,
-                        action,
-                        expected,
-                    }),
+                    (Ok(action), Ok(expected)) => {
+                        let action = self.typed(action);
+                        self.commands.push(Command::AssertReturn {
+                            line,
+                            action,
+                            expected,
+                        })
+                    }
                     (Err(reason), _) | (_, Err(reason)) => self.skip(line, reason),
                 }
             }
@@ -161,6 +206,14 @@ impl Extractor<'_> {
             } => {
                 let line = self.line(span);
                 match module.encode() {
+                    Ok(wasm) if runnable(&wasm).is_err() => {
+                        let (reason, links) = runnable(&wasm).err().unwrap_or_default();
+                        self.commands.push(Command::Skip {
+                            line,
+                            reason,
+                            links,
+                        });
+                    }
                     Ok(wasm) => {
                         let wasm = self.write(&wasm)?;
                         self.commands.push(Command::AssertModuleTrap {
@@ -205,7 +258,7 @@ impl Extractor<'_> {
         match action {
             Ok(action) => self.commands.push(Command::AssertTrap {
                 line,
-                action,
+                action: self.typed(action),
                 message: message.to_string(),
                 exhaustion,
             }),
@@ -318,6 +371,7 @@ fn invoke_action(invoke: WastInvoke<'_>) -> Result<Action, &'static str> {
         module: invoke.module.map(|id| id.name().to_string()),
         name: invoke.name.to_string(),
         args,
+        refs: false,
     })
 }
 
@@ -378,4 +432,52 @@ fn expected(ret: &WastRetCore<'_>) -> Result<Expected, &'static str> {
         }
         _ => return Err(OTHER),
     })
+}
+
+/// The exported functions whose signatures have types other than numbers.
+fn ref_exports(wasm: &[u8]) -> HashSet<String> {
+    let mut types: Vec<bool> = Vec::new();
+    let mut funcs: Vec<u32> = Vec::new();
+    let mut out = HashSet::new();
+    let numeric = |t: &wasmparser::ValType| {
+        matches!(
+            t,
+            wasmparser::ValType::I32
+                | wasmparser::ValType::I64
+                | wasmparser::ValType::F32
+                | wasmparser::ValType::F64
+        )
+    };
+    for payload in wasmparser::Parser::new(0).parse_all(wasm).flatten() {
+        match payload {
+            wasmparser::Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types().flatten() {
+                    types.push(!ty.params().iter().chain(ty.results()).all(numeric));
+                }
+            }
+            wasmparser::Payload::ImportSection(reader) => {
+                for import in reader.into_imports().flatten() {
+                    if let wasmparser::TypeRef::Func(t) = import.ty {
+                        funcs.push(t);
+                    }
+                }
+            }
+            wasmparser::Payload::FunctionSection(reader) => funcs.extend(reader.into_iter().flatten()),
+            wasmparser::Payload::ExportSection(reader) => {
+                for export in reader.into_iter().flatten() {
+                    let refs = export.kind == wasmparser::ExternalKind::Func
+                        && funcs
+                            .get(export.index as usize)
+                            .and_then(|t| types.get(*t as usize))
+                            .copied()
+                            .unwrap_or(false);
+                    if refs {
+                        out.insert(export.name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

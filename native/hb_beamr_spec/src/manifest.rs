@@ -37,6 +37,8 @@ pub enum Action {
         module: Option<String>,
         name: String,
         args: Vec<Value>,
+        /// The function's signature has reference or v128 types.
+        refs: bool,
     },
     Get {
         module: Option<String>,
@@ -102,8 +104,13 @@ pub enum Command {
         wasm: String,
         message: String,
     },
-    /// A step not run, and why.
-    Skip { line: usize, reason: String },
+    /// A step not run, and why. `links`: registered modules whose state it
+    /// would have changed.
+    Skip {
+        line: usize,
+        reason: String,
+        links: Vec<String>,
+    },
 }
 
 /// One file's steps.
@@ -189,14 +196,27 @@ fn command(c: &Command) -> String {
             wasm,
             message,
         } => format!("{{{kind}, {line}, {}, {}}}", bin(wasm), bin(message)),
-        Command::Skip { line, reason } => format!("{{skip, {line}, {}}}", bin(reason)),
+        Command::Skip {
+            line,
+            reason,
+            links,
+        } => format!(
+            "{{skip, {line}, {}, [{}]}}",
+            bin(reason),
+            list(links.iter().map(|l| bin(l)))
+        ),
     }
 }
 
 fn action(a: &Action) -> String {
     match a {
-        Action::Invoke { module, name, args } => format!(
-            "{{invoke, {}, {}, [{}]}}",
+        Action::Invoke {
+            module,
+            name,
+            args,
+            refs,
+        } => format!(
+            "{{invoke, {}, {}, [{}], {refs}}}",
             opt(module),
             bin(name),
             list(args.iter().map(value))
@@ -261,6 +281,7 @@ mod tests {
                         module: Some("$M".into()),
                         name: "é".into(),
                         args: vec![Value::I32(u32::MAX), Value::F64(1)],
+                        refs: false,
                     },
                     expected: vec![Expected::CanonicalNan(32), Expected::Exact(Value::RefNull("func"))],
                 },
@@ -269,7 +290,7 @@ mod tests {
         let text = to_erlang(&files);
         assert!(text.contains("{module, 1, undefined, <<109, 46, 119, 97, 115, 109>>, false}"));
         assert!(text.contains(
-            "{assert_return, 2, {invoke, <<36, 77>>, <<195, 169>>, [{i32, 4294967295}, {f64, 1}]}, \
+            "{assert_return, 2, {invoke, <<36, 77>>, <<195, 169>>, [{i32, 4294967295}, {f64, 1}], false}, \
              [{f32, nan_canonical}, {ref_null, func}]}"
         ));
     }

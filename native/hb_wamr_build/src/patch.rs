@@ -167,6 +167,29 @@ hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
         count: 1,
         flavours: BOTH,
     },
+    // Without multi-memory, memory.size and memory.grow carry one reserved
+    // 0x00 byte; WAMR reads it as a LEB128 and so accepts an overlong zero
+    // ("\80\00"), which the spec's binary.wast requires to be refused.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_loader.c",
+        why: "memory.size/grow reserved byte: one 0x00 byte",
+        find: "                CHECK_MEMORY();
+                pb_read_leb_uint32(p, p_end, memidx);
+                check_memidx(module, memidx);
+",
+        replace: "                CHECK_MEMORY();
+                /* hb_beamr: one 0x00 byte, not an overlong LEB128 zero */
+                if (p >= p_end || *p != 0x00) {
+                    set_error_buf(error_buf, error_buf_size,
+                                  \"zero byte expected\");
+                    goto fail;
+                }
+                pb_read_leb_uint32(p, p_end, memidx);
+                check_memidx(module, memidx);
+",
+        count: 2,
+        flavours: BOTH,
+    },
 ];
 
 /// Writes the patched copies of the files `flavour` needs into
