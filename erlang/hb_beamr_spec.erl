@@ -51,7 +51,7 @@ run_mode(Dir, Mode, Files) ->
     Workers = [spawn_link(fun() -> worker(Self, Dir, Mode) end) || _ <- [1, 2]],
     collect(Queue, Workers, #{}, length(Files)).
 
-collect(Queue, Workers, Done, Total) when map_size(Done) =:= Total ->
+collect(_Queue, Workers, Done, Total) when map_size(Done) =:= Total ->
     [W ! stop || W <- Workers],
     [R || {_, R} <- lists:sort(maps:to_list(Done))];
 collect(Queue, Workers, Done, Total) ->
@@ -155,7 +155,7 @@ load(#{dir := Dir, mode := Mode}, Rel) ->
     {ok, Bin} = file:read_file(filename:join(Dir, Rel)),
     Code = case Mode of
         wasm -> {ok, Bin};
-        aot -> hb_beamr:compile(Bin, ?AOT_OPTS)
+        aot -> compile(filename:join(Dir, Rel), Bin)
     end,
     case Code of
         {ok, C} ->
@@ -165,6 +165,17 @@ load(#{dir := Dir, mode := Mode}, Rel) ->
             end;
         {error, _} = E ->
             E
+    end.
+
+%% Compiles to AOT, keeping the result next to the module (`N.aot`, for the
+%% Rust runner's AOT mode).
+compile(Path, Bin) ->
+    case hb_beamr:compile(Bin, ?AOT_OPTS) of
+        {ok, Aot} ->
+            ok = file:write_file(iolist_to_binary([filename:rootname(Path), ".aot"]), Aot),
+            {ok, Aot};
+        Error ->
+            Error
     end.
 
 set_module(S = #{named := Named}, undefined, Target) ->

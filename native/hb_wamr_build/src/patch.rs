@@ -27,6 +27,21 @@ pub struct Patch {
 
 const BOTH: &[Flavour] = &[Flavour::Runtime, Flavour::Compiler];
 const COMPILER: &[Flavour] = &[Flavour::Compiler];
+const RUNTIME: &[Flavour] = &[Flavour::Runtime];
+
+/// One rounding operation of the interpreter switched to `DEF_OP_ROUND`.
+macro_rules! round_patch {
+    ($find:literal, $replace:literal) => {
+        Patch {
+            file: "core/iwasm/interpreter/wasm_interp_classic.c",
+            why: "rounding a signalling NaN gives a quiet NaN",
+            find: $find,
+            replace: $replace,
+            count: 1,
+            flavours: RUNTIME,
+        }
+    };
+}
 
 /// hb_beamr's patches, in the order they are applied.
 pub const PATCHES: &[Patch] = &[
@@ -188,6 +203,67 @@ hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
                 check_memidx(module, memidx);
 ",
         count: 2,
+        flavours: BOTH,
+    },
+    // The interpreter rounds with libm (floorf, ceilf, truncf, rintf and
+    // the f64 ones), which returns a signalling NaN unchanged; the spec
+    // wants an arithmetic (quiet) NaN, as the hardware's rounding gives in
+    // AOT code. A NaN operand is quieted (x + x keeps its payload).
+    Patch {
+        file: "core/iwasm/interpreter/wasm_interp_classic.c",
+        why: "rounding a signalling NaN gives a quiet NaN",
+        find: "#define DEF_OP_MATH(src_type, src_op_type, method) \\
+    do {                                           \\
+        src_type src_val;                          \\
+        src_val = POP_##src_op_type();             \\
+        PUSH_##src_op_type(method(src_val));       \\
+    } while (0)
+",
+        replace: "#define DEF_OP_MATH(src_type, src_op_type, method) \\
+    do {                                           \\
+        src_type src_val;                          \\
+        src_val = POP_##src_op_type();             \\
+        PUSH_##src_op_type(method(src_val));       \\
+    } while (0)
+
+/* hb_beamr: rounding quiets a NaN operand (libm keeps a signalling one) */
+#define DEF_OP_ROUND(src_type, src_op_type, method)                      \\
+    do {                                                                  \\
+        src_type src_val = POP_##src_op_type();                          \\
+        PUSH_##src_op_type(isnan(src_val) ? src_val + src_val            \\
+                                          : method(src_val));            \\
+    } while (0)
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    round_patch!("DEF_OP_MATH(float32, F32, ceilf);", "DEF_OP_ROUND(float32, F32, ceilf);"),
+    round_patch!("DEF_OP_MATH(float32, F32, floorf);", "DEF_OP_ROUND(float32, F32, floorf);"),
+    round_patch!("DEF_OP_MATH(float32, F32, truncf);", "DEF_OP_ROUND(float32, F32, truncf);"),
+    round_patch!("DEF_OP_MATH(float32, F32, rintf);", "DEF_OP_ROUND(float32, F32, rintf);"),
+    round_patch!("DEF_OP_MATH(float64, F64, ceil);", "DEF_OP_ROUND(float64, F64, ceil);"),
+    round_patch!("DEF_OP_MATH(float64, F64, floor);", "DEF_OP_ROUND(float64, F64, floor);"),
+    round_patch!("DEF_OP_MATH(float64, F64, trunc);", "DEF_OP_ROUND(float64, F64, trunc);"),
+    round_patch!("DEF_OP_MATH(float64, F64, rint);", "DEF_OP_ROUND(float64, F64, rint);"),
+    // WAMR checks the unused bits of the last byte of 32-bit and signed
+    // LEB128s, not of unsigned 64-bit ones (memory64 offsets): a tenth byte
+    // holds one bit (the spec's memory64 binary-leb128.wast).
+    Patch {
+        file: "core/shared/utils/bh_leb128.c",
+        why: "unsigned 64-bit LEB128: the tenth byte holds one bit",
+        find: "    *p_offset = offset;
+    *p_result = result;
+    return BH_LEB_READ_SUCCESS;
+",
+        replace: "    /* hb_beamr: an unsigned 64-bit LEB128's tenth byte holds one bit */
+    if (!sign && maxbits == 64 && shift >= maxbits && (((uint8)byte) & 0xfe))
+        return BH_LEB_READ_OVERFLOW;
+
+    *p_offset = offset;
+    *p_result = result;
+    return BH_LEB_READ_SUCCESS;
+",
+        count: 1,
         flavours: BOTH,
     },
 ];
