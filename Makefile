@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer stress stress-long asan bench clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer spec stress stress-long asan bench clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: setup
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer stress asan
+test: setup rust-checks erlang-tests dialyzer spec stress asan
 
 rust-checks:
 	cargo fmt --all --check
@@ -28,6 +28,10 @@ erlang-tests:
 
 dialyzer:
 	rebar3 dialyzer
+
+# The WebAssembly spec tests, both modes, both runners (spec/RESULTS.md).
+spec:
+	bash scripts/spec.sh
 
 # Fuzzed modules, random arguments, concurrency and leak cycles (fast: CI).
 stress:

@@ -46,34 +46,41 @@ main(_) ->
 run_mode(Dir, Mode, Files) ->
     io:format(standard_error, "spec: ~s mode...~n", [Mode]),
     Self = self(),
-    %% One file at a time per worker, two workers (two CPUs).
+    %% One file at a time per worker, two workers (two CPUs). The run's
+    %% reference keeps another mode's messages apart.
+    Run = make_ref(),
     Queue = lists:zip(lists:seq(1, length(Files)), Files),
-    Workers = [spawn_link(fun() -> worker(Self, Dir, Mode) end) || _ <- [1, 2]],
-    collect(Queue, Workers, #{}, length(Files)).
+    Workers = [spawn_link(fun() -> worker({Self, Run}, Dir, Mode) end) || _ <- [1, 2]],
+    collect(Run, Queue, Workers, #{}, length(Files)).
 
-collect(_Queue, Workers, Done, Total) when map_size(Done) =:= Total ->
+collect(_Run, _Queue, Workers, Done, Total) when map_size(Done) =:= Total ->
     [W ! stop || W <- Workers],
     [R || {_, R} <- lists:sort(maps:to_list(Done))];
-collect(Queue, Workers, Done, Total) ->
+collect(Run, Queue, Workers, Done, Total) ->
     receive
-        {ready, W} ->
+        {ready, Run, W} ->
             case Queue of
                 [{N, File} | Rest] ->
                     W ! {run, N, File},
-                    collect(Rest, Workers, Done, Total);
+                    collect(Run, Rest, Workers, Done, Total);
                 [] ->
-                    collect([], Workers, Done, Total)
+                    collect(Run, [], Workers, Done, Total)
             end;
-        {done, N, Result} ->
-            collect(Queue, Workers, Done#{N => Result}, Total)
+        {done, Run, N, Result} ->
+            collect(Run, Queue, Workers, Done#{N => Result}, Total)
     end.
 
-worker(Parent, Dir, Mode) ->
-    Parent ! {ready, self()},
+worker({Parent, Run} = Boss, Dir, Mode) ->
+    Parent ! {ready, Run, self()},
     receive
         {run, N, {file, Suite, Name, Commands}} ->
-            Parent ! {done, N, run_file(Dir, Mode, Suite, Name, Commands)},
-            worker(Parent, Dir, Mode);
+            os:getenv("HB_BEAMR_SPEC_VERBOSE") =:= false
+                orelse io:format(standard_error, "spec: ~s ~s/~s~n", [Mode, Suite, Name]),
+            Result = run_file(Dir, Mode, Suite, Name, Commands),
+            os:getenv("HB_BEAMR_SPEC_VERBOSE") =:= false
+                orelse io:format(standard_error, "spec: ~s ~s/~s done~n", [Mode, Suite, Name]),
+            Parent ! {done, Run, N, Result},
+            worker(Boss, Dir, Mode);
         stop ->
             ok
     end.
