@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Value as EValue;
@@ -20,6 +22,10 @@ const REFS: &str = "reference values (funcref, externref): the engine's values a
 const GLOBAL_GET: &str = "reading an exported global: not in the engine's interface";
 const TAINTED: &str = "follows a skipped step that changes this module's state (a skipped \
      action, or a skipped module linked to it)";
+/// A call still running after this is stopped (as `hb_beamr:call`'s
+/// timeout does) and counts as a failure.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
 const AOT_EH: &str =
     "exception handling in AOT: WAMR's AOT compiler has none (such modules run as bytecode)";
 
@@ -63,8 +69,42 @@ enum Slot {
     Tainted,
 }
 
+/// The call in progress: when it started and its instance's WAMR handles
+/// (as addresses: they only go back to `hb_beamr_interrupt`).
+type Running = Arc<Mutex<Option<(Instant, usize, usize)>>>;
+
+/// Stops calls that run past [`CALL_TIMEOUT`], until `running` is dropped
+/// by the file's thread.
+fn watchdog(running: &Running) {
+    let running = Arc::downgrade(running);
+    std::thread::spawn(move || {
+        while let Some(running) = running.upgrade() {
+            let mut slot = running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((started, exec_env, inst)) = *slot {
+                if started.elapsed() > CALL_TIMEOUT {
+                    // SAFETY: the handles belong to the instance whose call is
+                    // in progress; the file's thread clears `running` (under
+                    // this lock) before that call returns its instance to any
+                    // other use, so they are live here.
+                    unsafe {
+                        hb_wamr_sys::hb_beamr_interrupt(
+                            exec_env as hb_wamr_sys::wasm_exec_env_t,
+                            inst as hb_wamr_sys::wasm_module_inst_t,
+                        )
+                    };
+                    *slot = None;
+                }
+            }
+            drop(slot);
+            drop(running);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
 struct State<'a> {
     dir: &'a Path,
+    running: Running,
     mode: Mode,
     current: Option<Rc<Slot>>,
     named: HashMap<String, Rc<Slot>>,
@@ -86,8 +126,11 @@ pub fn file(dir: &Path, manifest: &FileManifest, mode: Mode) -> FileResult {
     let run = move || {
         let _env = hb_beamr_engine::ThreadEnv::enter();
         let _host = host::install(Rc::new(SpecHost));
+        let running: Running = Arc::new(Mutex::new(None));
+        watchdog(&running);
         let mut state = State {
             dir: &dir,
+            running,
             mode,
             current: None,
             named: HashMap::new(),
@@ -342,13 +385,36 @@ impl State<'_> {
             }
             Some(Slot::Live(instance)) => {
                 let instance = instance.clone();
-                let result = instance.call_typed(&Target::Name(name.clone()), &values);
+                let result = self.timed_call(&instance, name, &values);
                 match check(result) {
                     Ok(()) => self.pass(),
                     Err(why) => self.fail(line, format!("{name}({args:?}): {why}")),
                 }
             }
         }
+    }
+}
+
+impl State<'_> {
+    /// Calls under the watchdog: past [`CALL_TIMEOUT`] the call is stopped
+    /// and reported as `Error::Timeout`.
+    fn timed_call(
+        &self,
+        instance: &EngineInstance,
+        name: &str,
+        values: &[EValue],
+    ) -> Result<Vec<EValue>, Error> {
+        let handles = (instance.exec_env() as usize, instance.raw() as usize);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), handles.0, handles.1));
+        let result = instance.call_typed(&Target::Name(name.to_string()), values);
+        let finished = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if finished.is_none() {
+            // The watchdog stopped it: nothing may linger for the next call.
+            instance.clear_interrupt();
+            return Err(Error::Timeout);
+        }
+        result
     }
 }
 

@@ -266,6 +266,109 @@ hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
         count: 1,
         flavours: BOTH,
     },
+    // WAMR's AOT compiler compiles `return_call_indirect` as a call and a
+    // return, so a long chain of them overflows the native stack (the
+    // spec's return_call_indirect.wast). hb_beamr marks the call to a wasm
+    // function (with at most one result: no pointer into the caller's frame)
+    // a tail call and leaves out its exception check, as WAMR does for
+    // `return_call`: the caller of the returning function checks. (LLVM
+    // makes tail calls from opt_level 1 on.) A `call_indirect` is marked
+    // `notail`, as `call` is above.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_function.c",
+        why: "return_call_indirect: the flag and its entry point",
+        find: "bool
+aot_compile_op_call_indirect(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx,
+                             uint32 type_idx, uint32 tbl_idx)
+{
+",
+        replace: "/* hb_beamr: set while a return_call_indirect is compiled */
+static __thread bool hb_return_call_indirect = false;
+
+bool
+hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
+                                       AOTFuncContext *func_ctx,
+                                       uint32 type_idx, uint32 tbl_idx)
+{
+    bool ok;
+    hb_return_call_indirect = true;
+    ok = aot_compile_op_call_indirect(comp_ctx, func_ctx, type_idx, tbl_idx);
+    hb_return_call_indirect = false;
+    return ok;
+}
+
+bool
+aot_compile_op_call_indirect(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx,
+                             uint32 type_idx, uint32 tbl_idx)
+{
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_function.c",
+        why: "return_call_indirect: a tail call",
+        find: "        aot_set_last_error(\"llvm build call failed.\");
+        goto fail;
+    }
+
+    /* Check whether exception was thrown when executing the function */
+    if ((comp_ctx->enable_bound_check || is_win_platform(comp_ctx))
+        && !check_exception_thrown(comp_ctx, func_ctx))
+        goto fail;
+",
+        replace: "        aot_set_last_error(\"llvm build call failed.\");
+        goto fail;
+    }
+
+    /* hb_beamr: return_call_indirect to a wasm function is a tail call;
+       call_indirect stays a call (no recursion turned into a loop) */
+    if (hb_return_call_indirect && func_result_count <= 1)
+        LLVMSetTailCall(value_ret, true);
+    else
+        LLVMSetTailCallKind(value_ret, LLVMTailCallKindNoTail);
+
+    /* Check whether exception was thrown when executing the function */
+    if (!(hb_return_call_indirect && func_result_count <= 1)
+        && (comp_ctx->enable_bound_check || is_win_platform(comp_ctx))
+        && !check_exception_thrown(comp_ctx, func_ctx))
+        goto fail;
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_compiler.c",
+        why: "return_call_indirect: the declaration",
+        find: "#include \"aot_compiler.h\"
+",
+        replace: "#include \"aot_compiler.h\"
+
+/* hb_beamr: see hb_wamr_build/src/patch.rs */
+bool
+hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
+                                       AOTFuncContext *func_ctx,
+                                       uint32 type_idx, uint32 tbl_idx);
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_compiler.c",
+        why: "return_call_indirect: compiled as a tail call",
+        find: "                if (!aot_compile_op_call_indirect(comp_ctx, func_ctx, type_idx,
+                                                  tbl_idx))
+                    return false;
+                if (!aot_compile_op_return(comp_ctx, func_ctx, &frame_ip))
+",
+        replace: "                if (!hb_aot_compile_op_return_call_indirect(
+                        comp_ctx, func_ctx, type_idx, tbl_idx))
+                    return false;
+                if (!aot_compile_op_return(comp_ctx, func_ctx, &frame_ip))
+",
+        count: 1,
+        flavours: COMPILER,
+    },
 ];
 
 /// Writes the patched copies of the files `flavour` needs into
