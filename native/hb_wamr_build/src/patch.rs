@@ -78,15 +78,25 @@ pub const PATCHES: &[Patch] = &[
     // A WebAssembly `call` stays a real call: marked `notail`, LLVM's
     // tail-recursion elimination cannot turn self-recursion into a loop, so
     // endless recursion overflows the native stack (a trap) as in the
-    // interpreter. `return_call` keeps its tail-call marker.
+    // interpreter. A `return_call` is a jump: WAMR marks it `tail`, a hint
+    // LLVM drops when it finds the result constant (then a million of them
+    // overflow the stack); where the function types match it is `musttail`.
     Patch {
         file: "core/iwasm/compilation/aot_emit_function.c",
-        why: "mark the direct calls of wasm `call` notail",
+        why: "mark wasm `call` notail and `return_call` musttail",
         find: "        if (tail_call)
             LLVMSetTailCall(value_ret, true);
 ",
-        replace: "        if (tail_call)
-            LLVMSetTailCall(value_ret, true);
+        replace: "        if (tail_call) {
+            /* hb_beamr: musttail where LLVM allows it (the same function
+               type, at most one result: the ret follows at once), so that
+               no optimisation turns the jump back into a call */
+            if (func_type->result_count <= 1
+                && llvm_func_type == func_ctx->func_type)
+                LLVMSetTailCallKind(value_ret, LLVMTailCallKindMustTail);
+            else
+                LLVMSetTailCall(value_ret, true);
+        }
         else /* hb_beamr: a wasm call stays a call (no recursion to loop) */
             LLVMSetTailCallKind(value_ret, LLVMTailCallKindNoTail);
 ",
