@@ -462,7 +462,9 @@ fn ref_exports(wasm: &[u8]) -> HashSet<String> {
                     }
                 }
             }
-            wasmparser::Payload::FunctionSection(reader) => funcs.extend(reader.into_iter().flatten()),
+            wasmparser::Payload::FunctionSection(reader) => {
+                funcs.extend(reader.into_iter().flatten())
+            }
             wasmparser::Payload::ExportSection(reader) => {
                 for export in reader.into_iter().flatten() {
                     let refs = export.kind == wasmparser::ExternalKind::Func

@@ -7,7 +7,10 @@ use wasmparser::{Validator, WasmFeatures};
 /// What the build enables: WebAssembly 2.0 without SIMD, plus memory64,
 /// the legacy exception-handling instructions and tail calls.
 pub fn build() -> WasmFeatures {
-    (WasmFeatures::WASM2 | WasmFeatures::MEMORY64 | WasmFeatures::LEGACY_EXCEPTIONS | WasmFeatures::TAIL_CALL)
+    (WasmFeatures::WASM2
+        | WasmFeatures::MEMORY64
+        | WasmFeatures::LEGACY_EXCEPTIONS
+        | WasmFeatures::TAIL_CALL)
         .difference(WasmFeatures::SIMD)
 }
 
@@ -19,7 +22,10 @@ const LEFT_OUT: &[(&str, WasmFeatures)] = &[
         "exception handling with exnref (try_table, throw_ref; WAMR has the legacy instructions)",
         WasmFeatures::EXCEPTIONS,
     ),
-    ("extended constant expressions", WasmFeatures::EXTENDED_CONST),
+    (
+        "extended constant expressions",
+        WasmFeatures::EXTENDED_CONST,
+    ),
     ("function references", WasmFeatures::FUNCTION_REFERENCES),
     ("GC", WasmFeatures::GC),
     ("threads", WasmFeatures::THREADS),
@@ -28,7 +34,9 @@ const LEFT_OUT: &[(&str, WasmFeatures)] = &[
 ];
 
 fn validates(features: WasmFeatures, wasm: &[u8]) -> bool {
-    Validator::new_with_features(features).validate_all(wasm).is_ok()
+    Validator::new_with_features(features)
+        .validate_all(wasm)
+        .is_ok()
 }
 
 /// For a module the `.wast` file expects to be valid: `None` if the build's

@@ -45,7 +45,11 @@ fn main() -> ExitCode {
 }
 
 /// Runs every file in each of `modes`; whether nothing failed.
-fn run_engine(out: &std::path::Path, md: &std::path::Path, modes: &[String]) -> Result<bool, String> {
+fn run_engine(
+    out: &std::path::Path,
+    md: &std::path::Path,
+    modes: &[String],
+) -> Result<bool, String> {
     let manifests = run_extract(out)?;
     let started = std::time::Instant::now();
     let mut results = Vec::new();
@@ -70,13 +74,17 @@ fn run_extract(out: &std::path::Path) -> Result<Vec<manifest::FileManifest>, Str
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut manifests = Vec::new();
     for file in suites::files() {
-        let manifest = extract::file(&file, out)
-            .map_err(|e| format!("{}/{}: {e}", file.suite, file.name))?;
+        let manifest =
+            extract::file(&file, out).map_err(|e| format!("{}/{}: {e}", file.suite, file.name))?;
         manifests.push(manifest);
     }
     let path = out.join("manifest.eterm");
     std::fs::write(&path, manifest::to_erlang(&manifests))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("hb_beamr_spec: {} files -> {}", manifests.len(), path.display());
+    eprintln!(
+        "hb_beamr_spec: {} files -> {}",
+        manifests.len(),
+        path.display()
+    );
     Ok(manifests)
 }

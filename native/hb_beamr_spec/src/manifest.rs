@@ -189,7 +189,11 @@ fn command(c: &Command) -> String {
             line,
             wasm,
             message,
-        } => format!("{{assert_module_trap, {line}, {}, {}}}", bin(wasm), bin(message)),
+        } => format!(
+            "{{assert_module_trap, {line}, {}, {}}}",
+            bin(wasm),
+            bin(message)
+        ),
         Command::AssertRefused {
             line,
             kind,
@@ -251,7 +255,9 @@ fn list(items: impl Iterator<Item = String>) -> String {
 }
 
 fn opt(name: &Option<String>) -> String {
-    name.as_deref().map(bin).unwrap_or_else(|| "undefined".into())
+    name.as_deref()
+        .map(bin)
+        .unwrap_or_else(|| "undefined".into())
 }
 
 /// A binary literal of the UTF-8 bytes of `s`: `<<104,105>>`.
@@ -283,7 +289,10 @@ mod tests {
                         args: vec![Value::I32(u32::MAX), Value::F64(1)],
                         refs: false,
                     },
-                    expected: vec![Expected::CanonicalNan(32), Expected::Exact(Value::RefNull("func"))],
+                    expected: vec![
+                        Expected::CanonicalNan(32),
+                        Expected::Exact(Value::RefNull("func")),
+                    ],
                 },
             ],
         }];

@@ -59,9 +59,9 @@ pub fn markdown(results: &[FileResult], modes: &[&str], seconds: f64) -> String 
     let failures: Vec<String> = results
         .iter()
         .flat_map(|r| {
-            r.failures
-                .iter()
-                .map(move |(line, why)| format!("- {} {}/{} line {line}: {why}", r.mode, r.suite, r.name))
+            r.failures.iter().map(move |(line, why)| {
+                format!("- {} {}/{} line {line}: {why}", r.mode, r.suite, r.name)
+            })
         })
         .collect();
     if failures.is_empty() {

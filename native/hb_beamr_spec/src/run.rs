@@ -151,7 +151,9 @@ pub fn file(dir: &Path, manifest: &FileManifest, mode: Mode) -> FileResult {
         state.result
     };
     match std::thread::Builder::new().stack_size(stack).spawn(run) {
-        Ok(handle) => handle.join().unwrap_or_else(|_| crashed(manifest, mode_name)),
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| crashed(manifest, mode_name)),
         Err(_) => crashed(manifest, mode_name),
     }
 }
@@ -298,9 +300,9 @@ impl State<'_> {
                 self.taint_links(links);
                 self.skip(reason);
             }
-            Command::Action { line, action } => {
-                self.act(*line, action, |r| r.map(|_| ()).map_err(|e| format!("{e:?}")))
-            }
+            Command::Action { line, action } => self.act(*line, action, |r| {
+                r.map(|_| ()).map_err(|e| format!("{e:?}"))
+            }),
             Command::AssertReturn {
                 line,
                 action,
@@ -317,7 +319,9 @@ impl State<'_> {
                 exhaustion,
             } => self.act(*line, action, |r| match r {
                 Err(Error::Trap(why))
-                    if !exhaustion || why.contains("stack overflow") || why.contains("exhausted") =>
+                    if !exhaustion
+                        || why.contains("stack overflow")
+                        || why.contains("exhausted") =>
                 {
                     Ok(())
                 }
@@ -331,7 +335,10 @@ impl State<'_> {
                 Err(Error::Instantiation(_)) => self.pass(),
                 other => {
                     let got = other.map(|o| o.is_some());
-                    self.fail(*line, format!("expected the start trap {message:?}, got {got:?}"))
+                    self.fail(
+                        *line,
+                        format!("expected the start trap {message:?}, got {got:?}"),
+                    )
                 }
             },
             Command::AssertRefused {
@@ -408,7 +415,11 @@ impl State<'_> {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), handles.0, handles.1));
         let result = instance.call_typed(&Target::Name(name.to_string()), values);
-        let finished = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let finished = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if finished.is_none() {
             // The watchdog stopped it: nothing may linger for the next call.
             instance.clear_interrupt();
@@ -483,6 +494,9 @@ mod tests {
             &Expected::Exact(Value::F64(0x8000_0000_0000_0000)),
             &EValue::F64(0.0)
         ));
-        assert!(matches(&Expected::Exact(Value::I32(u32::MAX)), &EValue::I32(-1)));
+        assert!(matches(
+            &Expected::Exact(Value::I32(u32::MAX)),
+            &EValue::I32(-1)
+        ));
     }
 }

@@ -47,7 +47,8 @@ mod tests {
     #[test]
     fn the_selection_has_the_core_and_proposal_files() {
         let files = files();
-        let has = |suite: &str, name: &str| files.iter().any(|f| f.suite == suite && f.name == name);
+        let has =
+            |suite: &str, name: &str| files.iter().any(|f| f.suite == suite && f.name == name);
         assert!(has("wasm-v2", "i32.wast"));
         assert!(has("wasm-v2", "call.wast"));
         assert!(has("memory64", "memory64.wast"));

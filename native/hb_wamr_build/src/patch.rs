@@ -247,14 +247,38 @@ hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
         count: 1,
         flavours: RUNTIME,
     },
-    round_patch!("DEF_OP_MATH(float32, F32, ceilf);", "DEF_OP_ROUND(float32, F32, ceilf);"),
-    round_patch!("DEF_OP_MATH(float32, F32, floorf);", "DEF_OP_ROUND(float32, F32, floorf);"),
-    round_patch!("DEF_OP_MATH(float32, F32, truncf);", "DEF_OP_ROUND(float32, F32, truncf);"),
-    round_patch!("DEF_OP_MATH(float32, F32, rintf);", "DEF_OP_ROUND(float32, F32, rintf);"),
-    round_patch!("DEF_OP_MATH(float64, F64, ceil);", "DEF_OP_ROUND(float64, F64, ceil);"),
-    round_patch!("DEF_OP_MATH(float64, F64, floor);", "DEF_OP_ROUND(float64, F64, floor);"),
-    round_patch!("DEF_OP_MATH(float64, F64, trunc);", "DEF_OP_ROUND(float64, F64, trunc);"),
-    round_patch!("DEF_OP_MATH(float64, F64, rint);", "DEF_OP_ROUND(float64, F64, rint);"),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, ceilf);",
+        "DEF_OP_ROUND(float32, F32, ceilf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, floorf);",
+        "DEF_OP_ROUND(float32, F32, floorf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, truncf);",
+        "DEF_OP_ROUND(float32, F32, truncf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, rintf);",
+        "DEF_OP_ROUND(float32, F32, rintf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, ceil);",
+        "DEF_OP_ROUND(float64, F64, ceil);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, floor);",
+        "DEF_OP_ROUND(float64, F64, floor);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, trunc);",
+        "DEF_OP_ROUND(float64, F64, trunc);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, rint);",
+        "DEF_OP_ROUND(float64, F64, rint);"
+    ),
     // WAMR checks the unused bits of the last byte of 32-bit and signed
     // LEB128s, not of unsigned 64-bit ones (memory64 offsets): a tenth byte
     // holds one bit (the spec's memory64 binary-leb128.wast).
