@@ -30,4 +30,5 @@ loads(Wasm) ->
 invalid_utf8_is_still_refused_test() ->
     % An export named by a lone continuation byte: the check is still there.
     Wasm = binary:replace(fixture("utf8-names.wasm"), <<"a", 0, "b">>, <<"a", 16#80, "b">>),
-    ?assertMatch({error, {invalid_wasm, <<"invalid UTF-8", _/binary>>}}, hb_beamr:start(Wasm)).
+    {error, {invalid_wasm, Why}} = hb_beamr:start(Wasm),
+    ?assertNotEqual(nomatch, binary:match(Why, <<"invalid UTF-8">>)).
