@@ -15,10 +15,24 @@
 %%%   import     WASM calling an Erlang import in a loop, against the same
 %%%              NIF asking its caller the same number of times
 %%%   compute    kernels of test/bench.wat as bytecode and as AOT, against
-%%%              native Rust and wasmtime (hb_beamr_bench_native)
+%%%              native Rust and wasmtime (hb_beamr_bench_native); a float
+%%%              loop (test/nan.wat) with deterministic floats, against the
+%%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
-%%%   memory     hb_beamr_io:read/write and serialize/deserialize, against
+%%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
+%%%   cluster    hb_beamr:call/3 on an instance of another node (a peer on
+%%%              this machine), against an erpc:call/4 round trip to it
+%%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
+%%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
+%%%              stdio's buffer, against the import round trip above
+%%%   setjmp     longjmp through exception handling (test/setjmp.wat): the
+%%%              interpreter against AOT, where compile/1 rewrote it into
+%%%              host calls (hb_beamr_eh)
+%%%   AO process only when HB_BEAMR_AOS_WASM names an AO module (HyperBEAM's
+%%%              test/aos-2-pure-xs.wasm): compile time, first message and
+%%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
+%%%              start(Bytecode, aot) through the compile cache
 %%%
 %%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
@@ -56,8 +70,13 @@ main(_) ->
         section("call round trip", fun() -> call_rows(Root, Rounds) end),
         section("import round trip", fun() -> import_rows(Root, Rounds) end),
         section("compute", fun() -> compute_rows(Root, Rounds) end),
+        section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
-        section("memory I/O", fun() -> memory_rows(Root, Rounds) end)
+        section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
+        section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
+        section("cluster", fun() -> cluster_rows(Root, Rounds) end),
+        section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
+        section("AO process", fun() -> ao_rows(Root, Rounds) end)
     ]),
     Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
     Table = table(Rows),
@@ -225,7 +244,7 @@ compute_rows(Root, Rounds) ->
     Rows.
 
 compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
-    Native = filename:join(Root, "target/release/hb_beamr_bench_native"),
+    Native = built(Root, "HB_BEAMR_BENCH_NATIVE", "hb_beamr_bench_native"),
     Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
                            | tl(NativeArgs)]),
     Time = fun(I) ->
@@ -253,6 +272,110 @@ compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
                                       target = "< 1.0", met = Vs(aot, wasmtime) < 1.0})
     ].
 
+%%% setjmp/longjmp and AO processes
+
+-define(SETJMP_CALLS, 20000).
+-define(SETJMP_DEPTH, 20).
+-define(AO_LOOP, <<"local t = 0; for i = 1, 1000000 do t = t + i end; return t">>).
+
+%% ?SETJMP_CALLS protected calls inside one call, each a longjmp through
+%% ?SETJMP_DEPTH + 1 frames.
+setjmp_rows(Root, Rounds) ->
+    Wasm = read(Root, "test/setjmp.wasm"),
+    {ok, Aot} = hb_beamr:compile(Wasm),
+    Instances = [{wasm, start(Wasm, wasm)}, {aot, start(Aot, aot)}],
+    Expected = {ok, [?SETJMP_CALLS * (?SETJMP_DEPTH + 100)]},
+    Time = fun(W) ->
+        {Us, Expected} = timer:tc(fun() -> hb_beamr:call(W, "longjmps", [?SETJMP_CALLS, ?SETJMP_DEPTH]) end),
+        Us / 1000
+    end,
+    Samples = rounds(Rounds, fun() -> [{Mode, Time(W)} || {Mode, W} <- Instances] end),
+    [hb_beamr:stop(W) || {_, W} <- Instances],
+    What = io_lib:format("~w protected calls, each a longjmp through ~w frames", [?SETJMP_CALLS, ?SETJMP_DEPTH + 1]),
+    [
+        #row{section = "setjmp", what = What ++ ", wasm (interpreter)",
+             median = median(maps:get(wasm, Samples)), unit = "ms"},
+        #row{section = "setjmp", what = What ++ ", aot (rewritten)",
+             median = median(maps:get(aot, Samples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(Samples, aot, wasm), target = "< 1.0",
+             met = paired_ratio(Samples, aot, wasm) < 1.0}
+    ].
+
+%% An AO process (HB_BEAMR_AOS_WASM) in both modes.
+ao_rows(Root, Rounds) ->
+    case os:getenv("HB_BEAMR_AOS_WASM") of
+        false ->
+            io:format(standard_error, "bench: no HB_BEAMR_AOS_WASM: no AO rows~n", []),
+            [];
+        Path ->
+            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
+            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+            {module, Module} = code:load_binary(Module, Source, Beam),
+            {ok, Wasm} = file:read_file(Path),
+            {CompileUs, {ok, Aot}} = timer:tc(fun() -> hb_beamr:compile(Wasm) end),
+            ao_rows(Wasm, Aot, CompileUs / 1.0e6, Rounds)
+    end.
+
+ao_rows(Wasm, Aot, CompileS, Rounds) ->
+    Bins = #{wasm => Wasm, aot => Aot},
+    %% Start, then the first message: a fresh process each round.
+    First = fun(Mode) ->
+        {Us, {ok, W}} = timer:tc(fun() ->
+            {ok, W} = hb_beamr_aos:start(maps:get(Mode, Bins), Mode),
+            _ = hb_beamr_aos:eval(W, <<"return 1">>),
+            {ok, W}
+        end),
+        hb_beamr:stop(W),
+        Us / 1000
+    end,
+    FirstSamples = rounds(min(Rounds, 3), fun() -> [{Mode, First(Mode)} || Mode <- [wasm, aot]] end),
+    Procs = [begin {ok, W} = hb_beamr_aos:start(maps:get(Mode, Bins), Mode), {Mode, W} end
+             || Mode <- [wasm, aot]],
+    [_ = hb_beamr_aos:eval(W, <<"return 1">>) || {_, W} <- Procs],
+    Loop = fun(W) ->
+        {Us, Out} = timer:tc(fun() -> hb_beamr_aos:eval(W, ?AO_LOOP) end),
+        nomatch = binary:match(Out, <<"error">>),
+        {match, _} = re:run(Out, <<"\"data\":\"500000500000\"">>),
+        Us / 1000
+    end,
+    Samples = rounds(Rounds, fun() -> [{Mode, Loop(W)} || {Mode, W} <- Procs] end),
+    [hb_beamr:stop(W) || {_, W} <- Procs],
+    Speedup = paired_ratio(Samples, wasm, aot),
+    %% start(Bytecode, aot): the compile cache (a miss compiles, or reads
+    %% an earlier run's file), then hits from memory and from disk.
+    CacheStart = fun(Forget) ->
+        ok = case Forget of
+            true -> hb_beamr_aot_cache:forget();
+            false -> ok
+        end,
+        {Us, {ok, W, _, _}} = timer:tc(fun() -> hb_beamr:start(Wasm, aot) end),
+        hb_beamr:stop(W),
+        Us / 1000
+    end,
+    _ = CacheStart(false),
+    CacheSamples = rounds(Rounds, fun() -> [{memory, CacheStart(false)}, {disk, CacheStart(true)}] end),
+    [
+        #row{section = "AO process", what = "compile/1 aos-2-pure-xs", median = CompileS, unit = "s"},
+        #row{section = "AO process", what = "start + first message, wasm",
+             median = median(maps:get(wasm, FirstSamples)), unit = "ms"},
+        #row{section = "AO process", what = "start + first message, aot",
+             median = median(maps:get(aot, FirstSamples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(FirstSamples, aot, wasm)},
+        #row{section = "AO process", what = "Lua loop 1..1,000,000, wasm",
+             median = median(maps:get(wasm, Samples)), unit = "ms"},
+        #row{section = "AO process", what = "Lua loop 1..1,000,000, aot",
+             median = median(maps:get(aot, Samples)), unit = "ms", baseline = "wasm",
+             ratio = paired_ratio(Samples, aot, wasm)},
+        #row{section = "AO process", what = "Lua loop speed-up, aot over wasm",
+             median = Speedup, unit = "x", target = ">= 30", met = Speedup >= 30},
+        #row{section = "AO process", what = "start(Bytecode, aot), cache hit in memory",
+             median = median(maps:get(memory, CacheSamples)), unit = "ms", target = "< 1000",
+             met = median(maps:get(memory, CacheSamples)) < 1000},
+        #row{section = "AO process", what = "start(Bytecode, aot), cache hit on disk",
+             median = median(maps:get(disk, CacheSamples)), unit = "ms", target = "< 1000",
+             met = median(maps:get(disk, CacheSamples)) < 1000}
+    ].
+
 %% The native/wasmtime runner's lines: `native Ms Result', `wasmtime Ms Result'.
 run_native(Cmd) ->
     Lines = string:lexemes(os:cmd(Cmd), "\n"),
@@ -267,6 +390,37 @@ run_native(Cmd) ->
 unsigned(N) when N < 0, N >= -(1 bsl 31) -> N + (1 bsl 32);
 unsigned(N) when N < 0 -> N + (1 bsl 64);
 unsigned(N) -> N.
+
+%% The float loop of test/nan.wat with NaNs canonicalized (deterministic
+%% floats) against the module as it is, in both modes.
+nan_rows(Root, Rounds) ->
+    Nan = read(Root, "test/nan.wasm"),
+    {ok, Canonical} = hb_beamr_nif:canonicalize_nans(Nan),
+    {ok, Aot} = hb_beamr:compile(Nan),
+    {ok, DetAot} = hb_beamr:compile(Nan, #{deterministic => true}),
+    Instances = [{wasm, start(Nan, wasm)}, {wasm_det, start(Canonical, wasm)},
+                 {aot, start(Aot, aot)}, {aot_det, start(DetAot, aot)}],
+    N = 2000000,
+    Samples = rounds(Rounds, fun() ->
+        [begin
+             {Us, {ok, [_]}} = timer:tc(fun() -> hb_beamr:call(I, "float_loop", [N]) end),
+             {K, Us / 1000}
+         end || {K, I} <- Instances]
+    end),
+    [hb_beamr:stop(I) || {_, I} <- Instances],
+    What = "float_loop(2,000,000): sqrt, mul, div chain, hb_beamr ",
+    Row = fun(Key, Engine, Extra) ->
+        (Extra)#row{section = "compute", what = What ++ Engine,
+                    median = median(maps:get(Key, Samples)), unit = "ms"}
+    end,
+    [
+        Row(wasm, "wasm", #row{}),
+        Row(wasm_det, "wasm, deterministic", #row{baseline = "wasm",
+                                                  ratio = paired_ratio(Samples, wasm_det, wasm)}),
+        Row(aot, "aot", #row{}),
+        Row(aot_det, "aot, deterministic", #row{baseline = "aot",
+                                                ratio = paired_ratio(Samples, aot_det, aot)})
+    ].
 
 %%% Scale
 
@@ -343,6 +497,45 @@ chunks(Items, Size) ->
     {Chunk, Rest} = lists:split(Size, Items),
     [Chunk | chunks(Rest, Size)].
 
+%%% Cluster: a remote call against erpc's own round trip to the same node.
+
+cluster_rows(Root, Rounds) ->
+    ok = distributed(50),
+    Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "hb_beamr") =/= nomatch]),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(), args => Paths}),
+    {ok, W, _, _} = hb_beamr:start(read(Root, "test/test.wasm"), wasm, #{node => Node}),
+    Rate = fun(Fun) ->
+        {Us, N} = timer:tc(fun() -> repeat_for(Fun, ?SAMPLE_MS) end),
+        N / (max(Us, 1) / 1000000)
+    end,
+    Remote = fun() -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
+    Erpc = fun() -> Node = erpc:call(Node, erlang, node, []) end,
+    Samples = rounds(Rounds, fun() -> [{erpc, Rate(Erpc)}, {remote, Rate(Remote)}] end),
+    ok = hb_beamr:stop(W),
+    peer:stop(Peer),
+    Ratio = paired_ratio(Samples, remote, erpc),
+    [
+        #row{section = "cluster", what = "baseline: erpc:call to a peer node",
+             median = median(maps:get(erpc, Samples)), unit = "calls/s"},
+        #row{section = "cluster", what = "hb_beamr:call fac(5.0) on the peer's instance",
+             median = median(maps:get(remote, Samples)), unit = "calls/s",
+             baseline = "erpc:call", ratio = Ratio, target = ">= 0.7", met = Ratio >= 0.7}
+    ].
+
+%% Makes this node distributed (epmd may take a moment to listen).
+distributed(Tries) ->
+    case node() of
+        nonode@nohost ->
+            _ = os:cmd("epmd -daemon"),
+            case net_kernel:start([list_to_atom("hb_beamr_bench_" ++ os:getpid()), shortnames]) of
+                {ok, _} -> ok;
+                {error, _} when Tries > 0 -> timer:sleep(100), distributed(Tries - 1);
+                {error, Reason} -> {error, Reason}
+            end;
+        _ ->
+            ok
+    end.
+
 %%% Memory I/O
 
 memory_rows(Root, Rounds) ->
@@ -363,9 +556,12 @@ memory_rows(Root, Rounds) ->
     ],
     {ok, Snapshot} = hb_beamr:serialize(W),
     Big = byte_size(Snapshot),
+    {ok, Full} = hb_beamr:snapshot(W),
     SnapshotRows = copy_rows(Rounds, "64 MiB", Snapshot, 1, [
         {"hb_beamr:serialize 64 MiB memory", fun() -> {ok, _} = hb_beamr:serialize(W) end},
-        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end}
+        {"hb_beamr:deserialize 64 MiB memory", fun() -> ok = hb_beamr:deserialize(W, Snapshot) end},
+        {"hb_beamr:snapshot 64 MiB memory + globals", fun() -> {ok, _} = hb_beamr:snapshot(W) end},
+        {"hb_beamr:restore 64 MiB memory + globals", fun() -> ok = hb_beamr:restore(W, Full) end}
     ]),
     hb_beamr:stop(W),
     lists:append(IoRows) ++ SnapshotRows.
@@ -387,6 +583,52 @@ copy_rows(Rounds, Label, Data, Reps, Ops) ->
 patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
+
+%%% WASI stdout
+
+%% 1 MiB to stdout from a WASI program, as 16,384 write(2) calls of 64 bytes
+%% (one fd_write import each: the import round trip, then hb_beamr_io reads
+%% of the iovec and the bytes and a write of the count) and through stdio
+%% (fwrite of 64 bytes, one fd_write per 1 KiB buffer). Baseline: the
+%% import round trip alone, on the same number of imports.
+wasi_rows(Root, Rounds) ->
+    Program = read(Root, "test/wasi/wasi_test.wasm"),
+    Bench = read(Root, "test/bench.wasm"),
+    Writes = 16384,
+    Size = 64,
+    Bytes = Writes * Size,
+    Count = integer_to_binary(Writes),
+    Run = fun(How) ->
+        {ok, #{exit_code := 0, stdout := Out}} =
+            hb_beamr_wasi:run(Program, #{args => [<<"wasi_test">>, How, Count, integer_to_binary(Size)]}),
+        Bytes = byte_size(Out)
+    end,
+    Tick = fun(S, #{args := [X]}, _Opts) -> {ok, [X], S} end,
+    Wasm = start(Bench),
+    Expected = Writes * (Writes + 1) div 2,
+    Samples = rounds(Rounds, fun() ->
+        [
+            {baseline, Writes / seconds(fun() ->
+                {ok, [Expected], _} = hb_beamr:call(Wasm, "import_loop", [Writes], Tick, ok)
+            end)},
+            {write, Writes / seconds(fun() -> Run(<<"write">>) end)},
+            {printf, Bytes / 1048576 / seconds(fun() -> Run(<<"printf">>) end)}
+        ]
+    end),
+    WriteMBs = [W * Size / 1048576 || W <- maps:get(write, Samples)],
+    hb_beamr:stop(Wasm),
+    Base = median(maps:get(baseline, Samples)),
+    WriteRate = median(maps:get(write, Samples)),
+    [
+        #row{section = "wasi", what = "baseline: WASM -> Erlang import fun -> WASM",
+             median = Base, unit = "imports/s"},
+        #row{section = "wasi", what = "fd_write, 64 B each (1 MiB by write(2), whole run)",
+             median = WriteRate, unit = "fd_writes/s", baseline = "import", ratio = paired_ratio(Samples, write, baseline)},
+        #row{section = "wasi", what = "the same in MB/s", median = WriteRate * Size / 1048576, unit = "MB/s"},
+        #row{section = "wasi", what = "1 MiB by fwrite(64 B) through stdio's 1 KiB buffer, whole run",
+             median = median(maps:get(printf, Samples)), unit = "MB/s", baseline = "write(2)",
+             ratio = paired_ratio(Samples#{write_mbs => WriteMBs}, printf, write_mbs)}
+    ].
 
 %%% Helpers
 
@@ -449,7 +691,13 @@ load_baseline_nif(Root) ->
     Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
     {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
     {module, Module} = code:load_binary(Module, Source, Beam),
-    hb_beamr_bench_nif:load(filename:join(Root, "target/release/libhb_beamr_bench_nif")).
+    Lib = built(Root, "HB_BEAMR_BENCH_NIF", "libhb_beamr_bench_nif.so"),
+    hb_beamr_bench_nif:load(filename:rootname(Lib, ".so")).
+
+%% Where cargo put File: scripts/bench.sh exports its path in EnvVar (cargo's
+%% target directory may be CARGO_TARGET_DIR); target/release/ otherwise.
+built(Root, EnvVar, File) ->
+    os:getenv(EnvVar, filename:join([Root, "target/release", File])).
 
 %%% Output
 

@@ -21,6 +21,8 @@ main([FuzzDir, Profile]) ->
         {"fuzz: random arguments", fun() -> random_args(P) end},
         {"concurrency: processes x calls, one instance", fun() -> one_instance(P) end},
         {"concurrency: instances in parallel", fun() -> many_instances(P) end},
+        {"kills: callers, pids mid-call/import (wasm)", fun() -> kills(wasm, P) end},
+        {"kills: callers, pids mid-call/import (aot)", fun() -> kills(aot, P) end},
         {"leaks: start/call/stop cycles", fun() -> cycles(P) end}
     ],
     Results = [{Name, timed(Fun)} || {Name, Fun} <- Sections],
@@ -43,10 +45,10 @@ main(_) ->
 
 profile(fast) ->
     #{fuzz_modules => 400, aot_every => 8, arg_calls => 2000, procs => 100, calls => 1000,
-      instances => 1000, instance_calls => 20, cycles => 2000};
+      instances => 1000, instance_calls => 20, cycles => 2000, kill_rounds => 300};
 profile(long) ->
     #{fuzz_modules => 4000, aot_every => 2, arg_calls => 50000, procs => 100, calls => 1000,
-      instances => 1000, instance_calls => 200, cycles => 10000}.
+      instances => 1000, instance_calls => 200, cycles => 10000, kill_rounds => 3000}.
 
 timed(Fun) ->
     {Micros, Tally} = timer:tc(Fun),
@@ -237,6 +239,136 @@ collect(N, T, Timeout) ->
             collect(N - 1, note(T#tally{failures = T#tally.failures + 1}, "process ~w: ~p", [P, Other]), Timeout)
     after Timeout ->
         note(T#tally{hangs = T#tally.hangs + N}, "~w processes never answered", [N])
+    end.
+
+%%% Kills: callers, raw callers and instance pids killed at random moments,
+%%% mid-call and mid-import, with other callers queued. Every survivor must
+%%% get its own correct reply, a probe call must then be answered, and at the
+%%% end no instance or thread may be left. A wait past 2 s is a hang.
+
+kills(Mode, #{kill_rounds := N}) ->
+    Imports = module_bytes("test/imports.wasm", Mode),
+    Spin = module_bytes("test/spin.wasm", Mode),
+    settle(),
+    {_, Threads0} = proc_status(),
+    T = lists:foldl(
+        fun(Round, Acc) -> kill_round(Round rem 5, Imports, Spin, Mode, Acc) end,
+        #tally{},
+        lists:seq(1, N)
+    ),
+    settle(),
+    {_, Threads1} = threads_back_to(Threads0, 100),
+    Live = hb_beamr_nif:live_instances(),
+    Leaked = case Threads1 > Threads0 orelse Live > 0 of true -> 1; false -> 0 end,
+    note(T#tally{failures = T#tally.failures + Leaked},
+         "threads ~w -> ~w, live instances ~w", [Threads0, Threads1, Live]).
+
+module_bytes(File, wasm) ->
+    {ok, Bytes} = file:read_file(File),
+    Bytes;
+module_bytes(File, aot) ->
+    {ok, Aot} = hb_beamr:compile(module_bytes(File, wasm)),
+    Aot.
+
+%% A slow import: answers `I * 10' after up to 2 ms.
+slow_import(S, #{args := [I]}, _) ->
+    timer:sleep(rand:uniform(3) - 1),
+    {ok, [I * 10], S}.
+
+%% Runs `Fun' in a process; returns the process, whose result comes as
+%% `{result, Pid, Result}'.
+caller(Fun) ->
+    Self = self(),
+    spawn(fun() -> Self ! {result, self(), Fun()} end).
+
+result_of(Pid) ->
+    receive {result, Pid, R} -> R after 2000 -> hang end.
+
+kill_soon(Pid) ->
+    timer:sleep(rand:uniform(3) - 1),
+    exit(Pid, kill).
+
+tally_case(T, ok) -> T#tally{cases = T#tally.cases + 1};
+tally_case(T, {hang, What}) ->
+    note(T#tally{cases = T#tally.cases + 1, hangs = T#tally.hangs + 1}, "hang: ~p", [What]);
+tally_case(T, {failure, What}) ->
+    note(T#tally{cases = T#tally.cases + 1, failures = T#tally.failures + 1}, "failure: ~p", [What]).
+
+%% The instance answers a probe call (nothing is wedged).
+probe(WASM) ->
+    case result_of(caller(fun() -> hb_beamr:call(WASM, "inc", [1]) end)) of
+        {ok, [2]} -> ok;
+        hang -> {hang, probe};
+        Other -> {failure, {probe, Other}}
+    end.
+
+kill_round(Kind, Imports, Spin, Mode, T) ->
+    Outcome =
+        try
+            kill_case(Kind, Imports, Spin, Mode)
+        catch
+            Class:Reason -> {failure, {Kind, Class, Reason}}
+        end,
+    tally_case(T, Outcome).
+
+%% 0: a caller killed mid-import, others queued behind it.
+kill_case(0, Imports, _Spin, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Imports, Mode),
+    Victim = caller(fun() -> hb_beamr:call(W, "count", [3], fun slow_import/3) end),
+    Others = [caller(fun() -> hb_beamr:call(W, "count", [2], fun slow_import/3) end) || _ <- [1, 2]],
+    kill_soon(Victim),
+    Results = [result_of(P) || P <- Others],
+    Outcome = case [R || R <- Results, R =/= {ok, [10], #{}}] of
+        [] -> probe(W);
+        [hang | _] -> {hang, queued_caller};
+        Bad -> {failure, {queued_callers, Bad}}
+    end,
+    ok = hb_beamr:stop(W),
+    Outcome;
+%% 1: queued callers killed while another is mid-import.
+kill_case(1, Imports, _Spin, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Imports, Mode),
+    First = caller(fun() -> hb_beamr:call(W, "count", [3], fun slow_import/3) end),
+    Queued = [caller(fun() -> hb_beamr:call(W, "count", [2], fun slow_import/3) end) || _ <- [1, 2, 3]],
+    [kill_soon(Q) || Q <- Queued],
+    Outcome = case result_of(First) of
+        {ok, [20], #{}} -> probe(W);
+        hang -> {hang, first_caller};
+        Other -> {failure, {first_caller, Other}}
+    end,
+    ok = hb_beamr:stop(W),
+    Outcome;
+%% 2: a raw caller killed mid-import.
+kill_case(2, Imports, _Spin, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Imports, Mode),
+    Raw = spawn(fun() ->
+        hb_beamr:wasm_send(W, {command, term_to_binary({call, "count", [3]})}),
+        receive after infinity -> ok end
+    end),
+    kill_soon(Raw),
+    Outcome = probe(W),
+    ok = hb_beamr:stop(W),
+    Outcome;
+%% 3: the instance pid killed mid-import.
+kill_case(3, Imports, _Spin, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Imports, Mode),
+    Callers = [caller(fun() -> hb_beamr:call(W, "count", [3], fun slow_import/3) end) || _ <- [1, 2]],
+    kill_soon(W),
+    Results = [result_of(P) || P <- Callers],
+    case [R || R <- Results, R =/= {ok, [20], #{}}, R =/= {error, stopped}] of
+        [] -> ok;
+        [hang | _] -> {hang, caller_of_killed_instance};
+        Bad -> {failure, {callers_of_killed_instance, Bad}}
+    end;
+%% 4: the instance pid killed while WebAssembly loops forever.
+kill_case(4, _Imports, Spin, Mode) ->
+    {ok, W, _, _} = hb_beamr:start(Spin, Mode),
+    Caller = caller(fun() -> hb_beamr:call(W, "forever", []) end),
+    kill_soon(W),
+    case result_of(Caller) of
+        {error, stopped} -> ok;
+        hang -> {hang, endless_call_of_killed_instance};
+        Other -> {failure, {endless_call_of_killed_instance, Other}}
     end.
 
 %%% Leaks: RSS and native threads back to where they started.

@@ -2,15 +2,26 @@
 %%%
 %%% HyperBEAM's modules and tests include "include/hb.hrl" for its event
 %%% macros; hb_beamr keeps the include so that such code compiles unchanged.
-%%% Events are debug log lines here, off unless the logger level allows them.
+%%%
+%%% Events are off by default: nothing is logged unless the application env
+%%% `{hb_beamr, [{log_events, true}]}' is set. Then each event is a debug-level
+%%% report `#{event => X}' (with `topic' for ?event/2,3) under the logger
+%%% domain `[hb_beamr]', which a logger handler shows when its level and
+%%% filters let it through (README: "Logging").
 
 -ifndef(HB_HRL).
 -define(HB_HRL, true).
 
 -include_lib("kernel/include/logger.hrl").
 
--define(event(X), ?LOG_DEBUG(#{event => X})).
--define(event(Topic, X), ?LOG_DEBUG(#{topic => Topic, event => X})).
--define(event(Topic, X, Opts), begin _ = Opts, ?LOG_DEBUG(#{topic => Topic, event => X}) end).
+-define(HB_BEAMR_EVENT(Report),
+    case application:get_env(hb_beamr, log_events, false) of
+        true -> ?LOG_DEBUG(Report, #{domain => [hb_beamr]});
+        _ -> ok
+    end).
+
+-define(event(X), ?HB_BEAMR_EVENT(#{event => X})).
+-define(event(Topic, X), ?HB_BEAMR_EVENT(#{topic => Topic, event => X})).
+-define(event(Topic, X, Opts), begin _ = Opts, ?HB_BEAMR_EVENT(#{topic => Topic, event => X}) end).
 
 -endif.

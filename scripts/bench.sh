@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --quiet
+. scripts/cargo-env.sh
 rebar3 compile >/dev/null
-cargo build --release --locked -p hb_beamr_bench -p hb_beamr_bench_native
+build=(cargo build --release --locked -p hb_beamr_bench -p hb_beamr_bench_native)
+HB_BEAMR_BENCH_NIF=$(cargo_artifact libhb_beamr_bench_nif.so "${build[@]}")
+HB_BEAMR_BENCH_NATIVE=$(cargo_artifact hb_beamr_bench_native "${build[@]}")
+export HB_BEAMR_BENCH_NIF HB_BEAMR_BENCH_NATIVE
 ERL_LIBS="$PWD/_build/default/lib${ERL_LIBS:+:$ERL_LIBS}" escript erlang/hb_beamr_bench.erl

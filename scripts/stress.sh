@@ -14,8 +14,9 @@ case "$profile" in
 esac
 seed=${HB_BEAMR_STRESS_SEED:-1}
 dir=_build/stress/fuzz-$profile-$seed
+. scripts/cargo-env.sh
 rebar3 compile >/dev/null
-cargo build --release --locked -p hb_beamr_fuzzgen
+fuzzgen=$(cargo_artifact hb_beamr_fuzzgen cargo build --release --locked -p hb_beamr_fuzzgen)
 rm -rf "$dir"
-target/release/hb_beamr_fuzzgen "$dir" "$modules" "$seed" test/*.wasm
+"$fuzzgen" "$dir" "$modules" "$seed" test/*.wasm
 ERL_LIBS="$PWD/_build/default/lib" escript erlang/hb_beamr_stress.erl "$dir" "$profile"

@@ -35,7 +35,10 @@
 %%% Control API:
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
--export([serialize/1, deserialize/2, stub/3]).
+-export([serialize/1, deserialize/2, snapshot/1, restore/2, stub/3]).
+%%% Clusters:
+-export([migrate/2]).
+-export([start_for/4]).
 %%% AOT compilation:
 -export([compile/1, compile/2]).
 
@@ -95,6 +98,11 @@
     | caller_exited
     | not_call_owner
     | no_pending_import
+    | {invalid_snapshot, binary()}
+    | {snapshot_mismatch, binary()}
+    | {snapshot_too_large, #{size := non_neg_integer(), max := non_neg_integer()}}
+    | {snapshot_unsupported, binary()}
+    | {nodedown, node()}
     | timeout
     | {invalid_option, term()}
     | stopped.
@@ -108,7 +116,10 @@
     native_stack => pos_integer(),
     timeout => timeout(),
     import_fun => import_fun(),
-    state => term()
+    state => term(),
+    deterministic => boolean(),
+    node => node(),
+    trust_aot => boolean()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -121,24 +132,36 @@
 %% trap). `timeout' (milliseconds) bounds instantiation: past it the start
 %% returns `{error, timeout}' and the instance is stopped. `import_fun' and
 %% `state' serve the imports called during instantiation (see
-%% {@link start/3}).
+%% {@link start/3}). `deterministic' (default `false'): every NaN that the
+%% module's float arithmetic produces is the positive canonical NaN, in both
+%% modes (bytecode is rewritten; an AOT file must come from
+%% `compile(Wasm, #{deterministic => true})'). `node': start the instance on
+%% that (connected) node; every function works on it from any node.
+%% `trust_aot => true' loads an AOT file that this node did not seal (see
+%% hb_beamr_aot): only for files from a trusted source.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
     size_level => 0..3,
     bounds_checks => true,
-    target_cpu => host | generic | string()
+    target_cpu => host | generic | string(),
+    deterministic => boolean(),
+    node => node()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
 %% `generic' (runs on any CPU of the architecture) or an LLVM CPU name.
 %% Memory bounds checks cannot be turned off: hb_beamr's runtime has no
 %% guard pages, so unchecked code could crash the node.
+%% `deterministic' (default false) canonicalizes every NaN the module's float
+%% arithmetic produces before compiling, and marks the file so that
+%% `start(Aot, aot, #{deterministic => true})' accepts it.
 
 %% One call in progress, as its caller's loop sees it.
 -record(call, {
     wasm :: wasm(),
-    id = 0 :: non_neg_integer(),
+    id = 0 :: hb_beamr_node:request_id(),
+    watch = make_ref() :: hb_beamr_node:watch(),
     args :: list(),
     import_fun :: import_fun(),
     opts :: map(),
@@ -159,8 +182,9 @@ start(WasmBinary) ->
 
 %% @doc Loads and instantiates a module, as bytecode (`wasm') or as a WAMR
 %% AOT file (`aot'). Returns the instance with the module's imports and
-%% exports. The bytes must be what `Mode' says; an AOT file built for
-%% another WAMR version or another CPU is refused.
+%% exports. An AOT file must be sealed by this node (hb_beamr_aot); one
+%% built for another WAMR version or another CPU is refused. Bytecode given
+%% as `aot' is compiled through the compile cache (hb_beamr_aot_cache).
 %% @equiv start(WasmBinary, Mode, #{})
 -spec start(binary(), mode()) ->
     {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
@@ -182,31 +206,63 @@ start(WasmBinary, Mode, Opts) when
     is_binary(WasmBinary), (Mode =:= wasm orelse Mode =:= aot), is_map(Opts)
 ->
     case start_options(Opts) of
-        {ok, Limits, Serve, Timeout} ->
-            Watcher = self(),
-            with_timeout(
-                fun(Report) -> start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) end,
-                Timeout,
-                fun(WASM) -> stop(WASM) end
-            );
+        {ok, _Limits, _Serve, _Timeout, Node} when Node =/= node() ->
+            start_remote(Node, WasmBinary, Mode, maps:remove(node, Opts));
+        {ok, Limits, Serve, Timeout, _Node} ->
+            start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, self());
         {error, _} = Error ->
             Error
     end;
 start(_WasmBinary, _Mode, _Opts) ->
     {error, badarg}.
 
+start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+    % What the instance was started from, for migrate/2.
+    Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
+    % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+        {ok, Loadable, _} ->
+            with_timeout(
+                fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
+                Timeout,
+                fun(WASM) -> stop(WASM) end
+            );
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Starts the instance on `Node' (the module's bytes travel once); the
+%% instance there watches this process until its start has returned here.
+start_remote(Node, WasmBinary, Mode, Opts) ->
+    try
+        erpc:call(Node, ?MODULE, start_for, [WasmBinary, Mode, Opts, self()])
+    catch
+        error:{erpc, noconnection} -> {error, {nodedown, Node}};
+        error:{exception, undef, _} -> {error, {hb_beamr_not_loaded, Node}};
+        error:{erpc, Reason} -> {error, {erpc, Reason}}
+    end.
+
+%% @private Starts an instance on this node for `Watcher' (another node's
+%% process: see {@link start/3}'s `node' option).
+-spec start_for(binary(), mode(), start_opts(), pid()) -> term().
+start_for(WasmBinary, Mode, Opts, Watcher) ->
+    case start_options(Opts) of
+        {ok, Limits, Serve, Timeout, _} -> start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher);
+        {error, _} = Error -> Error
+    end.
+
 %% Starts the instance from the calling process. The instance's pid is
 %% reported at once (`Report'), so that a timeout can stop it; the worker
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
-start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) ->
-    WASM = spawn(fun() -> starting(Watcher) end),
+start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origin}, Report) ->
+    WASM = spawn(fun() -> starting(Watcher, Origin) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
     end),
-    case Id of
-        Id when is_integer(Id) ->
+    case is_integer(Id) of
+        true ->
             {ImportFun, State} =
                 case Serve of
                     none -> {fun ?MODULE:stub/3, #{}};
@@ -215,9 +271,9 @@ start_instance(WasmBinary, Mode, Limits, Serve, Watcher, Report) ->
             Call = #call{wasm = WASM, id = Id, args = [], import_fun = ImportFun,
                          opts = #{}, deadline = infinity},
             started(WASM, Serve, Watcher, await_call(Call, State));
-        {error, Reason} ->
+        false ->
             ok = stop(WASM),
-            {error, Reason}
+            Id
     end.
 
 started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
@@ -235,7 +291,8 @@ started(WASM, _Serve, _Watcher, Error) ->
 -define(MIB, (1024 * 1024)).
 
 start_options(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout],
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node,
+             trust_aot],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             MaxMemory = maps:get(max_memory, Opts, 0),
@@ -243,6 +300,9 @@ start_options(Opts) ->
             NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
             ImportFun = maps:get(import_fun, Opts, none),
             Timeout = maps:get(timeout, Opts, infinity),
+            Deterministic = maps:get(deterministic, Opts, false),
+            Node = maps:get(node, Opts, node()),
+            Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
             if
                 not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
                     {error, {invalid_option, {max_memory, MaxMemory}}};
@@ -254,36 +314,47 @@ start_options(Opts) ->
                     {error, {invalid_option, {import_fun, ImportFun}}};
                 not (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0)) ->
                     {error, {invalid_option, {timeout, Timeout}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
+                not is_atom(Node) ->
+                    {error, {invalid_option, {node, Node}}};
                 ImportFun =:= none ->
-                    {ok, {MaxMemory, WasmStack, NativeStack}, none, Timeout};
+                    {ok, Limits, none, Timeout, Node};
                 true ->
                     State = maps:get(state, Opts, #{}),
-                    {ok, {MaxMemory, WasmStack, NativeStack}, {ImportFun, State}, Timeout}
+                    {ok, Limits, {ImportFun, State}, Timeout, Node}
             end;
         [Unknown | _] ->
             {error, {invalid_option, Unknown}}
     end.
 
-%% The process that names an instance. It holds nothing: the instance lives
-%% in the NIF, which watches this process and stops the instance when it
-%% exits. Until its start has returned, it watches the starter: a starter
-%% killed meanwhile takes the instance with it.
-starting(Watcher) ->
+%% The process that names an instance. The instance lives in the NIF,
+%% which watches this process and stops the instance when it exits; the
+%% process only keeps what the instance was started from (the module's
+%% binary is shared, not copied), for migrate/2. Until its start has
+%% returned, it watches the starter: a starter killed meanwhile takes the
+%% instance with it.
+starting(Watcher, Origin) ->
     Ref = erlang:monitor(process, Watcher),
     receive
         {hb_beamr_started, Watcher} ->
             erlang:demonitor(Ref, [flush]),
-            worker();
+            worker(Origin);
         {'DOWN', Ref, process, Watcher, _} ->
             ok;
         stop ->
             ok
     end.
 
-worker() ->
+worker(Origin) ->
     receive
-        stop -> ok;
-        _ -> worker()
+        stop ->
+            ok;
+        {hb_beamr_origin, From, Ref} ->
+            From ! {Ref, Origin},
+            worker(Origin);
+        _ ->
+            worker(Origin)
     end.
 
 %% Runs `Fun' within `Timeout' milliseconds. With a timeout, `Fun' runs in a
@@ -397,7 +468,7 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
                     with_timeout(
                         fun(Report) -> run_call(Call, FuncRef, State, Report) end,
                         Timeout,
-                        fun(Id) -> hb_beamr_nif:timeout(WASM, Id) end
+                        fun(Id) -> hb_beamr_node:request(WASM, timeout, [Id]) end
                     )
             end
     end;
@@ -406,10 +477,17 @@ call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
 
 run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun}, FuncRef, State, Report) ->
     Stub = ImportFun =:= fun ?MODULE:stub/3,
-    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:call(WASM, FuncRef, Args, Stub) end) of
-        Id when is_integer(Id) ->
+    Id = hb_beamr_node:request(WASM, call, [FuncRef, Args, Stub]),
+    case hb_beamr_node:is_request_id(Id) of
+        true ->
             Report(Id),
-            await_call(Call#call{id = Id}, State);
+            await_call(Call#call{id = Id, watch = hb_beamr_node:watch(WASM)}, State);
+        false ->
+            refused(Id, Args)
+    end.
+
+refused(Error, Args) ->
+    case Error of
         {error, invalid_args} ->
             {error, {invalid_args, Args}};
         {error, Reason} ->
@@ -458,9 +536,10 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
             {error, Reason}
     end.
 
-await_reply(Call = #call{id = Id}, State) ->
+await_reply(Call = #call{id = Id, watch = Watch}, State) ->
     receive
-        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message)
+        {hb_beamr, Id, Message} -> handle_reply(Call, State, Message);
+        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(Call#call.wasm)}}
     after remaining(Call#call.deadline) ->
         interrupt(Call, State)
     end.
@@ -485,7 +564,7 @@ serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, Impo
             catch
                 Class:Reason:Stack ->
                     ?event({import_error, Class, Reason}),
-                    hb_beamr_nif:abort_import(WASM, Id),
+                    _ = hb_beamr_node:request(WASM, abort_import, [Id]),
                     receive
                         {hb_beamr, Id, _Aborted} -> ok
                     after ?ABORT_ACK_TIMEOUT -> ok
@@ -495,7 +574,7 @@ serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, Impo
     end.
 
 interrupt(Call = #call{wasm = WASM, id = Id}, State) ->
-    hb_beamr_nif:timeout(WASM, Id),
+    _ = hb_beamr_node:request(WASM, timeout, [Id]),
     await_interrupted(Call, State).
 
 %% After a timeout: the call is being stopped inside WebAssembly; its last
@@ -550,7 +629,7 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
         true -> ok;
         false -> throw({error, {invalid_response, Response}})
     end,
-    case hb_beamr_nif:import_response(WASM, Id, Response) of
+    case hb_beamr_node:request(WASM, import_response, [Id, Response]) of
         ok -> NewState;
         % Stopped meanwhile: the call's own reply says so.
         {error, stopped} -> NewState;
@@ -562,7 +641,7 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
 %% `{error, stopped}' once the WebAssembly code returns to an import or ends.
 -spec stop(wasm()) -> ok | {error, badarg}.
 stop(WASM) when is_pid(WASM) ->
-    _ = hb_beamr_nif:guarded(fun() -> hb_beamr_nif:stop(WASM) end),
+    _ = hb_beamr_node:request(WASM, stop, []),
     WASM ! stop,
     ok;
 stop(_) ->
@@ -577,7 +656,7 @@ stop(_) ->
 %% `{error, Reason}' (also for a command that is not understood).
 -spec wasm_send(wasm(), {command, binary()}) -> ok.
 wasm_send(WASM, {command, Command}) when is_pid(WASM), is_binary(Command) ->
-    case hb_beamr_nif:guarded(fun() -> hb_beamr_nif:send_raw(WASM, Command) end) of
+    case hb_beamr_node:request(WASM, send_raw, [Command]) of
         ok -> ok;
         {error, Reason} -> self() ! {error, Reason}, ok
     end;
@@ -585,7 +664,8 @@ wasm_send(_WASM, Message) ->
     self() ! {error, {invalid_command, Message}},
     ok.
 
-%% @doc A snapshot of the instance's whole linear memory.
+%% @doc The instance's whole linear memory (the reference's raw snapshot;
+%% see {@link snapshot/1} for one that also holds the globals).
 -spec serialize(wasm()) -> {ok, binary()} | {error, error_reason()}.
 serialize(WASM) when is_pid(WASM) ->
     case hb_beamr_io:size(WASM) of
@@ -595,16 +675,112 @@ serialize(WASM) when is_pid(WASM) ->
 serialize(_) ->
     {error, badarg}.
 
-%% @doc Restores a snapshot taken by {@link serialize/1} (of this instance
-%% or another of the same module): the bytes are written from offset 0. A
-%% snapshot larger than the current memory is refused with
-%% `{error, {out_of_bounds, _}}'; a smaller one (memory has grown since)
-%% restores its prefix.
+%% @doc Restores memory taken by {@link serialize/1} (of this instance or
+%% another of the same module): memory is first grown to the snapshot's size
+%% (a process that has grown restores into a fresh instance), then the bytes
+%% are written from offset 0. Past the module's declared maximum or the
+%% instance's `max_memory' it is
+%% `{error, {snapshot_too_large, #{size, max}}}'. A smaller snapshot (memory
+%% has grown since) restores its prefix.
 -spec deserialize(wasm(), binary()) -> ok | {error, error_reason()}.
 deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
-    hb_beamr_io:write(WASM, 0, Memory);
+    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, deserialize, [Memory])));
 deserialize(_, _) ->
     {error, badarg}.
+
+%% @doc The instance's whole state: its linear memory, every mutable global
+%% (exported or not: C code keeps its stack pointer in one), and the
+%% fingerprint of its module (SHA-256 of its bytecode), in a versioned binary
+%% format (see the README). Take it between calls (or from an import
+%% function, to capture the state at that import).
+-spec snapshot(wasm()) -> {ok, binary()} | {error, error_reason()}.
+snapshot(WASM) when is_pid(WASM) ->
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, snapshot, []));
+snapshot(_) ->
+    {error, badarg}.
+
+%% @doc Restores a {@link snapshot/1} into an instance of the same module,
+%% in either mode (an AOT instance compiled from the same bytecode restores a
+%% bytecode instance's snapshot, and back). Memory is grown to the snapshot's
+%% size first. A snapshot of another module is
+%% `{error, {snapshot_mismatch, Why}}', as is an instance whose memory has
+%% already grown past the snapshot's (memory cannot shrink: restore into a
+%% fresh instance); bytes that are not a snapshot are
+%% `{error, {invalid_snapshot, Why}}'. Nothing is changed on an error, except
+%% that memory may have grown.
+-spec restore(wasm(), binary()) -> ok | {error, error_reason()}.
+restore(WASM, Snapshot) when is_pid(WASM), is_binary(Snapshot) ->
+    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Snapshot])));
+restore(_, _) ->
+    {error, badarg}.
+
+%% @doc Moves an instance to `Node' (any connected node, or this one):
+%% starts its module there with the same mode and options, then, in turn
+%% after the calls already made to it, takes a snapshot of the old instance
+%% (memory and every mutable global), restores it into the new one and stops
+%% the old one. Calls made to the old instance after that point are refused
+%% with `{error, stopped}': none is lost silently, and none changes state
+%% that the new instance would not have. Returns the new instance. If the
+%% new node fails after the snapshot, the state is restored into a fresh
+%% instance on the old instance's node instead:
+%% `{error, {migration_failed, Reason, Recovered}}'.
+-spec migrate(wasm(), node()) -> {ok, wasm()} | {error, term()}.
+migrate(WASM, Node) when is_pid(WASM), is_atom(Node) ->
+    case origin(WASM) of
+        {ok, {Bytes, Mode, Opts}} ->
+            case start(Bytes, Mode, Opts#{node => Node}) of
+                {ok, New, _, _} -> move_state(WASM, New, {Bytes, Mode, Opts});
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end;
+migrate(_, _) ->
+    {error, badarg}.
+
+move_state(Old, New, {Bytes, Mode, Opts}) ->
+    case hb_beamr_node:await(Old, hb_beamr_node:request(Old, retire, [])) of
+        {ok, Snapshot} ->
+            ok = stop(Old),
+            case restore(New, Snapshot) of
+                ok ->
+                    {ok, New};
+                {error, Reason} ->
+                    ok = stop(New),
+                    {error, {migration_failed, Reason, recover(Bytes, Mode, Opts#{node => node(Old)}, Snapshot)}}
+            end;
+        {error, _} = Error ->
+            ok = stop(New),
+            Error
+    end.
+
+recover(Bytes, Mode, Opts, Snapshot) ->
+    case start(Bytes, Mode, Opts) of
+        {ok, WASM, _, _} ->
+            case restore(WASM, Snapshot) of
+                ok -> WASM;
+                {error, Reason} -> ok = stop(WASM), {not_recovered, Reason, Snapshot}
+            end;
+        {error, Reason} ->
+            {not_recovered, Reason, Snapshot}
+    end.
+
+%% What an instance was started from, asked of its process (wherever it is).
+origin(WASM) ->
+    Ref = erlang:monitor(process, WASM),
+    WASM ! {hb_beamr_origin, self(), Ref},
+    receive
+        {Ref, Origin} ->
+            erlang:demonitor(Ref, [flush]),
+            {ok, Origin};
+        {'DOWN', Ref, process, WASM, noconnection} ->
+            {error, {nodedown, node(WASM)}};
+        {'DOWN', Ref, process, WASM, _} ->
+            {error, stopped}
+    end.
+
+written({ok, written}) -> ok;
+written({error, _} = Error) -> Error.
 
 %% @doc Compiles WebAssembly to a WAMR AOT file for `start(Aot, aot)', with
 %% the default options.
@@ -616,15 +792,18 @@ compile(WasmBinary) ->
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
 %% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
-%% uses exception handling, which WAMR's AOT compiler does not support),
+%% uses exception handling hb_beamr_eh cannot rewrite into host calls; the
+%% output is sealed, see hb_beamr_aot),
 %% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
 %% built without LLVM. The output is the same for the same input and options.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
         {ok, {Opt, Size, Checks, Cpu}} ->
-            try
-                hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu)
+            Deterministic = maps:get(deterministic, Opts, false),
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
+                {ok, Aot} -> hb_beamr_aot:seal(Aot);
+                Error -> Error
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
             end;
@@ -635,13 +814,14 @@ compile(_WasmBinary, _Opts) ->
     {error, badarg}.
 
 compile_args(Opts) ->
-    Known = [opt_level, size_level, bounds_checks, target_cpu],
+    Known = [opt_level, size_level, bounds_checks, target_cpu, deterministic],
     case maps:keys(maps:without(Known, Opts)) of
         [] ->
             Opt = maps:get(opt_level, Opts, 3),
             Size = maps:get(size_level, Opts, 3),
             Checks = maps:get(bounds_checks, Opts, true),
             Cpu = maps:get(target_cpu, Opts, host),
+            Deterministic = maps:get(deterministic, Opts, false),
             if
                 not (is_integer(Opt) andalso Opt >= 0 andalso Opt =< 3) ->
                     {error, {invalid_option, {opt_level, Opt}}};
@@ -649,6 +829,8 @@ compile_args(Opts) ->
                     {error, {invalid_option, {size_level, Size}}};
                 Checks =/= true ->
                     {error, {invalid_option, {bounds_checks, Checks}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
                 not (Cpu =:= host orelse Cpu =:= generic orelse is_list(Cpu)) ->
                     {error, {invalid_option, {target_cpu, Cpu}}};
                 is_list(Cpu) ->

@@ -4,10 +4,10 @@
 %%% Internal: use {@link hb_beamr:compile/2}. The library is loaded when this
 %%% module is first used, so that nodes that never compile never load LLVM.
 %%% Where the library is missing, the module still loads and
-%%% {@link compile/5} raises `nif_not_loaded'.
+%%% {@link compile/6} raises `nif_not_loaded'.
 -module(hb_beamr_compiler_nif).
 
--export([compile/5, loaded/0]).
+-export([compile/6, rewrite_eh/1, loaded/0]).
 
 -on_load(init/0).
 
@@ -24,14 +24,21 @@ init() ->
 %% @doc Whether the compiler library is loaded.
 -spec loaded() -> boolean().
 loaded() ->
-    try compile(<<>>, 0, 0, true, host) of
+    try compile(<<>>, 0, 0, true, host, false) of
         _ -> true
     catch
         error:nif_not_loaded -> false
     end.
 
-%% @doc Compiles WebAssembly bytes to a WAMR AOT file.
--spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary()) ->
+%% @doc Compiles WebAssembly bytes to a WAMR AOT file; `Deterministic'
+%% canonicalizes the module's NaNs first and marks the file so.
+-spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
     {ok, binary()} | {error, term()}.
-compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu) ->
+compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The exception-handling rewriting {@link hb_beamr:compile/2} applies
+%% before compiling (exposed for tests that run its output as bytecode).
+-spec rewrite_eh(binary()) -> {ok, binary()} | unchanged | {error, term()}.
+rewrite_eh(_Wasm) ->
     erlang:nif_error(nif_not_loaded).

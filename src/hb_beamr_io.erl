@@ -21,7 +21,7 @@
 %% @doc The size of the instance's linear memory, in bytes.
 -spec size(hb_beamr:wasm()) -> {ok, non_neg_integer()} | {error, hb_beamr:error_reason()}.
 size(WASM) when is_pid(WASM) ->
-    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:size(WASM) end));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, size, []));
 size(_) ->
     {error, badarg}.
 
@@ -30,14 +30,14 @@ size(_) ->
 -spec read(hb_beamr:wasm(), non_neg_integer(), non_neg_integer()) ->
     {ok, binary()} | {error, hb_beamr:error_reason()}.
 read(WASM, Offset, Length) when is_pid(WASM), ?IS_U64(Offset), ?IS_U64(Length) ->
-    reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:read(WASM, Offset, Length) end));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, read, [Offset, Length]));
 read(_, _, _) ->
     {error, badarg}.
 
 %% @doc Writes `Data' at `Offset'.
 -spec write(hb_beamr:wasm(), non_neg_integer(), binary()) -> ok | {error, hb_beamr:error_reason()}.
 write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
-    case reply(hb_beamr_nif:guarded(fun() -> hb_beamr_nif:write(WASM, Offset, Data) end)) of
+    case hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, write, [Offset, Data])) of
         {ok, written} -> ok;
         Error -> Error
     end;
@@ -136,12 +136,3 @@ free(WASM, Ptr) when is_pid(WASM), is_integer(Ptr) ->
 free(_, _) ->
     {error, badarg}.
 
-%% Waits for the reply to a request the NIF accepted.
-reply(Id) when is_integer(Id) ->
-    receive
-        {hb_beamr, Id, {execution_result, Result}} -> {ok, Result};
-        {hb_beamr, Id, ok} -> {ok, written};
-        {hb_beamr, Id, {error, Reason}} -> {error, Reason}
-    end;
-reply({error, Reason}) ->
-    {error, Reason}.

@@ -10,9 +10,11 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/5, call/4, import_response/3, abort_import/2]).
+-export([start/6, call/4, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
+-export([snapshot/1, restore/2, deserialize/2, retire/1]).
+-export([canonicalize_nans/1]).
 
 -on_load(init/0).
 
@@ -65,10 +67,12 @@ guarded(Fun) ->
 %% @doc Starts an instance for the Erlang worker process `Worker', with
 %% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes}'.
 %% With `ServeImports', imports called during instantiation come to the
-%% caller as `{import, ...}' replies, as in a call.
+%% caller as `{import, ...}' replies, as in a call. With `Deterministic',
+%% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
+%% been compiled so.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer()}, boolean()) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits, _ServeImports) -> ?NOT_LOADED.
+            {non_neg_integer(), pos_integer(), pos_integer()}, boolean(), boolean()) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Deterministic) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
@@ -107,6 +111,30 @@ stop(_Worker) -> ?NOT_LOADED.
 -spec timeout(pid(), non_neg_integer()) -> ok.
 timeout(_Worker, _Id) -> ?NOT_LOADED.
 
+%% @doc Takes a snapshot of the instance (memory, mutable globals, module
+%% fingerprint); `{execution_result, Snapshot}' arrives.
+-spec snapshot(pid()) -> reply().
+snapshot(_Worker) -> ?NOT_LOADED.
+
+%% @doc Retires the instance: in turn, a snapshot (`{execution_result,
+%% Snapshot}' arrives), then every later call is refused.
+-spec retire(pid()) -> reply().
+retire(_Worker) -> ?NOT_LOADED.
+
+%% @doc Restores a snapshot; `ok' arrives.
+-spec restore(pid(), binary()) -> reply().
+restore(_Worker, _Snapshot) -> ?NOT_LOADED.
+
+%% @doc Writes raw memory at 0, grown to its size first; `ok' arrives.
+-spec deserialize(pid(), binary()) -> reply().
+deserialize(_Worker, _Memory) -> ?NOT_LOADED.
+
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().
 live_instances() -> ?NOT_LOADED.
+
+%% @doc The module rewritten so that every NaN its float arithmetic produces
+%% is the positive canonical NaN (deterministic floats; see `hb_beamr_nan').
+%% Runs on a dirty CPU scheduler.
+-spec canonicalize_nans(binary()) -> {ok, binary()} | {error, {invalid_wasm, binary()}}.
+canonicalize_nans(_Wasm) -> ?NOT_LOADED.

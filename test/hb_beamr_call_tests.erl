@@ -171,9 +171,9 @@ is_stack_overflow({error, {wasm_trap, Why}}) ->
 is_stack_overflow(_) ->
     false.
 
-%% Exception handling runs in the interpreter only (AOT cannot compile it).
+%% Exception handling: the interpreter runs it; compile/1 rewrites it for AOT.
 exception_handling_test_() ->
-    {setup, fun() -> start("exceptions.wasm", wasm) end, fun hb_beamr:stop/1, fun(W) ->
+    {setup, fun() -> start("exceptions.wasm") end, fun hb_beamr:stop/1, fun(W) ->
         [
             {"thrown and caught", ?_assertEqual({ok, [1007]}, hb_beamr:call(W, "catch", [7]))},
             {"uncaught is a trap", ?_assertMatch({error, {wasm_trap, _}}, hb_beamr:call(W, "uncaught", [7]))},

@@ -43,7 +43,8 @@ a_caller_dying_in_the_queue_blocks_nobody_test() ->
             Test ! {a_done, hb_beamr:call(WASM, "count", [1], blocking_import(Test))}
         end),
         Server = receive {in_import, S} -> S after 2000 -> error(no_import) end,
-        B = spawn(fun() -> hb_beamr:call(WASM, "inc", [1]) end),
+        % B's call would need B for an import, once it runs.
+        B = spawn(fun() -> hb_beamr:call(WASM, "count", [1], fun(S, _, _) -> {ok, [1], S} end) end),
         timer:sleep(20),
         exit(B, kill),
         Server ! {release, 5},
@@ -102,12 +103,10 @@ killing_the_instance_pid_mid_call_stops_it_test() ->
     receive {done, Done} -> ?assertEqual({error, stopped}, Done) after 2000 -> error(hangs) end,
     ?assert(wait_until(fun() -> threads() =< Before end)).
 
-%% 5. A starter killed during start leaves no instance behind.
+%% 5. A starter killed during start leaves no instance behind (its start
+%% function never ends, so every starter dies mid-start).
 a_killed_starter_leaves_nothing_behind_test() ->
-    Bytes = case mode() of
-        wasm -> fixture("start-slow.wasm");
-        aot -> {ok, Aot} = hb_beamr:compile(fixture("start-slow.wasm")), Aot
-    end,
+    Bytes = bytes_in_mode("start-loop.wasm"),
     Live = hb_beamr_nif:live_instances(),
     Before = threads(),
     Starters = [spawn(fun() -> hb_beamr:start(Bytes, mode()) end) || _ <- lists:seq(1, 20)],
@@ -153,19 +152,45 @@ a_call_with_a_timeout_serves_imports_and_nested_calls_test() ->
         ?assertEqual({ok, [3], 3}, hb_beamr:call(WASM, "count", [3], Import, 0, #{timeout => 5000}))
     end).
 
-%% 7. A start function that never ends: start/3 returns on time.
+%% 7. A start function that never ends: start/3 returns on time, and the
+%% start is stopped inside WebAssembly, its thread freed.
 a_start_function_that_never_ends_times_out_test() ->
+    Bytes = bytes_in_mode("start-loop.wasm"),
+    Live = hb_beamr_nif:live_instances(),
+    Before = threads(),
+    T0 = erlang:monotonic_time(millisecond),
+    Result = within(3000, fun() -> hb_beamr:start(Bytes, mode(), #{timeout => 200}) end),
+    ?assertEqual({error, timeout}, Result),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 1000),
+    ?assert(wait_until(fun() -> hb_beamr_nif:live_instances() =< Live end)),
+    ?assert(wait_until(fun() -> threads() =< Before end)).
+
+%% 7b. stop/1 of an instance whose start function never ends, from another
+%% process, ends the start.
+stopping_a_starting_instance_ends_its_start_test() ->
+    Bytes = bytes_in_mode("start-loop.wasm"),
+    Before = threads(),
+    Test = self(),
+    %% The starter watches for its instance's pid to appear.
+    Starter = spawn(fun() -> Test ! {started, hb_beamr:start(Bytes, mode())} end),
+    ?assert(wait_until(fun() -> threads() > Before end)),
+    [WASM] = [P || {P, _} <- starting_instances(Starter)],
+    ok = hb_beamr:stop(WASM),
+    receive {started, Result} -> ?assertEqual({error, stopped}, Result) after 2000 -> error(hangs) end,
+    ?assert(wait_until(fun() -> threads() =< Before end)).
+
+%% The worker processes `Starter' has spawned that are still starting.
+starting_instances(Starter) ->
+    [{P, I} || P <- processes(),
+               {current_function, {hb_beamr, starting, 2}} =:= (I = erlang:process_info(P, current_function)),
+               {dictionary, D} <- [erlang:process_info(P, dictionary)],
+               is_list(D),
+               Starter =/= P].
+
+bytes_in_mode(Name) ->
     case mode() of
-        aot -> ok;
-        wasm ->
-            Live = hb_beamr_nif:live_instances(),
-            T0 = erlang:monotonic_time(millisecond),
-            Result = within(3000, fun() ->
-                hb_beamr:start(fixture("start-loop.wasm"), wasm, #{timeout => 200})
-            end),
-            ?assertEqual({error, timeout}, Result),
-            ?assert(erlang:monotonic_time(millisecond) - T0 < 1000),
-            ?assert(wait_until(fun() -> hb_beamr_nif:live_instances() =< Live end))
+        wasm -> fixture(Name);
+        aot -> {ok, Aot} = hb_beamr:compile(fixture(Name)), Aot
     end.
 
 %% 8. Bad terms are errors, never exceptions.

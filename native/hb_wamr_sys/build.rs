@@ -21,6 +21,7 @@ fn main() {
     build.file(quiet.join("hb_quiet.c"));
     build.file(quiet.join("hb_interrupt.c"));
     build.file(quiet.join("hb_tail_call.c"));
+    build.file(quiet.join("hb_globals.c"));
     for src in wamr.runtime_sources(Flavour::Runtime) {
         build.file(src);
     }

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use hb_beamr_core::aot_tag::{self, TargetTag};
 use hb_beamr_core::c_text;
+use hb_beamr_core::snapshot;
 use hb_beamr_core::wasm_sections;
+use hb_beamr_eh::Outcome;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
 
 mod atoms {
@@ -21,6 +23,7 @@ mod atoms {
         invalid_wasm,
         compile_failed,
         invalid_option,
+        unchanged,
     }
 }
 
@@ -232,8 +235,43 @@ fn decode_cpu(term: Term) -> Option<Cpu> {
     (known != 0).then_some(Cpu::Named(name))
 }
 
-/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu)` →
-/// `{ok, Aot}` | `{error, Reason}`. The Erlang side checks the options.
+/// WAMR's AOT compiler has no exception handling: a module that uses it is
+/// rewritten into host calls first (`hb_beamr_eh`). `None`: compile the
+/// module as it is.
+fn lower_exceptions(wasm: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    if !wasm_sections::uses_exception_handling(wasm) {
+        return Ok(None);
+    }
+    match hb_beamr_eh::rewrite(wasm) {
+        Ok(Outcome::Unchanged) => Ok(None),
+        Ok(Outcome::Rewritten(bytes)) => Ok(Some(bytes)),
+        Err(why) => Err(format!(
+            "the module's exception handling cannot be compiled to AOT ({why}): \
+             run it as bytecode (start(Wasm, wasm))"
+        )),
+    }
+}
+
+/// `rewrite_eh(Wasm)` → `{ok, Rewritten}` | `unchanged` |
+/// `{error, {compile_failed, Why}}`: the rewriting `compile` applies, for
+/// tests that run the rewritten module as bytecode too.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn rewrite_eh<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
+    match hb_beamr_eh::rewrite(wasm.as_slice()) {
+        Ok(Outcome::Unchanged) => atoms::unchanged().encode(env),
+        Ok(Outcome::Rewritten(bytes)) => {
+            let mut binary = OwnedBinary::new(bytes.len());
+            binary.as_mut_slice().copy_from_slice(&bytes);
+            (atoms::ok(), binary.release(env)).encode(env)
+        }
+        Err(why) => (atoms::error(), (atoms::compile_failed(), why.to_string())).encode(env),
+    }
+}
+
+/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
+/// Deterministic)` → `{ok, Aot}` | `{error, Reason}`. The Erlang side checks
+/// the options. `Deterministic` canonicalizes NaNs first (`hb_beamr_nan`)
+/// and marks the output so (`aot_tag::mark_deterministic`).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn compile<'a>(
     env: Env<'a>,
@@ -242,6 +280,7 @@ fn compile<'a>(
     size_level: u32,
     bounds_checks: bool,
     target_cpu: Term<'a>,
+    deterministic: bool,
 ) -> Term<'a> {
     if !wasm.as_slice().starts_with(b"\0asm") {
         return (
@@ -253,17 +292,31 @@ fn compile<'a>(
         )
             .encode(env);
     }
-    if wasm_sections::uses_exception_handling(wasm.as_slice()) {
-        let why = "the module uses exception handling, which WAMR's AOT compiler does not \
-                   support: run it as bytecode (start(Wasm, wasm))";
-        return (atoms::error(), (atoms::compile_failed(), why)).encode(env);
-    }
     let Some(cpu) = decode_cpu(target_cpu) else {
         return (atoms::error(), (atoms::invalid_option(), target_cpu)).encode(env);
     };
-    match compile_bytes(wasm.as_slice(), opt_level, size_level, bounds_checks, &cpu) {
+    // Exception handling first (WAMR's compiler has none), then NaNs.
+    let lowered = match lower_exceptions(wasm.as_slice()) {
+        Ok(lowered) => lowered,
+        Err(why) => return (atoms::error(), (atoms::compile_failed(), why.as_str())).encode(env),
+    };
+    let input = lowered.as_deref().unwrap_or(wasm.as_slice());
+    let canonical = match deterministic.then(|| hb_beamr_nan::canonicalize(input)) {
+        Some(Err(why)) => {
+            return (atoms::error(), (atoms::invalid_wasm(), why.to_string())).encode(env)
+        }
+        Some(Ok(canonical)) => Some(canonical),
+        None => None,
+    };
+    let input = canonical.as_deref().unwrap_or(input);
+    match compile_bytes(input, opt_level, size_level, bounds_checks, &cpu) {
         Ok(mut aot) => {
             aot_tag::append(&mut aot, &target_tag(&cpu));
+            // Snapshots of the bytecode restore into this code and back.
+            aot_tag::mark_source(&mut aot, &snapshot::fingerprint(wasm.as_slice()));
+            if deterministic {
+                aot_tag::mark_deterministic(&mut aot);
+            }
             let mut binary = OwnedBinary::new(aot.len());
             binary.as_mut_slice().copy_from_slice(&aot);
             (atoms::ok(), binary.release(env)).encode(env)

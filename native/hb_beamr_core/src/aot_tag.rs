@@ -74,12 +74,16 @@ fn align4(n: usize) -> usize {
 
 /// Appends the tag to an AOT file, as its last section.
 pub fn append(aot: &mut Vec<u8>, tag: &TargetTag) {
-    let payload = tag.payload();
+    append_raw(aot, SECTION_NAME, tag.payload().as_bytes());
+}
+
+/// Appends a raw custom section named `name` to an AOT file.
+fn append_raw(aot: &mut Vec<u8>, name: &str, payload: &[u8]) {
     let mut body = Vec::new();
     body.extend_from_slice(&AOT_CUSTOM_SECTION_RAW.to_le_bytes());
-    body.extend_from_slice(&(SECTION_NAME.len() as u16).to_le_bytes());
-    body.extend_from_slice(SECTION_NAME.as_bytes());
-    body.extend_from_slice(payload.as_bytes());
+    body.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
     aot.resize(align4(aot.len()), 0);
     aot.extend_from_slice(&AOT_SECTION_TYPE_CUSTOM.to_le_bytes());
     aot.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -96,9 +100,14 @@ fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes([b[0], b[1]]))
 }
 
-/// Finds the tag in an AOT file, walking its sections as WAMR's loader does
-/// (each section header 4-byte aligned). `None` for untagged files.
+/// Finds the tag in an AOT file. `None` for untagged files.
 pub fn find(aot: &[u8]) -> Option<TargetTag> {
+    TargetTag::parse(find_raw(aot, SECTION_NAME)?)
+}
+
+/// The payload of the raw custom section named `name`, walking the
+/// sections as WAMR's loader does (each section header 4-byte aligned).
+fn find_raw<'a>(aot: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let mut at = AOT_HEADER_SIZE;
     while at < aot.len() {
         at = align4(at);
@@ -110,14 +119,54 @@ pub fn find(aot: &[u8]) -> Option<TargetTag> {
             && u32_at(body, 0) == Some(AOT_CUSTOM_SECTION_RAW)
         {
             let name_len = u16_at(body, 4)? as usize;
-            let name = body.get(6..6 + name_len)?;
-            if name == SECTION_NAME.as_bytes() {
-                return TargetTag::parse(body.get(6 + name_len..)?);
+            if body.get(6..6 + name_len)? == name.as_bytes() {
+                return body.get(6 + name_len..);
             }
         }
         at = body_start + size;
     }
     None
+}
+
+/// The section that marks an AOT file compiled from a module whose NaNs
+/// were canonicalized (`compile(Wasm, #{deterministic => true})`).
+pub const DETERMINISTIC_SECTION_NAME: &str = "hb_beamr.deterministic";
+const DETERMINISTIC_PAYLOAD: &[u8] = b"nans=canonical\n";
+
+/// Marks an AOT file as compiled with deterministic floats.
+pub fn mark_deterministic(aot: &mut Vec<u8>) {
+    append_raw(aot, DETERMINISTIC_SECTION_NAME, DETERMINISTIC_PAYLOAD);
+}
+
+/// Whether an AOT file was compiled with deterministic floats.
+pub fn is_deterministic(aot: &[u8]) -> bool {
+    find_raw(aot, DETERMINISTIC_SECTION_NAME) == Some(DETERMINISTIC_PAYLOAD)
+}
+
+/// Why an AOT file cannot be started with `deterministic => true`, if it
+/// cannot: it was compiled without the NaN rewrite.
+pub fn deterministic_refusal(aot: &[u8]) -> Option<String> {
+    (!is_deterministic(aot)).then(|| {
+        "compiled without deterministic floats: recompile with \
+         hb_beamr:compile(Wasm, #{deterministic => true})"
+            .to_string()
+    })
+}
+
+/// The section that names the bytecode an AOT file was compiled from: the
+/// SHA-256 of the module given to `compile` (before any rewrite), so that a
+/// snapshot of a bytecode instance restores into an AOT instance of it.
+pub const SOURCE_SECTION_NAME: &str = "hb_beamr.source";
+
+/// Records the fingerprint of the bytecode an AOT file was compiled from.
+pub fn mark_source(aot: &mut Vec<u8>, fingerprint: &[u8; 32]) {
+    append_raw(aot, SOURCE_SECTION_NAME, fingerprint);
+}
+
+/// The fingerprint of the bytecode an AOT file was compiled from, if it
+/// says.
+pub fn source_fingerprint(aot: &[u8]) -> Option<[u8; 32]> {
+    find_raw(aot, SOURCE_SECTION_NAME)?.try_into().ok()
 }
 
 /// Why this machine cannot run code compiled for `tag`, if it cannot.
@@ -244,6 +293,32 @@ mod tests {
         append(&mut tagged, &tag("x86_64", &[]));
         assert_eq!(find(&tagged[..tagged.len() - 3]), None);
         assert_eq!(find(b"\0aot"), None);
+    }
+
+    #[test]
+    fn the_source_fingerprint_is_found_next_to_the_tag() {
+        let mut aot = fake_aot();
+        assert_eq!(source_fingerprint(&aot), None);
+        append(&mut aot, &tag("x86_64", &["sse2"]));
+        mark_source(&mut aot, &[9; 32]);
+        assert_eq!(source_fingerprint(&aot), Some([9; 32]));
+        assert_eq!(find(&aot), Some(tag("x86_64", &["sse2"])));
+        assert_eq!(source_fingerprint(&aot[..aot.len() - 1]), None);
+    }
+
+    #[test]
+    fn the_deterministic_mark_is_found_next_to_the_tag() {
+        let mut aot = fake_aot();
+        assert!(!is_deterministic(&aot));
+        assert!(deterministic_refusal(&aot).is_some());
+        append(&mut aot, &tag("x86_64", &["sse2"]));
+        assert!(!is_deterministic(&aot));
+        mark_deterministic(&mut aot);
+        assert!(is_deterministic(&aot));
+        assert_eq!(deterministic_refusal(&aot), None);
+        assert_eq!(find(&aot), Some(tag("x86_64", &["sse2"])));
+        // A truncated mark is no mark.
+        assert!(!is_deterministic(&aot[..aot.len() - 1]));
     }
 
     #[test]

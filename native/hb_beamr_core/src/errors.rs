@@ -35,6 +35,14 @@ pub enum Error {
     NotCallOwner,
     /// An import answer when no import (or not that call's) is waiting.
     NoPendingImport,
+    /// Bytes that are not a snapshot this hb_beamr reads.
+    InvalidSnapshot(String),
+    /// A snapshot of another module.
+    SnapshotMismatch(String),
+    /// A snapshot whose memory is larger than the instance may grow to.
+    SnapshotTooLarge { size: u64, max: u64 },
+    /// An instance whose state a snapshot cannot hold.
+    SnapshotUnsupported(String),
     /// WAMR itself could not start.
     RuntimeInit(String),
     /// No native thread could be started for the instance.

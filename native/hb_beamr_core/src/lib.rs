@@ -6,10 +6,12 @@
 
 pub mod aot_tag;
 pub mod c_text;
+pub mod eh_abi;
 pub mod errors;
 pub mod memory;
 pub mod protocol;
 pub mod signature;
+pub mod snapshot;
 pub mod spin;
 pub mod values;
 pub mod wasm_sections;

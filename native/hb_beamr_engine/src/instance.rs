@@ -16,6 +16,7 @@ use crate::module::{c_str_to_string, Module};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::memory;
 use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::snapshot::{self, Global};
 use hb_beamr_core::values::{Number, ValKind, Value};
 
 /// What one instance may use (`start/3`'s options).
@@ -60,12 +61,17 @@ pub struct EngineInstance {
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Option<Func>>>,
+    /// Exception state of rewritten exception handling (eh_host.rs).
+    eh: crate::eh_host::EhState,
 }
 
 thread_local! {
     /// Set while the host calls an exported import directly (see imports.rs).
     static DIRECT_IMPORT_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// Globals checked against an instance, ready to be set.
+pub struct CheckedGlobals(Vec<(*mut std::ffi::c_void, Global)>);
 
 /// A running instance as the import trampoline sees it, also while a start
 /// function runs inside instantiation (before an [`EngineInstance`] exists):
@@ -117,6 +123,117 @@ impl InstanceRef {
 
     pub fn memory_size(&self) -> u64 {
         self.memory_region().1
+    }
+
+    /// Grows linear memory to at least `size` bytes (whole pages), within
+    /// the module's declared maximum and the instance's `max_memory`.
+    pub fn grow_to(&self, size: u64) -> Result<(), Error> {
+        let current = self.memory_size();
+        if size <= current {
+            return Ok(());
+        }
+        // SAFETY: live instance.
+        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
+        let too_large = |max: u64| Error::SnapshotTooLarge { size, max };
+        if mem.is_null() {
+            return Err(too_large(0));
+        }
+        // SAFETY: `mem` is the instance's live default memory.
+        let (max_pages, page_size) = unsafe {
+            (
+                sys::wasm_memory_get_max_page_count(mem),
+                sys::wasm_memory_get_bytes_per_page(mem),
+            )
+        };
+        let max = max_pages.saturating_mul(page_size);
+        let page_size = page_size.max(1);
+        let wanted_pages = size.div_ceil(page_size);
+        if wanted_pages > max_pages {
+            return Err(too_large(max));
+        }
+        let more = wanted_pages - current / page_size;
+        // SAFETY: live instance, on its own thread, no WebAssembly running.
+        if !unsafe { sys::wasm_runtime_enlarge_memory(self.inst, more) } {
+            return Err(too_large(max));
+        }
+        Ok(())
+    }
+
+    /// Every mutable global, exported or not, for a snapshot. A mutable
+    /// reference-typed global cannot be carried to another instance.
+    pub fn mutable_globals(&self) -> Result<Vec<Global>, Error> {
+        let mut globals = Vec::new();
+        // SAFETY: live instance.
+        let count = unsafe { sys::hb_beamr_global_count(self.inst) };
+        for index in 0..count {
+            let Some((val_type, true, data)) = self.global_at(index) else {
+                continue;
+            };
+            // SAFETY: `data` points at the global's value in the live
+            // instance's global data, of the size its type says.
+            let bits = unsafe {
+                match val_type {
+                    snapshot::I32 | snapshot::F32 => (data as *const u32).read_unaligned() as u64,
+                    snapshot::I64 | snapshot::F64 => (data as *const u64).read_unaligned(),
+                    _ => {
+                        return Err(Error::SnapshotUnsupported(format!(
+                            "global {index} is a mutable reference (type 0x{val_type:02x})"
+                        )))
+                    }
+                }
+            };
+            globals.push(Global {
+                index,
+                val_type,
+                bits,
+            });
+        }
+        Ok(globals)
+    }
+
+    /// Checks a snapshot's globals against this instance: each must be a
+    /// mutable global of the same type here. Nothing is set yet: the result
+    /// is set by [`InstanceRef::set_globals`], which cannot fail.
+    pub fn check_globals(&self, globals: &[Global]) -> Result<CheckedGlobals, Error> {
+        let mut targets = Vec::with_capacity(globals.len());
+        for g in globals {
+            match self.global_at(g.index) {
+                Some((val_type, true, data)) if val_type == g.val_type => targets.push((data, *g)),
+                _ => {
+                    return Err(Error::SnapshotMismatch(format!(
+                        "the snapshot's global {} (type 0x{:02x}) is not a mutable global of \
+                         that type here",
+                        g.index, g.val_type
+                    )))
+                }
+            }
+        }
+        Ok(CheckedGlobals(targets))
+    }
+
+    /// Sets the globals [`InstanceRef::check_globals`] checked.
+    pub fn set_globals(&self, checked: CheckedGlobals) {
+        for (data, g) in checked.0 {
+            // SAFETY: `data` is where that global of this live instance keeps
+            // its value; its type (so its size) was checked.
+            unsafe {
+                match g.val_type {
+                    snapshot::I32 | snapshot::F32 => {
+                        (data as *mut u32).write_unaligned(g.bits as u32)
+                    }
+                    _ => (data as *mut u64).write_unaligned(g.bits),
+                }
+            }
+        }
+    }
+
+    fn global_at(&self, index: u32) -> Option<(u8, bool, *mut std::ffi::c_void)> {
+        let (mut val_type, mut mutable, mut data) = (0u8, 0u8, std::ptr::null_mut());
+        // SAFETY: live instance; valid out-pointers.
+        let found = unsafe {
+            sys::hb_beamr_global_at(self.inst, index, &mut val_type, &mut mutable, &mut data)
+        };
+        (found != 0 && !data.is_null()).then_some((val_type, mutable != 0, data))
     }
 
     /// Runs `f` on `length` bytes of linear memory at `offset`. The slice
@@ -194,6 +311,7 @@ impl EngineInstance {
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
+            eh: Default::default(),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -204,6 +322,43 @@ impl EngineInstance {
             )));
         }
         Ok(instance)
+    }
+
+    /// Like [`EngineInstance::new`], telling `watch` the instance and exec
+    /// env that run the start function and constructors before they run
+    /// (`Some`), and when they are over (`None`), so that another thread can
+    /// interrupt them meanwhile.
+    pub fn new_watched(
+        module: Module,
+        limits: Limits,
+        watch: &dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>),
+    ) -> Result<EngineInstance, Error> {
+        type Watch<'w> = &'w dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>);
+        unsafe extern "C" fn hook(
+            ctx: *mut std::ffi::c_void,
+            exec_env: sys::wasm_exec_env_t,
+            inst: sys::wasm_module_inst_t,
+        ) {
+            // SAFETY: `ctx` points at the `Watch` below, which outlives the
+            // instantiation during which WAMR calls this hook.
+            let watch = unsafe { &*(ctx as *const Watch) };
+            let handles = (!exec_env.is_null()).then_some((inst, exec_env));
+            // A panic must not unwind into C.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch(handles)));
+        }
+        let ctx: Watch = watch;
+        // SAFETY: the hook and its context are per thread and removed again
+        // below, before `ctx` goes out of scope.
+        unsafe {
+            sys::hb_beamr_set_instantiation_hook(
+                Some(hook),
+                &ctx as *const Watch as *mut std::ffi::c_void,
+            )
+        };
+        let result = EngineInstance::new(module, limits);
+        // SAFETY: as above.
+        unsafe { sys::hb_beamr_set_instantiation_hook(None, std::ptr::null_mut()) };
+        result
     }
 
     pub fn module(&self) -> &Module {
@@ -262,7 +417,22 @@ impl EngineInstance {
         self.call_values(&func, args)
     }
 
-    fn is_interpreted(&self) -> bool {
+    /// Calls export `name` with `args` of its exact types (hb_beamr_eh's
+    /// try calls).
+    pub fn call_export_values(&self, name: &str, args: &[Value]) -> Result<Vec<Value>, Error> {
+        let func = self.resolve(&Target::Name(name.to_string()))?;
+        let params: Vec<ValKind> = args.iter().map(|v| v.kind()).collect();
+        if func.sig.params != params {
+            return Err(Error::Trap("hb_beamr_eh: call type mismatch".into()));
+        }
+        self.call_values(&func, args)
+    }
+
+    pub fn eh(&self) -> &crate::eh_host::EhState {
+        &self.eh
+    }
+
+    pub fn is_interpreted(&self) -> bool {
         // SAFETY: a query on the live module.
         let package = unsafe { sys::wasm_runtime_get_module_package_type(self.module.raw()) };
         package == sys::WASM_MODULE_BYTECODE

@@ -11,10 +11,11 @@ use std::sync::Mutex;
 use hb_wamr_sys as sys;
 use once_cell::sync::Lazy;
 
-use crate::imports::{self, ImportDesc};
+use crate::imports::ImportDesc;
 use hb_beamr_core::aot_tag;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
+use hb_beamr_core::snapshot;
 
 /// `start/2`'s mode: what the bytes are expected to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub struct Module {
     /// Never resized after linking: WAMR holds pointers to its elements.
     import_descs: Box<[ImportDesc]>,
     _bytes: Vec<u8>,
+    /// SHA-256 of the module's bytecode (for an AOT file, of the bytecode it
+    /// was compiled from, when it says): what snapshots are checked against.
+    pub fingerprint: [u8; 32],
 }
 
 // SAFETY: a Module is only used from the one worker thread that owns it; it is
@@ -103,10 +107,17 @@ impl Module {
     }
 
     /// Loads `bytes` as `mode`, checks what the bytes are before WAMR sees
-    /// them, and links every function import to the import trampoline.
-    pub fn load(mut bytes: Vec<u8>, mode: Mode) -> Result<Module, Error> {
+    /// them, and links every function import to `native` (the import
+    /// trampoline: see [`crate::load_module`]).
+    pub fn load(mut bytes: Vec<u8>, mode: Mode, native: sys::NativeRawFn) -> Result<Module, Error> {
         ensure_runtime()?;
         check_package(&bytes, mode)?;
+        let fingerprint = match mode {
+            Mode::Wasm => snapshot::fingerprint(&bytes),
+            Mode::Aot => {
+                aot_tag::source_fingerprint(&bytes).unwrap_or_else(|| snapshot::fingerprint(&bytes))
+            }
+        };
         let size = u32::try_from(bytes.len())
             .map_err(|_| invalid(mode, "module larger than 4 GiB".to_string()))?;
 
@@ -136,9 +147,10 @@ impl Module {
             table_export: None,
             import_descs: Box::new([]),
             _bytes: bytes,
+            fingerprint,
         };
         module.read_exports();
-        module.read_and_link_imports();
+        module.read_and_link_imports(native);
         Ok(module)
     }
 
@@ -158,6 +170,10 @@ impl Module {
             if kind == ExternKind::Table && self.table_export.is_none() {
                 self.table_export = CString::new(name.clone()).ok();
             }
+            // Exports hb_beamr_eh added for its host calls are not the module's.
+            if name.starts_with(hb_beamr_core::eh_abi::EXPORT_PREFIX) {
+                continue;
+            }
             self.exports.push(ExportInfo {
                 kind,
                 signature: extern_signature(kind, export.type_ptr),
@@ -170,7 +186,7 @@ impl Module {
     /// with an attachment that says which import it is. WAMR resolves
     /// imports against its global native list, so the natives are
     /// registered, resolved and unregistered again under `LINK_LOCK`.
-    fn read_and_link_imports(&mut self) {
+    fn read_and_link_imports(&mut self, native: sys::NativeRawFn) {
         // SAFETY: `self.raw` is a loaded module; indices are within the count.
         let count = unsafe { sys::wasm_runtime_get_import_count(self.raw) }.max(0);
         let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -202,6 +218,10 @@ impl Module {
                     .push(descs.len());
                 descs.push(desc);
             }
+            // Imports hb_beamr_eh added are served here, not by the caller.
+            if module == hb_beamr_core::eh_abi::MODULE {
+                continue;
+            }
             self.imports.push(ImportInfo {
                 kind,
                 module,
@@ -211,11 +231,11 @@ impl Module {
         }
         self.import_descs = descs.into_boxed_slice();
         for (module_name, desc_indices) in by_module {
-            self.link(&module_name, &desc_indices);
+            self.link(&module_name, &desc_indices, native);
         }
     }
 
-    fn link(&self, module_name: &str, desc_indices: &[usize]) {
+    fn link(&self, module_name: &str, desc_indices: &[usize], native: sys::NativeRawFn) {
         let Ok(module_c) = CString::new(module_name) else {
             return;
         };
@@ -228,7 +248,7 @@ impl Module {
             .zip(&names)
             .map(|(i, name)| sys::NativeSymbol {
                 symbol: name.as_ptr(),
-                func_ptr: imports::trampoline as *mut c_void,
+                func_ptr: native as *mut c_void,
                 signature: std::ptr::null(),
                 attachment: &self.import_descs[*i] as *const ImportDesc as *mut c_void,
             })

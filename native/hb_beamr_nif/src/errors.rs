@@ -24,6 +24,12 @@ mod atoms {
         import_aborted,
         not_call_owner,
         no_pending_import,
+        invalid_snapshot,
+        snapshot_mismatch,
+        snapshot_too_large,
+        snapshot_unsupported,
+        size,
+        max,
         runtime_init_failed,
         thread_spawn_failed,
     }
@@ -70,6 +76,22 @@ impl Encoder for ErrorTerm<'_> {
             Error::ImportAborted => atoms::import_aborted().encode(env),
             Error::NotCallOwner => atoms::not_call_owner().encode(env),
             Error::NoPendingImport => atoms::no_pending_import().encode(env),
+            Error::InvalidSnapshot(m) => (atoms::invalid_snapshot(), m.as_str()).encode(env),
+            Error::SnapshotMismatch(m) => (atoms::snapshot_mismatch(), m.as_str()).encode(env),
+            Error::SnapshotUnsupported(m) => {
+                (atoms::snapshot_unsupported(), m.as_str()).encode(env)
+            }
+            Error::SnapshotTooLarge { size, max } => {
+                let detail = Term::map_from_pairs(
+                    env,
+                    &[
+                        (atoms::size().encode(env), size.encode(env)),
+                        (atoms::max().encode(env), max.encode(env)),
+                    ],
+                )
+                .unwrap_or_else(|_| size.encode(env));
+                (atoms::snapshot_too_large(), detail).encode(env)
+            }
             Error::RuntimeInit(m) => (atoms::runtime_init_failed(), m.as_str()).encode(env),
             Error::ThreadSpawn(m) => (atoms::thread_spawn_failed(), m.as_str()).encode(env),
         }

@@ -48,6 +48,9 @@ pub enum Job {
     },
     /// Instantiation (start function, constructors): the first call.
     Instantiate,
+    /// A snapshot taken in turn, between calls, after which the instance
+    /// serves nothing more (`migrate/2`).
+    Retire,
 }
 
 /// The part of a call request the protocol does not look at: where its
@@ -130,6 +133,20 @@ pub enum Command {
         offset: u64,
         data: WriteData,
     },
+    /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
+    Snapshot {
+        reply: ReplyTo,
+    },
+    /// Restores a snapshot (memory grown to its size first).
+    Restore {
+        reply: ReplyTo,
+        data: WriteData,
+    },
+    /// Writes raw memory from offset 0, grown to its size first.
+    Deserialize {
+        reply: ReplyTo,
+        data: WriteData,
+    },
     CallerDown(LocalPid),
     Shutdown,
 }
@@ -141,7 +158,10 @@ impl Command {
             Command::Call { body, .. } => Some(&body.reply),
             Command::Size { reply }
             | Command::Read { reply, .. }
-            | Command::Write { reply, .. } => Some(reply),
+            | Command::Write { reply, .. }
+            | Command::Snapshot { reply }
+            | Command::Restore { reply, .. }
+            | Command::Deserialize { reply, .. } => Some(reply),
             _ => None,
         }
     }
@@ -175,6 +195,9 @@ struct Running {
     /// Calls interrupted before they began (a timeout of 0, a stop while
     /// queued), by request id.
     cancelled: Vec<(u64, Error)>,
+    /// A stop that came while nothing ran: whatever begins next is
+    /// interrupted at once (a start function not yet begun, for instance).
+    stop_requested: Option<Error>,
 }
 
 /// At most this many early cancellations are remembered (one can outlive
@@ -228,6 +251,9 @@ impl Shared {
     /// cancelled while queued (then the reason comes back and it must not run).
     pub fn begin_call(&self, id: Option<u64>) -> Option<Error> {
         let mut running = self.running();
+        if let Some(reason) = &running.stop_requested {
+            return Some(reason.clone());
+        }
         if let Some(id) = id {
             if let Some(at) = running.cancelled.iter().position(|(c, _)| *c == id) {
                 return Some(running.cancelled.remove(at).1);
@@ -236,6 +262,27 @@ impl Shared {
         running.call = Some(id);
         running.interrupt = None;
         None
+    }
+
+    /// Worker: instantiation runs its start function or constructors (call
+    /// `id`) on `handle`; a timeout or stop that came first interrupts them
+    /// at once. [`Shared::end_call`] and `set_instance(None)` end it.
+    pub fn begin_instantiation(&self, handle: InstHandle, id: u64) {
+        let mut running = self.running();
+        running.inst = Some(handle);
+        let early = running.stop_requested.clone().or_else(|| {
+            let at = running.cancelled.iter().position(|(c, _)| *c == id)?;
+            Some(running.cancelled.remove(at).1)
+        });
+        running.call = Some(Some(id));
+        running.interrupt = None;
+        if let Some(reason) = early {
+            running.interrupt = Some(reason);
+            // SAFETY: the instance and exec env are alive: WAMR is about to
+            // run the start function on them, and ends only after the hook
+            // has cleared them under this lock.
+            unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
+        }
     }
 
     /// Worker: the top-level call ended; why it was interrupted, if it was.
@@ -257,6 +304,9 @@ impl Shared {
         };
         if !matches {
             // Not running (yet): cancel it before it begins.
+            if id.is_none() {
+                running.stop_requested = Some(reason.clone());
+            }
             if let Some(wanted) = id {
                 if running.cancelled.len() >= MAX_CANCELLED {
                     running.cancelled.remove(0);

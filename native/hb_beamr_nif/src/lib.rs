@@ -10,6 +10,7 @@ pub mod errors;
 pub mod instance;
 pub mod mailbox;
 pub mod reclaim;
+pub mod state;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
@@ -142,6 +143,7 @@ fn start<'a>(
     mode: Atom,
     limits: (u64, u32, u64),
     serve_imports: bool,
+    deterministic: bool,
 ) -> Term<'a> {
     let (max_memory, wasm_stack, native_stack) = limits;
     let limits = Limits {
@@ -193,6 +195,7 @@ fn start<'a>(
         rx,
         bytes: bytes.as_slice().to_vec(),
         mode,
+        deterministic,
         limits,
         start_id: id,
         start,
@@ -332,6 +335,46 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
     reply_result(env, result)
 }
 
+/// Takes a snapshot: `{ok, Snapshot}` arrives as the reply.
+#[rustler::nif]
+fn snapshot(env: Env, worker: LocalPid) -> Term {
+    let result = request(env, &worker, |reply| Command::Snapshot { reply });
+    reply_result(env, result)
+}
+
+/// Retires the instance: in turn after the calls before it, takes a
+/// snapshot (`{ok, Snapshot}` arrives), then refuses every later call.
+#[rustler::nif]
+fn retire(env: Env, worker: LocalPid) -> Term {
+    let result = instance_of(&worker).and_then(|resource| {
+        let reply = ReplyTo {
+            pid: env.pid(),
+            id: Some(instance::next_id()),
+        };
+        let (id, command) = call_command(env, &resource, reply, Job::Retire, ImportMode::Refuse);
+        resource.shared.send(command)?;
+        Ok(id)
+    });
+    reply_result(env, result)
+}
+
+/// Restores a snapshot (O(1) here: the binary goes to the thread by
+/// reference).
+#[rustler::nif]
+fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
+    let data = WriteData::from_binary(env, data);
+    let result = request(env, &worker, |reply| Command::Restore { reply, data });
+    reply_result(env, result)
+}
+
+/// Writes raw memory from offset 0, growing memory to its size first.
+#[rustler::nif]
+fn deserialize<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
+    let data = WriteData::from_binary(env, data);
+    let result = request(env, &worker, |reply| Command::Deserialize { reply, data });
+    reply_result(env, result)
+}
+
 /// The original driver's raw protocol: `term_to_binary(Cmd)` with Cmd one of
 /// `{call, Name, Args}`, `{indirect_call, Index, Args}`, `{import_response,
 /// Results}`, `{size}`, `{read, Offset, Len}`, `{write, Offset, Bin}`.
@@ -426,3 +469,23 @@ fn live_instances() -> usize {
 }
 
 rustler::init!("hb_beamr_nif");
+
+mod nan_atoms {
+    rustler::atoms! { invalid_wasm }
+}
+
+/// `canonicalize_nans(Wasm)` → `{ok, Wasm2}` | `{error, {invalid_wasm, Why}}`:
+/// the module rewritten so that every NaN its float arithmetic produces is
+/// the positive canonical NaN (see the `hb_beamr_nan` crate). Dirty: the
+/// rewrite is linear in the module's size.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn canonicalize_nans<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
+    match hb_beamr_nan::canonicalize(wasm.as_slice()) {
+        Ok(out) => {
+            let mut binary = rustler::OwnedBinary::new(out.len());
+            binary.as_mut_slice().copy_from_slice(&out);
+            (atoms::ok(), binary.release(env)).encode(env)
+        }
+        Err(why) => (atoms::error(), (nan_atoms::invalid_wasm(), why.to_string())).encode(env),
+    }
+}

@@ -50,6 +50,11 @@ pub enum Message<'a> {
     },
     Size(u64),
     Bytes(&'a [u8]),
+    /// A snapshot: its header, then the memory (one binary, one copy).
+    Snapshot {
+        header: &'a [u8],
+        memory: &'a [u8],
+    },
     Written,
     Failed(&'a Error),
 }
@@ -140,6 +145,12 @@ impl Message<'_> {
             }
             Message::Size(size) => (atoms::execution_result(), *size).encode(env),
             Message::Bytes(bytes) => (atoms::execution_result(), binary(bytes, env)).encode(env),
+            Message::Snapshot { header, memory } => {
+                let mut out = OwnedBinary::new(header.len() + memory.len());
+                out.as_mut_slice()[..header.len()].copy_from_slice(header);
+                out.as_mut_slice()[header.len()..].copy_from_slice(memory);
+                (atoms::execution_result(), out.release(env)).encode(env)
+            }
             Message::Written => atoms::ok().encode(env),
             Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
         }

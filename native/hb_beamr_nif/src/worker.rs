@@ -18,8 +18,10 @@ use rustler::LocalPid;
 
 use crate::instance::{CallBody, Command, ImportMode, InstHandle, Job, Shared};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
+use crate::state;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Call, Failure, ImportStep, Protocol, Rejection};
+use hb_beamr_core::snapshot;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::imports::ImportDesc;
 use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Module};
@@ -32,6 +34,8 @@ pub struct Startup {
     pub rx: Receiver<Command>,
     pub bytes: Vec<u8>,
     pub mode: Mode,
+    /// Every NaN float arithmetic produces is the canonical one.
+    pub deterministic: bool,
     pub limits: Limits,
     pub start_id: u64,
     pub start: CallBody,
@@ -81,6 +85,7 @@ fn run(startup: Startup) {
         rx,
         bytes,
         mode,
+        deterministic,
         limits,
         start_id,
         start,
@@ -105,7 +110,7 @@ fn run(startup: Startup) {
     worker.pending.borrow_mut().extend(first);
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
-        let module = Module::load(bytes, mode);
+        let module = load(bytes, mode, deterministic);
         worker.instantiate_then_serve(module, limits)
     }));
     if served.is_err() {
@@ -207,7 +212,12 @@ impl Worker {
             Command::Timeout { call_id } => protocol.timeout(call_id),
             Command::CallerDown(pid) => protocol.caller_down(pid),
             Command::Shutdown => protocol.stop(),
-            memory @ (Command::Size { .. } | Command::Read { .. } | Command::Write { .. }) => {
+            memory @ (Command::Size { .. }
+            | Command::Read { .. }
+            | Command::Write { .. }
+            | Command::Snapshot { .. }
+            | Command::Restore { .. }
+            | Command::Deserialize { .. }) => {
                 let stopped = protocol.is_stopped();
                 drop(protocol);
                 self.serve_memory(memory, stopped);
@@ -268,15 +278,25 @@ impl Worker {
         module: Result<Module, Error>,
         limits: Limits,
     ) {
-        let body = call.body;
+        let body = &call.body;
         self.calls.borrow_mut().push(Running {
             reply: body.reply,
             imports: body.imports,
             failure: None,
         });
+        let interrupted = std::cell::Cell::new(None);
+        let watch = |handles: Option<(_, _)>| match handles {
+            Some((inst, exec_env)) => self
+                .shared
+                .begin_instantiation(InstHandle { inst, exec_env }, call.id),
+            None => {
+                interrupted.set(self.shared.end_call());
+                self.shared.set_instance(None);
+            }
+        };
         let started = module.and_then(|module| {
             self.shared.set_has_erlang_imports(module.has_host_imports);
-            EngineInstance::new(module, limits)
+            EngineInstance::new_watched(module, limits, &watch)
         });
         let failure = self.calls.borrow_mut().pop().and_then(|c| c.failure);
         let finished = self.protocol.borrow_mut().finished();
@@ -284,10 +304,13 @@ impl Worker {
             Some((done, next)) => (done.failure, next),
             None => (None, Vec::new()),
         };
-        let started = match (started, doom, failure) {
-            (_, Some(doom), _) => Err(doom.error()),
-            (Err(Error::Instantiation(_)), None, Some(failure)) => Err(failure),
-            (started, _, _) => started,
+        let started = match (started, doom, failure, interrupted.take()) {
+            (_, Some(doom), _, _) => Err(doom.error()),
+            // A timeout or stop ended the start function (the interpreter
+            // returns from an interrupted start as if it had finished).
+            (_, None, _, Some(reason)) => Err(reason),
+            (Err(Error::Instantiation(_)), None, Some(failure), None) => Err(failure),
+            (started, _, _, _) => started,
         };
         match started {
             Ok(engine) => {
@@ -311,8 +334,10 @@ impl Worker {
 
     fn run_call(&self, call: Call<LocalPid, CallBody>) {
         let Call { id, body, .. } = call;
-        let Job::Call { target, args } = &body.job else {
-            return;
+        let (target, args) = match &body.job {
+            Job::Call { target, args } => (target, args),
+            Job::Retire => return self.retire(&body.reply),
+            Job::Instantiate => return,
         };
         let top_level = self.calls.borrow().is_empty();
         let cancelled = if top_level {
@@ -360,6 +385,26 @@ impl Worker {
         // `body` drops here: the monitor on the caller is released.
     }
 
+    /// Takes the snapshot of a retiring instance, then stops serving: every
+    /// queued call is refused, nothing runs after.
+    fn retire(&self, reply: &ReplyTo) {
+        let taken = match self.engine.get() {
+            Some(engine) => self.snapshot(engine.as_ref(), reply),
+            None => Err(Error::Stopped),
+        };
+        match taken {
+            Ok(()) => {
+                let refused = self.protocol.borrow_mut().stop();
+                self.pending.borrow_mut().extend(refused);
+            }
+            Err(error) => self.send(reply, Message::Failed(&error)),
+        }
+        // Stopped first, so that no queued call runs next.
+        if let Some((_, next)) = self.protocol.borrow_mut().finished() {
+            self.pending.borrow_mut().extend(next);
+        }
+    }
+
     fn serve_memory(&self, command: Command, stopped: bool) {
         let engine = match self.engine.get() {
             Some(engine) if !stopped => engine.as_ref(),
@@ -395,8 +440,54 @@ impl Worker {
                 Ok(()) => self.send(&reply, Message::Written),
                 Err(error) => self.send(&reply, Message::Failed(&error)),
             },
+            Command::Deserialize { reply, data } => {
+                let restored = data.with_bytes(|bytes| state::grow_and_write(engine, bytes));
+                match restored {
+                    Ok(()) => self.send(&reply, Message::Written),
+                    Err(error) => self.send(&reply, Message::Failed(&error)),
+                }
+            }
+            Command::Snapshot { reply } => {
+                if let Err(error) = self.snapshot(engine, &reply) {
+                    self.send(&reply, Message::Failed(&error));
+                }
+            }
+            Command::Restore { reply, data } => {
+                match data.with_bytes(|bytes| self.restore(engine, bytes)) {
+                    Ok(()) => self.send(&reply, Message::Written),
+                    Err(error) => self.send(&reply, Message::Failed(&error)),
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The module's fingerprint; snapshots need the instance to exist.
+    fn fingerprint(&self) -> Result<[u8; 32], Error> {
+        self.engine
+            .get()
+            .map(|engine| engine.module().fingerprint)
+            .ok_or_else(|| {
+                Error::SnapshotUnsupported("the instance is still being instantiated".into())
+            })
+    }
+
+    /// Sends `{ok, Snapshot}` straight from linear memory (one copy).
+    fn snapshot(&self, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
+        let header = state::snapshot_header(engine, self.fingerprint()?)?;
+        engine.read_with(0, engine.memory_size(), |memory| {
+            self.send(
+                reply,
+                Message::Snapshot {
+                    header: &header,
+                    memory,
+                },
+            )
+        })
+    }
+
+    fn restore(&self, engine: InstanceRef, bytes: &[u8]) -> Result<(), Error> {
+        state::restore(engine, &self.fingerprint()?, bytes)
     }
 
     fn refuse_memory(&self, command: Command, error: Error) {
@@ -498,6 +589,28 @@ impl Worker {
             self.fail_current(Error::InvalidImportResponse(text.clone()));
             text
         })
+    }
+}
+
+/// Loads the module, here on the instance's thread. With `deterministic`,
+/// bytecode is rewritten to canonicalize NaNs (its fingerprint stays the
+/// original's, so its snapshots restore into AOT code compiled from it), and
+/// an AOT file must have been compiled so.
+fn load(bytes: Vec<u8>, mode: Mode, deterministic: bool) -> Result<Module, Error> {
+    match (deterministic, mode) {
+        (false, _) => hb_beamr_engine::load_module(bytes, mode),
+        (true, Mode::Wasm) => {
+            let fingerprint = snapshot::fingerprint(&bytes);
+            let canonical = hb_beamr_nan::canonicalize(&bytes)
+                .map_err(|why| Error::InvalidWasm(why.to_string()))?;
+            let mut module = hb_beamr_engine::load_module(canonical, mode)?;
+            module.fingerprint = fingerprint;
+            Ok(module)
+        }
+        (true, Mode::Aot) => match hb_beamr_core::aot_tag::deterministic_refusal(&bytes) {
+            Some(why) => Err(Error::InvalidAot(why)),
+            None => hb_beamr_engine::load_module(bytes, mode),
+        },
     }
 }
 

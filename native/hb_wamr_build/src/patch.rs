@@ -25,6 +25,7 @@ pub struct Patch {
     pub flavours: &'static [Flavour],
 }
 
+#[allow(dead_code)] // for patches both builds need
 const BOTH: &[Flavour] = &[Flavour::Runtime, Flavour::Compiler];
 const COMPILER: &[Flavour] = &[Flavour::Compiler];
 const RUNTIME: &[Flavour] = &[Flavour::Runtime];
@@ -45,6 +46,103 @@ macro_rules! round_patch {
 
 /// hb_beamr's patches, in the order they are applied.
 pub const PATCHES: &[Patch] = &[
+    // WAMR runs a module's start function and its constructors
+    // (`__wasm_call_ctors`, `_initialize`) inside instantiation, on an exec
+    // env of its own that the host never sees, so nothing could stop one
+    // that never ends. hb_beamr is told that exec env before they run and
+    // again when they are over (`hb_beamr_instantiation_hook`, in
+    // hb_wamr_sys/c/hb_interrupt.c), so that a start timeout or stop/1 can
+    // interrupt them like any call.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "tell hb_beamr the exec env that runs the start function",
+        find: "    /* Execute start function for both main instance and sub instance */
+    if (start_func && !wasm_call_function(exec_env, start_func, 0, NULL)) {
+",
+        replace: "    /* hb_beamr: the start function and constructors can be interrupted. */
+    hb_beamr_instantiation_hook(exec_env);
+    /* Execute start function for both main instance and sub instance */
+    if (start_func && !wasm_call_function(exec_env, start_func, 0, NULL)) {
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "tell hb_beamr the start function is over",
+        find: "fail:
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        replace: "fail:
+    hb_beamr_instantiation_hook(NULL); /* hb_beamr: no longer interruptible */
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "declare hb_beamr's instantiation hook",
+        find: "static bool
+execute_post_instantiate_functions(WASMModuleInstance *module_inst,
+",
+        replace: "void hb_beamr_instantiation_hook(WASMExecEnv *exec_env); /* hb_beamr */
+
+static bool
+execute_post_instantiate_functions(WASMModuleInstance *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "tell hb_beamr the exec env that runs the start function (AOT)",
+        find: "    /* Execute start function for both main instance and sub instance */
+    if (module->start_function) {
+",
+        replace: "    /* hb_beamr: the start function and constructors can be interrupted. */
+    hb_beamr_instantiation_hook(exec_env);
+    /* Execute start function for both main instance and sub instance */
+    if (module->start_function) {
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "tell hb_beamr the start function is over (AOT)",
+        find: "fail:
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        replace: "fail:
+    hb_beamr_instantiation_hook(NULL); /* hb_beamr: no longer interruptible */
+    if (is_sub_inst) {
+        /* Restore the parent exec_env's module inst */
+        wasm_exec_env_restore_module_inst(exec_env_main, module_inst_main);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/aot/aot_runtime.c",
+        why: "declare hb_beamr's instantiation hook (AOT)",
+        find: "static bool
+execute_post_instantiate_functions(AOTModuleInstance *module_inst,
+",
+        replace: "void hb_beamr_instantiation_hook(WASMExecEnv *exec_env); /* hb_beamr */
+
+static bool
+execute_post_instantiate_functions(AOTModuleInstance *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
     // The AOT compiler emits its suspend-flag check (the check that lets
     // another thread stop a running call: timeouts, stop/1) at loop
     // back-edges and before and after calls only for modules with a shared

@@ -13,6 +13,9 @@
 #include "wasm_export.h"
 #include "wasm_suspend_flags.h"
 
+typedef void (*hb_beamr_instantiation_fn)(void *ctx, wasm_exec_env_t exec_env,
+                                          wasm_module_inst_t module_inst);
+
 void
 hb_beamr_interrupt(wasm_exec_env_t exec_env, wasm_module_inst_t module_inst)
 {
@@ -37,4 +40,27 @@ hb_beamr_clear_interrupt(wasm_exec_env_t exec_env)
     WASM_SUSPEND_FLAGS_FETCH_AND(env->suspend_flags,
                                  ~WASM_SUSPEND_FLAG_TERMINATE);
     os_mutex_unlock(&env->wait_lock);
+}
+
+/* The start function and constructors run inside instantiation, on an exec
+ * env WAMR creates for them (build-time patch, hb_wamr_build/src/patch.rs).
+ * WAMR calls this hook with that exec env before they run and with NULL
+ * when they are over; the instance thread installs a callback that makes
+ * the exec env known to whoever may interrupt it. Per thread: instances
+ * are instantiated on their own threads. */
+static __thread hb_beamr_instantiation_fn hb_hook;
+static __thread void *hb_hook_ctx;
+
+void
+hb_beamr_set_instantiation_hook(hb_beamr_instantiation_fn hook, void *ctx)
+{
+    hb_hook = hook;
+    hb_hook_ctx = ctx;
+}
+
+void
+hb_beamr_instantiation_hook(WASMExecEnv *exec_env)
+{
+    if (hb_hook)
+        hb_hook(hb_hook_ctx, exec_env, exec_env ? exec_env->module_inst : NULL);
 }

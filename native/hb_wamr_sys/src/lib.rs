@@ -141,6 +141,13 @@ pub struct NativeSymbol {
 
 /// A native function in WAMR's "raw" calling convention: every argument in
 /// its own 64-bit slot, the result written back into slot 0.
+/// See [`hb_beamr_set_instantiation_hook`].
+pub type InstantiationHook = unsafe extern "C" fn(
+    ctx: *mut std::ffi::c_void,
+    exec_env: wasm_exec_env_t,
+    module_inst: wasm_module_inst_t,
+);
+
 pub type NativeRawFn = unsafe extern "C" fn(exec_env: wasm_exec_env_t, args: *mut u64);
 
 extern "C" {
@@ -283,6 +290,29 @@ extern "C" {
     /// from another thread, and clear that request afterwards.
     pub fn hb_beamr_interrupt(exec_env: wasm_exec_env_t, module_inst: wasm_module_inst_t);
     pub fn hb_beamr_clear_interrupt(exec_env: wasm_exec_env_t);
+    /// How many globals an instance has (imported ones included).
+    pub fn hb_beamr_global_count(module_inst: wasm_module_inst_t) -> u32;
+    /// Global `index` of an instance: value type (`VALUE_TYPE_*`), whether
+    /// it is mutable, and where its value lives; 0 past the count.
+    pub fn hb_beamr_global_at(
+        module_inst: wasm_module_inst_t,
+        index: u32,
+        val_type: *mut u8,
+        is_mutable: *mut u8,
+        data: *mut *mut std::ffi::c_void,
+    ) -> i32;
+    pub fn wasm_memory_get_max_page_count(memory_inst: wasm_memory_inst_t) -> u64;
+    pub fn wasm_runtime_enlarge_memory(
+        module_inst: wasm_module_inst_t,
+        inc_page_count: u64,
+    ) -> bool;
+    /// Installs, for the calling thread, the callback WAMR's (patched)
+    /// instantiation calls with the exec env that runs the start function
+    /// and constructors, and with null ones when they are over.
+    pub fn hb_beamr_set_instantiation_hook(
+        hook: Option<InstantiationHook>,
+        ctx: *mut std::ffi::c_void,
+    );
 
     /// hb_beamr's `c/hb_tail_call.c`: guards a WAMR interpreter crash on a
     /// tail call from a host-entered function to an import.

@@ -1,0 +1,64 @@
+//! An instance's state as data: snapshots (memory, every mutable global,
+//! the module's fingerprint) and raw memory restored into a fresh instance.
+//! The format is `hb_beamr_core::snapshot`'s.
+
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::snapshot;
+use hb_beamr_engine::InstanceRef;
+
+/// A snapshot's header and globals; its memory is sent right after them.
+pub fn snapshot_header(engine: InstanceRef, fingerprint: [u8; 32]) -> Result<Vec<u8>, Error> {
+    Ok(snapshot::Header {
+        fingerprint,
+        memory_size: engine.memory_size(),
+        globals: engine.mutable_globals()?,
+    }
+    .encode())
+}
+
+/// Restores a snapshot of the module whose fingerprint is `ours`:
+/// everything is checked before anything changes, except that memory may
+/// have grown.
+pub fn restore(engine: InstanceRef, ours: &[u8; 32], bytes: &[u8]) -> Result<(), Error> {
+    let (header, memory) = snapshot::Header::decode(bytes)?;
+    if header.fingerprint != *ours {
+        return Err(Error::SnapshotMismatch(format!(
+            "the snapshot is of module {}, this instance runs module {}",
+            snapshot::hex(&header.fingerprint),
+            snapshot::hex(ours)
+        )));
+    }
+    let current = engine.memory_size();
+    if current > header.memory_size {
+        return Err(Error::SnapshotMismatch(format!(
+            "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
+             bytes) and cannot shrink: restore into a fresh instance",
+            header.memory_size
+        )));
+    }
+    let globals = engine.check_globals(&header.globals)?;
+    grow_and_write(engine, memory)?;
+    engine.set_globals(globals);
+    Ok(())
+}
+
+/// Writes `memory` from offset 0, growing linear memory to its size first.
+/// Zeros past what the instance may grow to are no state (fresh pages are
+/// zero): they are not written, so a snapshot one page larger than a module
+/// that cannot grow still restores (HyperBEAM's runtime counts one page more
+/// for modules that export `malloc` but not `free`).
+pub fn grow_and_write(engine: InstanceRef, memory: &[u8]) -> Result<(), Error> {
+    match engine.grow_to(memory.len() as u64) {
+        Ok(()) => engine.write(0, memory),
+        Err(Error::SnapshotTooLarge { max, .. })
+            if memory
+                .get(usize::try_from(max).unwrap_or(usize::MAX)..)
+                .is_some_and(|tail| tail.iter().all(|b| *b == 0)) =>
+        {
+            let kept = &memory[..memory.len().min(max as usize)];
+            engine.grow_to(kept.len() as u64)?;
+            engine.write(0, kept)
+        }
+        Err(error) => Err(error),
+    }
+}
