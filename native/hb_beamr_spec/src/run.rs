@@ -242,7 +242,7 @@ impl State<'_> {
         let Ok(bytes) = std::fs::read(&path) else {
             return Ok(None);
         };
-        Module::load(bytes, self.mode).map(Some)
+        hb_beamr_engine::load_module(bytes, self.mode).map(Some)
     }
 
     fn instantiate(&self, wasm: &str) -> Result<Option<EngineInstance>, Error> {
