@@ -175,13 +175,14 @@ load(#{dir := Dir, mode := Mode}, Rel) ->
             E
     end.
 
-%% Compiles to AOT, keeping the result next to the module (`N.aot`, for the
-%% Rust runner's AOT mode).
+%% Compiles to AOT, keeping the result next to the module (`N.aot`, the
+%% plain AOT file inside hb_beamr's seal, for the Rust runner's AOT mode).
 compile(Path, Bin) ->
     case hb_beamr:compile(Bin, ?AOT_OPTS) of
-        {ok, Aot} ->
+        {ok, Sealed} ->
+            {ok, Aot} = hb_beamr_aot:open(Sealed, false),
             ok = file:write_file(iolist_to_binary([filename:rootname(Path), ".aot"]), Aot),
-            {ok, Aot};
+            {ok, Sealed};
         Error ->
             Error
     end.
