@@ -29,6 +29,9 @@
 -define(TAINTED, "follows a skipped step that changes this module's state (a skipped action, or a skipped module linked to it)").
 -define(AOT_EH, "exception handling in AOT: WAMR's AOT compiler has none (such modules run as bytecode)").
 
+%% @doc Runs the manifest in `Dir' in each mode given, writes the table to
+%% `Out' and halts: 0 when nothing failed, 1 otherwise, 2 on bad arguments.
+-spec main([string()]) -> no_return().
 main([Dir, Out | Modes0]) ->
     Modes = [list_to_atom(M) || M <- Modes0],
     {ok, Files} = file:consult(filename:join(Dir, "manifest.eterm")),
