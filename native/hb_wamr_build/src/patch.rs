@@ -320,27 +320,17 @@ hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
     Patch {
         file: "core/iwasm/interpreter/wasm_interp_classic.c",
         why: "rounding a signalling NaN gives a quiet NaN",
-        find: "#define DEF_OP_MATH(src_type, src_op_type, method) \\
-    do {                                           \\
-        src_type src_val;                          \\
-        src_val = POP_##src_op_type();             \\
-        PUSH_##src_op_type(method(src_val));       \\
-    } while (0)
+        find: "#define TRUNC_FUNCTION(func_name, src_type, dst_type, signed_type)  \\
 ",
-        replace: "#define DEF_OP_MATH(src_type, src_op_type, method) \\
-    do {                                           \\
-        src_type src_val;                          \\
-        src_val = POP_##src_op_type();             \\
-        PUSH_##src_op_type(method(src_val));       \\
-    } while (0)
-
-/* hb_beamr: rounding quiets a NaN operand (libm keeps a signalling one) */
+        replace: "/* hb_beamr: rounding quiets a NaN operand (libm keeps a signalling one) */
 #define DEF_OP_ROUND(src_type, src_op_type, method)                      \\
     do {                                                                  \\
         src_type src_val = POP_##src_op_type();                          \\
         PUSH_##src_op_type(isnan(src_val) ? src_val + src_val            \\
                                           : method(src_val));            \\
     } while (0)
+
+#define TRUNC_FUNCTION(func_name, src_type, dst_type, signed_type)  \\
 ",
         count: 1,
         flavours: RUNTIME,
