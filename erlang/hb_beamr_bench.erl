@@ -34,7 +34,8 @@
 %%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
 %%%              start(Bytecode, aot) through the compile cache
 %%%
-%%% Environment: HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
+%%% Environment: HB_BEAMR_BENCH_ONLY (sections to run, e.g. "call,cluster"),
+%%% HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
 -module(hb_beamr_bench).
 -mode(compile).
@@ -88,7 +89,19 @@ main(_) ->
     [io:format("target missed: ~s / ~s~n", [S, W]) || #row{section = S, what = W} <- Missed],
     ok.
 
+%% HB_BEAMR_BENCH_ONLY=call,cluster (words of the section names) runs only
+%% those sections.
 section(Name, Fun) ->
+    case os:getenv("HB_BEAMR_BENCH_ONLY") of
+        false -> run_section(Name, Fun);
+        Only ->
+            case [W || W <- string:lexemes(Only, ","), string:find(Name, W) =/= nomatch] of
+                [] -> [];
+                _ -> run_section(Name, Fun)
+            end
+    end.
+
+run_section(Name, Fun) ->
     io:format(standard_error, "bench: ~s...~n", [Name]),
     Fun().
 

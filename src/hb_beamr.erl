@@ -103,6 +103,7 @@
     | {snapshot_too_large, #{size := non_neg_integer(), max := non_neg_integer()}}
     | {snapshot_unsupported, binary()}
     | {nodedown, node()}
+    | {out_of_memory, non_neg_integer()}
     | timeout
     | {invalid_option, term()}
     | stopped.
@@ -477,7 +478,7 @@ call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
 
 run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun}, FuncRef, State, Report) ->
     Stub = ImportFun =:= fun ?MODULE:stub/3,
-    Id = hb_beamr_node:request(WASM, call, [FuncRef, Args, Stub]),
+    Id = hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub]),
     case hb_beamr_node:is_request_id(Id) of
         true ->
             Report(Id),
@@ -629,11 +630,12 @@ serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
         true -> ok;
         false -> throw({error, {invalid_response, Response}})
     end,
-    case hb_beamr_node:request(WASM, import_response, [Id, Response]) of
-        ok -> NewState;
+    case hb_beamr_node:send(WASM, import_response, [Id, Response]) of
         % Stopped meanwhile: the call's own reply says so.
         {error, stopped} -> NewState;
-        {error, Reason} -> throw({error, Reason})
+        {error, Reason} -> throw({error, Reason});
+        % `ok', or (remote) on its way.
+        _Sent -> NewState
     end.
 
 %% @doc Stops an instance and frees its thread, module and memory. Stopping

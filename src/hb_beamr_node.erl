@@ -11,15 +11,15 @@
 %%% went down) ends the caller's wait with `{error, {nodedown, Node}}'.
 -module(hb_beamr_node).
 
--export([request/3, await/2, watch/1, is_request_id/1]).
+-export([request/3, send/3, await/2, watch/1, is_request_id/1]).
 %% The agent, spawned on the instance's node.
 -export([agent/1]).
 
 -export_type([request_id/0, watch/0]).
 
--type request_id() :: non_neg_integer() | {node(), non_neg_integer()}.
+-type request_id() :: non_neg_integer() | {node(), non_neg_integer() | reference()}.
 %% A request's id: the NIF's integer for a local instance, tagged with the
-%% node for a remote one.
+%% node for a remote one (a reference for requests sent without waiting).
 -type watch() :: reference().
 %% What a caller waits on besides its reply (see {@link watch/1}).
 
@@ -43,6 +43,25 @@ request(WASM, Fun, Args) ->
                     forget_agent(Node),
                     {error, {nodedown, Node}}
             end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Like {@link request/3} for a request whose replies come as messages
+%% (a call, an import answer), without waiting for the remote NIF's answer:
+%% for a remote instance the id is made here, and a refusal arrives as the
+%% request's reply, `{hb_beamr, Id, {error, Reason}}', so a remote call costs
+%% one round trip. Local requests are {@link request/3}.
+-spec send(pid(), atom(), list()) -> term().
+send(WASM, Fun, Args) when node(WASM) =:= node() ->
+    request(WASM, Fun, Args);
+send(WASM, Fun, Args) ->
+    Node = node(WASM),
+    case agent_for(Node) of
+        {ok, Agent, _MRef} ->
+            Id = {Node, make_ref()},
+            Agent ! {hb_beamr_agent_send, self(), Id, Fun, [WASM | Args]},
+            Id;
         {error, _} = Error ->
             Error
     end.
@@ -80,6 +99,7 @@ await(WASM, Id) ->
 -spec is_request_id(term()) -> boolean().
 is_request_id(Id) when is_integer(Id) -> true;
 is_request_id({Node, Id}) when is_atom(Node), is_integer(Id) -> true;
+is_request_id({Node, Id}) when is_atom(Node), is_reference(Id) -> true;
 is_request_id(_) -> false.
 
 nodedown(WASM) ->
@@ -115,27 +135,61 @@ forget_agent(Node) ->
 -spec agent(pid()) -> ok.
 agent(Caller) ->
     Ref = erlang:monitor(process, Caller),
-    agent_loop(Caller, Ref).
+    agent_loop(Caller, Ref, #{}).
 
-agent_loop(Caller, Ref) ->
+%% `Ids' maps the NIF's ids of requests sent without waiting to the ids
+%% their caller made for them.
+agent_loop(Caller, Ref, Ids) ->
     receive
         {hb_beamr_agent, Caller, ReqRef, Fun, Args} ->
-            Result = hb_beamr_nif:guarded(fun() -> apply(hb_beamr_nif, Fun, [local_id(A) || A <- Args]) end),
-            Caller ! {ReqRef, remote_id(Result)},
-            agent_loop(Caller, Ref);
+            Caller ! {ReqRef, remote_id(nif(Fun, Args, Ids), Ids)},
+            agent_loop(Caller, Ref, Ids);
+        {hb_beamr_agent_send, Caller, CallerId, Fun, Args} ->
+            case nif(Fun, Args, Ids) of
+                Id when is_integer(Id) ->
+                    agent_loop(Caller, Ref, Ids#{Id => CallerId, CallerId => Id});
+                ok ->
+                    agent_loop(Caller, Ref, Ids);
+                % An answer refused (the call stopped meanwhile): the call's
+                % own reply says so.
+                _Refused when Fun =:= import_response ->
+                    agent_loop(Caller, Ref, Ids);
+                Refused ->
+                    Caller ! {hb_beamr, CallerId, Refused},
+                    agent_loop(Caller, Ref, Ids)
+            end;
         {'DOWN', Ref, process, Caller, _} ->
             ok;
         {hb_beamr, Id, Message} ->
-            Caller ! {hb_beamr, remote_id(Id), Message},
-            agent_loop(Caller, Ref);
+            Caller ! {hb_beamr, remote_id(Id, Ids), Message},
+            agent_loop(Caller, Ref, forget(Id, Message, Ids));
         Other ->
             % Replies of the raw protocol, untagged.
             Caller ! Other,
-            agent_loop(Caller, Ref)
+            agent_loop(Caller, Ref, Ids)
     end.
 
-remote_id(Id) when is_integer(Id) -> {node(), Id};
-remote_id(Other) -> Other.
+%% Runs a NIF request for the caller: ids it names are the NIF's again; a
+%% raise (a term the NIF cannot take) is an error, not the agent's end.
+nif(Fun, Args, Ids) ->
+    try
+        hb_beamr_nif:guarded(fun() -> apply(hb_beamr_nif, Fun, [local_id(A, Ids) || A <- Args]) end)
+    catch
+        error:_ -> {error, badarg}
+    end.
 
-local_id({Node, Id}) when Node =:= node(), is_integer(Id) -> Id;
-local_id(Other) -> Other.
+%% A request's last message ends its mapping (an import request does not).
+forget(_Id, {import, _, _, _, _}, Ids) -> Ids;
+forget(Id, _Last, Ids) ->
+    case maps:take(Id, Ids) of
+        {CallerId, Rest} -> maps:remove(CallerId, Rest);
+        error -> Ids
+    end.
+
+remote_id(Id, Ids) when is_integer(Id) -> maps:get(Id, Ids, {node(), Id});
+remote_id(Other, _Ids) -> Other.
+
+local_id({Node, Id}, _Ids) when Node =:= node(), is_integer(Id) -> Id;
+local_id({Node, Ref} = CallerId, Ids) when Node =:= node(), is_reference(Ref) ->
+    maps:get(CallerId, Ids, CallerId);
+local_id(Other, _Ids) -> Other.

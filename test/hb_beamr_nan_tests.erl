@@ -158,6 +158,37 @@ float_loop_is_the_same_with_the_rewrite_test() ->
         ?assertEqual(hb_beamr:call(Non, "float_loop", [1000]), hb_beamr:call(Det, "float_loop", [1000]))
     end).
 
+the_nif_rewrite_is_what_start_loads_test() ->
+    {ok, Canonical} = hb_beamr_nif:canonicalize_nans(fixture("nan.wasm")),
+    {ok, WASM, _, _} = hb_beamr:start(Canonical, wasm),
+    ?assertEqual(?CANON64, bits(WASM, "f64.add", [?PAYLOAD64, ?ONE64])),
+    ?assertEqual(?CANON32, bits(WASM, "f32.div", [0, 0])),
+    hb_beamr:stop(WASM).
+
+aot_without_the_rewrite_is_refused_when_deterministic_test() ->
+    {ok, Aot} = hb_beamr:compile(fixture("nan.wasm")),
+    ?assertMatch({error, {invalid_aot, _}}, hb_beamr:start(Aot, aot, #{deterministic => true})),
+    {ok, DetAot} = hb_beamr:compile(fixture("nan.wasm"), #{deterministic => true}),
+    {ok, WASM, _, _} = hb_beamr:start(DetAot, aot, #{deterministic => true}),
+    hb_beamr:stop(WASM).
+
+%% emscripten's setjmp/longjmp (legacy exception handling, as in AO
+%% processes) with deterministic floats, in the suites' mode.
+exception_handling_modules_are_accepted_test() ->
+    Wasm = fixture("setjmp.wasm"),
+    Bytes =
+        case mode() of
+            wasm ->
+                Wasm;
+            aot ->
+                {ok, Aot} = hb_beamr:compile(Wasm, #{deterministic => true}),
+                Aot
+        end,
+    {ok, WASM, _, _} = hb_beamr:start(Bytes, mode(), #{deterministic => true}),
+    ?assertEqual({ok, [0]}, hb_beamr:call(WASM, "protected", [0, 42])),
+    ?assertEqual({ok, [105]}, hb_beamr:call(WASM, "protected", [1, 5])),
+    hb_beamr:stop(WASM).
+
 invalid_modules_are_errors_test_() ->
     [
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_nif:canonicalize_nans(<<"garbage">>)),
@@ -168,6 +199,10 @@ invalid_modules_are_errors_test_() ->
         ?_assertMatch(
             {error, {invalid_wasm, _}},
             hb_beamr:compile(<<0, "asm", 1, 0, 0, 0, 1>>, #{deterministic => true})
+        ),
+        ?_assertMatch(
+            {error, {invalid_wasm, _}},
+            hb_beamr:start(<<0, "asm", 1, 0, 0, 0, 1>>, wasm, #{deterministic => true})
         ),
         ?_assertEqual(
             {error, {invalid_option, {deterministic, yes}}},

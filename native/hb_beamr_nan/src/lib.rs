@@ -41,8 +41,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What the rewrite accepts: wasmparser's defaults, and the legacy
+/// exception handling (`try`/`catch`) that emscripten's setjmp/longjmp
+/// emits, as AO processes do.
+fn features() -> WasmFeatures {
+    WasmFeatures::default() | WasmFeatures::LEGACY_EXCEPTIONS
+}
+
 fn validate(wasm: &[u8]) -> Result<(), String> {
-    Validator::new_with_features(WasmFeatures::default())
+    Validator::new_with_features(features())
         .validate_all(wasm)
         .map(|_| ())
         .map_err(|e| e.to_string())

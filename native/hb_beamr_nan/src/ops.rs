@@ -53,6 +53,30 @@ pub fn ignores_nan_bits(op: &Operator) -> Option<Float> {
     }
 }
 
+/// How many values `op` pops and pushes, for the instructions the rewrite
+/// looks past when it follows a NaN to its consumer: locals, globals,
+/// constants, `drop` and scalar float operations. `None` for everything
+/// else (control flow, calls, memory, integer arithmetic): the search stops.
+pub fn stack_effect(op: &Operator) -> Option<(usize, usize)> {
+    use Operator::*;
+    match op {
+        LocalGet { .. }
+        | GlobalGet { .. }
+        | I32Const { .. }
+        | I64Const { .. }
+        | F32Const { .. }
+        | F64Const { .. } => Some((0, 1)),
+        LocalSet { .. } | GlobalSet { .. } | Drop => Some((1, 0)),
+        LocalTee { .. } | F32Neg | F32Abs | F64Neg | F64Abs => Some((1, 1)),
+        F32Copysign | F64Copysign => Some((2, 1)),
+        F32Add | F32Sub | F32Mul | F32Div | F32Min | F32Max | F32Eq | F32Ne | F32Lt | F32Gt
+        | F32Le | F32Ge | F64Add | F64Sub | F64Mul | F64Div | F64Min | F64Max | F64Eq | F64Ne
+        | F64Lt | F64Gt | F64Le | F64Ge => Some((2, 1)),
+        _ if ignores_nan_bits(op).is_some() => Some((1, 1)),
+        _ => None,
+    }
+}
+
 /// Whether `op` is vector float arithmetic that may produce a NaN. hb_beamr's
 /// engine has no SIMD, so such modules are refused rather than rewritten.
 pub fn is_simd_nan_source(op: &Operator) -> bool {
@@ -113,6 +137,28 @@ mod tests {
             Operator::Select,
         ] {
             assert_eq!(nan_result(&op), None, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn stack_effects_of_the_instructions_looked_past() {
+        assert_eq!(stack_effect(&Operator::F64Add), Some((2, 1)));
+        assert_eq!(stack_effect(&Operator::F32Sqrt), Some((1, 1)));
+        assert_eq!(stack_effect(&Operator::I64TruncF64S), Some((1, 1)));
+        assert_eq!(stack_effect(&Operator::F64PromoteF32), Some((1, 1)));
+        assert_eq!(
+            stack_effect(&Operator::LocalGet { local_index: 0 }),
+            Some((0, 1))
+        );
+        assert_eq!(stack_effect(&Operator::Drop), Some((1, 0)));
+        for op in [
+            Operator::Br { relative_depth: 0 },
+            Operator::Call { function_index: 0 },
+            Operator::Select,
+            Operator::I32Add,
+            Operator::End,
+        ] {
+            assert_eq!(stack_effect(&op), None, "{op:?}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The rewrite itself: every function body is re-encoded with a
 //! canonicalizing sequence after each NaN-producing instruction, unless the
-//! next instruction makes the NaN's bits irrelevant.
+//! instruction that consumes its result, found in straight-line code, makes
+//! the NaN's bits irrelevant (float arithmetic that is itself canonicalized,
+//! comparisons, truncations to integers).
 //!
 //! After an instruction that left a float `x` on the stack:
 //! `local.tee $t; T.const canonical; local.get $t; local.get $t; T.eq; select`
@@ -110,6 +112,29 @@ fn read_operators<'a>(body: &FunctionBody<'a>) -> Result<Vec<Operator<'a>>, Erro
     Ok(operators)
 }
 
+/// How far the rewrite follows a NaN-producing instruction's result.
+const LOOKAHEAD: usize = 64;
+
+/// Whether the float that `operators[at]` leaves on the stack is first
+/// consumed by an instruction that hides NaN bits, in straight-line code
+/// right after it: the operand stack is followed through locals, constants
+/// and float operations (see `ops::stack_effect`); anything else (a branch,
+/// a call, a store, a local.set of the value) means the bits may show.
+fn nan_bits_hidden(operators: &[Operator], at: usize, float: Float) -> bool {
+    // The value's depth below the top of the stack.
+    let mut depth = 0usize;
+    for op in operators.iter().skip(at + 1).take(LOOKAHEAD) {
+        let Some((pops, pushes)) = ops::stack_effect(op) else {
+            return false;
+        };
+        if depth < pops {
+            return ops::ignores_nan_bits(op) == Some(float);
+        }
+        depth = depth - pops + pushes;
+    }
+    false
+}
+
 /// Which NaN-producing instructions need a canonicalizing sequence after
 /// them, with their float type.
 fn plan(operators: &[Operator]) -> Vec<Option<Float>> {
@@ -118,11 +143,7 @@ fn plan(operators: &[Operator]) -> Vec<Option<Float>> {
         .enumerate()
         .map(|(i, op)| {
             let float = ops::nan_result(op)?;
-            let hidden = operators
-                .get(i + 1)
-                .and_then(ops::ignores_nan_bits)
-                .is_some_and(|next| next == float);
-            (!hidden).then_some(float)
+            (!nan_bits_hidden(operators, i, float)).then_some(float)
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use crate::rng::Rng;
 
 fn config() -> wasm_smith::Config {
     wasm_smith::Config {
-        allow_start_export: false,
+        // The code: mostly numbers, with loads, stores and control flow.
         allowed_instructions: InstructionKinds::new(&[
             InstructionKind::Numeric,
             InstructionKind::Variable,
@@ -17,33 +17,32 @@ fn config() -> wasm_smith::Config {
             InstructionKind::Memory,
             InstructionKind::Control,
         ]),
-        max_memories: 1,
-        max_tables: 1,
+        // Calls that complete show more results than calls that trap.
+        disallow_traps: true,
+        canonicalize_nans: false,
+        // Every function exported, for `wrap` to call; no start function,
+        // no imports; small modules (memory64, multi-value, tail calls and
+        // bulk memory stay on, as by default).
+        export_everything: true,
+        allow_start_export: false,
         max_imports: 0,
         max_funcs: 8,
         max_instructions: 200,
+        max_memories: 1,
+        max_tables: 1,
         max_memory32_bytes: 1 << 20,
         max_memory64_bytes: 1 << 20,
-        memory64_enabled: true,
-        bulk_memory_enabled: true,
-        reference_types_enabled: false,
-        tail_call_enabled: true,
-        multi_value_enabled: true,
-        saturating_float_to_int_enabled: true,
-        sign_extension_ops_enabled: true,
-        exceptions_enabled: false,
+        // Proposals hb_beamr's engine does not run, or that add nothing
+        // here (references cannot cross the wrappers).
         simd_enabled: false,
         relaxed_simd_enabled: false,
-        threads_enabled: false,
         gc_enabled: false,
-        custom_page_sizes_enabled: false,
-        compact_imports_enabled: false,
-        extended_const_enabled: false,
+        reference_types_enabled: false,
+        exceptions_enabled: false,
+        threads_enabled: false,
         wide_arithmetic_enabled: false,
-        export_everything: true,
-        canonicalize_nans: false,
-        // Calls that complete show more results than calls that trap.
-        disallow_traps: true,
+        extended_const_enabled: false,
+        compact_imports_enabled: false,
         ..wasm_smith::Config::default()
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! `hb_beamr_nan_fuzz wasmtime DIR` (built with `--features wasmtime`) runs
 //! every `NNNNN.wasm` that has an `NNNNN.hb` under wasmtime with Cranelift's
-//! NaN canonicalization and compares, bit for bit.
+//! NaN canonicalization and compares, bit for bit (`--no-canonicalization`:
+//! without it, to show that the comparison sees NaN bits).
 
 mod generate;
 mod pools;
@@ -57,8 +58,15 @@ fn main() -> ExitCode {
             generate(Path::new(&args[2]), count, seed)
         }
         #[cfg(feature = "wasmtime")]
-        Some("wasmtime") if args.len() == 3 => wasmtime_run::run(Path::new(&args[2])),
-        _ => Err("usage: hb_beamr_nan_fuzz generate DIR COUNT SEED | wasmtime DIR".to_string()),
+        Some("wasmtime") if args.len() == 3 => wasmtime_run::run(Path::new(&args[2]), true),
+        #[cfg(feature = "wasmtime")]
+        Some("wasmtime") if args.len() == 4 && args[3] == "--no-canonicalization" => {
+            wasmtime_run::run(Path::new(&args[2]), false)
+        }
+        _ => Err(
+            "usage: hb_beamr_nan_fuzz generate DIR COUNT SEED | wasmtime DIR [--no-canonicalization]"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,11 @@
 //!   (through the Erlang API a NaN would only be the atom `nan`), with a
 //!   fresh budget of fuel (wasm-smith's fuel global is the instance's);
 //! - a defined memory is exported as `nanfuzz_memory`; these are the only
-//!   exports left.
+//!   exports left;
+//! - the page count given to `memory.grow` of a 64-bit memory is masked to
+//!   32 bits: WAMR 2.4.3's AOT code grows such a memory by the low 32 bits
+//!   of a larger count (and returns -1), where the interpreter and wasmtime
+//!   grow nothing; a bug of its own, not one of NaNs, left out of this run.
 
 use std::collections::BTreeSet;
 
@@ -42,6 +46,8 @@ struct Info {
     func_types: Vec<u32>,
     exported_funcs: Vec<u32>,
     defined_memory: bool,
+    /// Per memory index: whether it is 64-bit.
+    memory64: Vec<bool>,
     sections: usize,
 }
 
@@ -92,7 +98,12 @@ fn read_info(wasm: &[u8]) -> Option<Info> {
                     info.func_types.push(ty.ok()?);
                 }
             }
-            Payload::MemorySection(reader) => info.defined_memory = reader.count() > 0,
+            Payload::MemorySection(reader) => {
+                info.defined_memory = reader.count() > 0;
+                for memory in reader {
+                    info.memory64.push(memory.ok()?.memory64);
+                }
+            }
             Payload::ExportSection(reader) => {
                 info.sections += 1;
                 for export in reader {
@@ -244,6 +255,12 @@ impl Reencode for Preparer {
         while !reader.eof() {
             let op = reader.read()?;
             let top = float_result(&op);
+            if let Operator::MemoryGrow { mem } = op {
+                if self.info.memory64.get(mem as usize) == Some(&true) {
+                    f.instruction(&Instruction::I64Const(0xFFFF_FFFF));
+                    f.instruction(&Instruction::I64And);
+                }
+            }
             f.instruction(&self.instruction(op)?);
             if let Some(ty) = top.filter(|_| self.rng.below(2) == 0) {
                 for _ in 0..1 + self.rng.below(3) {

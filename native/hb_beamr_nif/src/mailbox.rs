@@ -26,6 +26,7 @@ mod atoms {
         infinity,
         neg_infinity,
         nan,
+        out_of_memory,
     }
 }
 
@@ -94,6 +95,23 @@ fn kind_atom<'a>(kind: ExternKind, env: Env<'a>) -> Term<'a> {
     }
 }
 
+/// `{execution_result, Binary}` with a binary of `len` bytes that `fill`
+/// writes, or `{error, {out_of_memory, Len}}` when the VM cannot allocate
+/// it: a reply too large for memory is an error, not an abort of the node
+/// (rustler's `OwnedBinary::new` aborts when allocation fails).
+fn large_result<'a>(env: Env<'a>, len: usize, fill: impl FnOnce(&mut [u8])) -> Term<'a> {
+    let mut raw = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
+    // SAFETY: enif_alloc_binary fills `raw` in when it returns nonzero.
+    if unsafe { rustler::sys::enif_alloc_binary(len, raw.as_mut_ptr()) } == 0 {
+        return (atoms::error(), (atoms::out_of_memory(), len as u64)).encode(env);
+    }
+    // SAFETY: `raw` was allocated above; the OwnedBinary owns it from here
+    // (released into the term below).
+    let mut owned = unsafe { OwnedBinary::from_raw(raw.assume_init()) };
+    fill(owned.as_mut_slice());
+    (atoms::execution_result(), owned.release(env)).encode(env)
+}
+
 fn binary<'a>(bytes: &[u8], env: Env<'a>) -> Term<'a> {
     OwnedBinary::from_slice(bytes).release(env).encode(env)
 }
@@ -144,12 +162,14 @@ impl Message<'_> {
                 (atoms::execution_result(), imports, exports).encode(env)
             }
             Message::Size(size) => (atoms::execution_result(), *size).encode(env),
-            Message::Bytes(bytes) => (atoms::execution_result(), binary(bytes, env)).encode(env),
+            Message::Bytes(bytes) => {
+                large_result(env, bytes.len(), |out| out.copy_from_slice(bytes))
+            }
             Message::Snapshot { header, memory } => {
-                let mut out = OwnedBinary::new(header.len() + memory.len());
-                out.as_mut_slice()[..header.len()].copy_from_slice(header);
-                out.as_mut_slice()[header.len()..].copy_from_slice(memory);
-                (atoms::execution_result(), out.release(env)).encode(env)
+                large_result(env, header.len() + memory.len(), |out| {
+                    out[..header.len()].copy_from_slice(header);
+                    out[header.len()..].copy_from_slice(memory);
+                })
             }
             Message::Written => atoms::ok().encode(env),
             Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
