@@ -183,7 +183,7 @@ load(#{dir := Dir, mode := Mode}, Rel) ->
 compile(Path, Bin) ->
     case hb_beamr:compile(Bin, ?AOT_OPTS) of
         {ok, Sealed} ->
-            {ok, Aot} = hb_beamr_aot:open(Sealed, false),
+            {ok, Aot} = hb_beamr_seal:open(Sealed, false),
             ok = file:write_file(iolist_to_binary([filename:rootname(Path), ".aot"]), Aot),
             {ok, Sealed};
         Error ->

@@ -35,7 +35,7 @@ compiled(Wasm) ->
 %% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once.
 -spec compiled(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
 compiled(Wasm, CompileOpts) ->
-    case hb_beamr_aot:key() of
+    case hb_beamr_seal:key() of
         {ok, SealKey} ->
             Key = key(Wasm, CompileOpts, SealKey),
             try
@@ -182,7 +182,7 @@ safe_fetch(Path, Wasm, CompileOpts) ->
 fetch(Path, Wasm, CompileOpts) ->
     case file:read_file(Path) of
         {ok, Sealed} ->
-            case hb_beamr_aot:open(Sealed, false) of
+            case hb_beamr_seal:open(Sealed, false) of
                 {ok, _} -> {disk, {ok, Sealed}};
                 {error, _} -> compile(Path, Wasm, CompileOpts)
             end;
@@ -191,7 +191,7 @@ fetch(Path, Wasm, CompileOpts) ->
     end.
 
 compile(Path, Wasm, CompileOpts) ->
-    case hb_beamr:compile(Wasm, CompileOpts) of
+    case hb_beamr_compile:compile(Wasm, CompileOpts) of
         {ok, Sealed} ->
             _ = store(Path, Sealed),
             {compiled, {ok, Sealed}};

@@ -85,7 +85,7 @@ modules_the_compiler_cannot_take_test_() ->
 %% reach the runtime's own checks.)
 start_refuses_aot_files_it_cannot_run_test_() ->
     {ok, Sealed} = hb_beamr:compile(fixture("test.wasm")),
-    {ok, Aot} = hb_beamr_aot:open(Sealed, true),
+    {ok, Aot} = hb_beamr_seal:open(Sealed, true),
     <<Magic:4/binary, _Version:32/little, Rest/binary>> = Aot,
     OtherVersion = <<Magic/binary, 1:32/little, Rest/binary>>,
     Trusted = #{trust_aot => true},

@@ -182,7 +182,7 @@ stopping_a_starting_instance_ends_its_start_test() ->
 %% The worker processes `Starter' has spawned that are still starting.
 starting_instances(Starter) ->
     [{P, I} || P <- processes(),
-               {current_function, {hb_beamr, starting, 2}} =:= (I = erlang:process_info(P, current_function)),
+               {current_function, {hb_beamr_start, starting, 2}} =:= (I = erlang:process_info(P, current_function)),
                {dictionary, D} <- [erlang:process_info(P, dictionary)],
                is_list(D),
                Starter =/= P].

@@ -25,7 +25,7 @@ sealed_files_start_test() ->
     ?assertEqual({ok, [120.0]}, starts(compiled("test.wasm"), #{})).
 
 unsealed_files_need_trust_test_() ->
-    {ok, Raw} = hb_beamr_aot:open(compiled("test.wasm"), true),
+    {ok, Raw} = hb_beamr_seal:open(compiled("test.wasm"), true),
     [
         ?_assertMatch({error, {invalid_aot, <<"the file is not sealed", _/binary>>}}, starts(Raw, #{})),
         ?_assertEqual({ok, [120.0]}, starts(Raw, #{trust_aot => true})),
@@ -58,11 +58,11 @@ key_file_test() ->
     Previous = application:get_env(hb_beamr, cache_dir),
     try
         ok = application:set_env(hb_beamr, cache_dir, Dir),
-        {ok, Key} = hb_beamr_aot:key(),
+        {ok, Key} = hb_beamr_seal:key(),
         {ok, Info} = file:read_file_info(filename:join(Dir, "aot.key")),
         ?assertEqual(8#600, element(8, Info) band 8#777),
         ?assertEqual({ok, Key}, file:read_file(filename:join(Dir, "aot.key"))),
-        ?assertEqual({ok, Key}, hb_beamr_aot:key())
+        ?assertEqual({ok, Key}, hb_beamr_seal:key())
     after
         case Previous of
             {ok, D} -> application:set_env(hb_beamr, cache_dir, D);

@@ -1,0 +1,178 @@
+%%% @doc Starting instances: options, the process that names an instance
+%%% (and keeps what it was started from, for migrate), starts on other
+%%% nodes, and stopping.
+-module(hb_beamr_start).
+
+-export([options/1, start_here/5, start_remote/4, start_for/4, origin/1, stop/1]).
+
+-include("include/hb.hrl").
+
+%% @doc Starts an instance on this node, watched by `Watcher' until its
+%% start has returned (see {@link hb_beamr:start/3}).
+-spec start_here(binary(), hb_beamr:mode(), map(), tuple(), pid()) -> term().
+start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+    % What the instance was started from, for migrate/2.
+    Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
+    % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+        {ok, Loadable, _} ->
+            hb_beamr_call:with_timeout(
+                fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
+                Timeout,
+                fun(WASM) -> stop(WASM) end
+            );
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Starts the instance on `Node' (the module's bytes travel once); the
+%% instance there watches this process until its start has returned here.
+-spec start_remote(node(), binary(), hb_beamr:mode(), map()) -> term().
+start_remote(Node, WasmBinary, Mode, Opts) ->
+    try
+        erpc:call(Node, ?MODULE, start_for, [WasmBinary, Mode, Opts, self()])
+    catch
+        error:{erpc, noconnection} -> {error, {nodedown, Node}};
+        error:{exception, undef, _} -> {error, {hb_beamr_not_loaded, Node}};
+        error:{erpc, Reason} -> {error, {erpc, Reason}}
+    end.
+
+%% @private Starts an instance on this node for `Watcher' (another node's
+%% process: see {@link start/3}'s `node' option).
+-spec start_for(binary(), hb_beamr:mode(), hb_beamr:start_opts(), pid()) -> term().
+start_for(WasmBinary, Mode, Opts, Watcher) ->
+    case options(Opts) of
+        {ok, Limits, Serve, Timeout, _} -> start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher);
+        {error, _} = Error -> Error
+    end.
+
+%% Starts the instance from the calling process. The instance's pid is
+%% reported at once (`Report'), so that a timeout can stop it; the worker
+%% process watches `Watcher' until the start has returned to it, so that a
+%% starter killed meanwhile leaves nothing behind.
+start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origin}, Report) ->
+    WASM = spawn(fun() -> starting(Watcher, Origin) end),
+    Report(WASM),
+    Id = hb_beamr_nif:guarded(fun() ->
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
+    end),
+    case is_integer(Id) of
+        true ->
+            {ImportFun, State} =
+                case Serve of
+                    none -> {fun hb_beamr:stub/3, #{}};
+                    _ -> Serve
+                end,
+            started(WASM, Serve, Watcher, hb_beamr_call:await_start(WASM, Id, ImportFun, State));
+        false ->
+            ok = stop(WASM),
+            Id
+    end.
+
+started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
+    ?event({wasm_init_success, WASM}),
+    WASM ! {hb_beamr_started, Watcher},
+    case Serve of
+        none -> {ok, WASM, Imports, Exports};
+        _ -> {ok, WASM, Imports, Exports, State}
+    end;
+started(WASM, _Serve, _Watcher, Error) ->
+    ok = stop(WASM),
+    Error.
+
+-define(KIB, 1024).
+-define(MIB, (1024 * 1024)).
+
+%% @doc start/3's options: `{ok, {Limits, Deterministic}, Serve, Timeout,
+%% Node}' or `{error, {invalid_option, O}}'.
+-spec options(map()) -> {ok, term(), none | {hb_beamr:import_fun(), term()}, timeout(), node()} | {error, term()}.
+options(Opts) ->
+    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node,
+             trust_aot],
+    case maps:keys(maps:without(Known, Opts)) of
+        [] ->
+            MaxMemory = maps:get(max_memory, Opts, 0),
+            WasmStack = maps:get(wasm_stack, Opts, 64 * ?KIB),
+            NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
+            ImportFun = maps:get(import_fun, Opts, none),
+            Timeout = maps:get(timeout, Opts, infinity),
+            Deterministic = maps:get(deterministic, Opts, false),
+            Node = maps:get(node, Opts, node()),
+            Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
+            if
+                not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
+                    {error, {invalid_option, {max_memory, MaxMemory}}};
+                not (is_integer(WasmStack) andalso WasmStack >= 4 * ?KIB andalso WasmStack =< 256 * ?MIB) ->
+                    {error, {invalid_option, {wasm_stack, WasmStack}}};
+                not (is_integer(NativeStack) andalso NativeStack >= 256 * ?KIB andalso NativeStack =< 1024 * ?MIB) ->
+                    {error, {invalid_option, {native_stack, NativeStack}}};
+                not (ImportFun =:= none orelse is_function(ImportFun, 3)) ->
+                    {error, {invalid_option, {import_fun, ImportFun}}};
+                not (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0)) ->
+                    {error, {invalid_option, {timeout, Timeout}}};
+                not is_boolean(Deterministic) ->
+                    {error, {invalid_option, {deterministic, Deterministic}}};
+                not is_atom(Node) ->
+                    {error, {invalid_option, {node, Node}}};
+                ImportFun =:= none ->
+                    {ok, Limits, none, Timeout, Node};
+                true ->
+                    State = maps:get(state, Opts, #{}),
+                    {ok, Limits, {ImportFun, State}, Timeout, Node}
+            end;
+        [Unknown | _] ->
+            {error, {invalid_option, Unknown}}
+    end.
+
+%% The process that names an instance. The instance lives in the NIF,
+%% which watches this process and stops the instance when it exits; the
+%% process only keeps what the instance was started from (the module's
+%% binary is shared, not copied), for migrate/2. Until its start has
+%% returned, it watches the starter: a starter killed meanwhile takes the
+%% instance with it.
+starting(Watcher, Origin) ->
+    Ref = erlang:monitor(process, Watcher),
+    receive
+        {hb_beamr_started, Watcher} ->
+            erlang:demonitor(Ref, [flush]),
+            worker(Origin);
+        {'DOWN', Ref, process, Watcher, _} ->
+            ok;
+        stop ->
+            ok
+    end.
+
+worker(Origin) ->
+    receive
+        stop ->
+            ok;
+        {hb_beamr_origin, From, Ref} ->
+            From ! {Ref, Origin},
+            worker(Origin);
+        _ ->
+            worker(Origin)
+    end.
+
+%% @doc Stops the instance named `WASM' (see {@link hb_beamr:stop/1}).
+-spec stop(hb_beamr:wasm()) -> ok.
+stop(WASM) ->
+    _ = hb_beamr_node:request(WASM, stop, []),
+    WASM ! stop,
+    ok.
+
+%% @doc What an instance was started from (module, mode, options), asked of
+%% its process, wherever it is.
+-spec origin(hb_beamr:wasm()) -> {ok, {binary(), hb_beamr:mode(), map()}} | {error, term()}.
+origin(WASM) ->
+    Ref = erlang:monitor(process, WASM),
+    WASM ! {hb_beamr_origin, self(), Ref},
+    receive
+        {Ref, Origin} ->
+            erlang:demonitor(Ref, [flush]),
+            {ok, Origin};
+        {'DOWN', Ref, process, WASM, noconnection} ->
+            {error, {nodedown, node(WASM)}};
+        {'DOWN', Ref, process, WASM, _} ->
+            {error, stopped}
+    end.
+
