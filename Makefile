@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer integration stress stress-long asan bench clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer integration spec stress stress-long asan bench clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: setup
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer integration stress asan
+test: setup rust-checks erlang-tests dialyzer integration spec stress asan
 
 rust-checks:
 	cargo fmt --all --check
@@ -32,6 +32,10 @@ dialyzer:
 # hb_beamr as a dependency of a new rebar3 project and a new mix project.
 integration:
 	bash scripts/integration-tests.sh
+
+# The WebAssembly spec tests, both modes, both runners (spec/RESULTS.md).
+spec:
+	bash scripts/spec.sh
 
 # Fuzzed modules, random arguments, concurrency and leak cycles (fast: CI).
 stress:

@@ -381,6 +381,17 @@ impl EngineInstance {
         self.call_values(&func, &values)
     }
 
+    /// Calls `target` with values of exactly its parameter types (bit-exact
+    /// floats: NaN payloads pass unchanged), as the spec-test runner needs.
+    pub fn call_typed(&self, target: &Target, args: &[Value]) -> Result<Vec<Value>, Error> {
+        let func = self.resolve(target)?;
+        let kinds: Vec<ValKind> = args.iter().map(|v| v.kind()).collect();
+        if kinds != func.sig.params {
+            return Err(Error::InvalidArgs);
+        }
+        self.call_values(&func, args)
+    }
+
     /// Calls table element `index`, as emscripten's `invoke_*` trampolines
     /// need, after checking that its type is the one the import declares
     /// (WAMR's AOT `call_indirect` API does not check it).
@@ -510,7 +521,7 @@ impl EngineInstance {
     }
 
     fn lookup(&self, name: &str) -> Option<Func> {
-        let c_name = CString::new(name).ok()?;
+        let c_name = crate::module::name_to_wamr(name);
         // SAFETY: live instance, NUL-terminated name.
         let raw = unsafe { sys::wasm_runtime_lookup_function(self.inst, c_name.as_ptr()) };
         if raw.is_null() {

@@ -374,7 +374,52 @@ pub(crate) fn c_str_to_string(ptr: *const c_char) -> String {
     }
     // SAFETY: WAMR hands out NUL-terminated strings that live as long as the
     // module or instance they belong to; we copy at once.
-    unsafe { CStr::from_ptr(ptr) }
-        .to_string_lossy()
-        .into_owned()
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    String::from_utf8_lossy(&name_from_wamr(bytes)).into_owned()
+}
+
+/// hb_beamr's WAMR build keeps a NUL in an import or export name as the
+/// bytes C0 80 (never valid UTF-8; see hb_wamr_build's patches): the name as
+/// the module spells it.
+fn name_from_wamr(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(&[0xC0, 0x80]) {
+            out.push(0);
+            i += 2;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A name as hb_beamr's WAMR build keeps it (each NUL as C0 80), as a C
+/// string for look-ups.
+pub(crate) fn name_to_wamr(name: &str) -> CString {
+    let mut out = Vec::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        if b == 0 {
+            out.extend_from_slice(&[0xC0, 0x80]);
+        } else {
+            out.push(b);
+        }
+    }
+    // No NUL is left in `out`.
+    CString::new(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_names_round_trips_through_wamrs_spelling() {
+        let wamr = name_to_wamr("a\0b\0");
+        assert_eq!(wamr.as_bytes(), b"a\xC0\x80b\xC0\x80");
+        assert_eq!(name_from_wamr(wamr.as_bytes()), b"a\0b\0");
+        assert_eq!(name_from_wamr("é".as_bytes()), "é".as_bytes());
+    }
 }

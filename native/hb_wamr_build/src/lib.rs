@@ -216,6 +216,13 @@ fn defines(arch: &str, flavour: Flavour) -> Vec<(&'static str, String)> {
         // WAMR's CMake turns this on with bulk memory (memory.fill, memory.copy).
         on("WASM_ENABLE_BULK_MEMORY_OPT"),
         on("WASM_ENABLE_REF_TYPES"),
+        // WAMR's CMake turns this on with reference types: without it the
+        // interpreter ignores call_indirect's table index (always table 0).
+        on("WASM_ENABLE_CALL_INDIRECT_OVERLONG"),
+        // WAMR shrinks the memory of a module that exports __heap_base and
+        // never grows its memory to that heap base: loads past it trap where
+        // the spec says they succeed (spec test memory.wast).
+        off("WASM_ENABLE_SHRUNK_MEMORY"),
         off("WASM_ENABLE_SIMD"),
         off("WASM_ENABLE_GC"),
         off("WASM_ENABLE_SHARED_MEMORY"),

@@ -30,6 +30,20 @@ const BOTH: &[Flavour] = &[Flavour::Runtime, Flavour::Compiler];
 const COMPILER: &[Flavour] = &[Flavour::Compiler];
 const RUNTIME: &[Flavour] = &[Flavour::Runtime];
 
+/// One rounding operation of the interpreter switched to `DEF_OP_ROUND`.
+macro_rules! round_patch {
+    ($find:literal, $replace:literal) => {
+        Patch {
+            file: "core/iwasm/interpreter/wasm_interp_classic.c",
+            why: "rounding a signalling NaN gives a quiet NaN",
+            find: $find,
+            replace: $replace,
+            count: 1,
+            flavours: RUNTIME,
+        }
+    };
+}
+
 /// hb_beamr's patches, in the order they are applied.
 pub const PATCHES: &[Patch] = &[
     // WAMR runs a module's start function and its constructors
@@ -162,17 +176,317 @@ execute_post_instantiate_functions(AOTModuleInstance *module_inst,
     // A WebAssembly `call` stays a real call: marked `notail`, LLVM's
     // tail-recursion elimination cannot turn self-recursion into a loop, so
     // endless recursion overflows the native stack (a trap) as in the
-    // interpreter. `return_call` keeps its tail-call marker.
+    // interpreter. A `return_call` is a jump: WAMR marks it `tail`, a hint
+    // LLVM drops when it finds the result constant (then a million of them
+    // overflow the stack); where the function types match it is `musttail`.
     Patch {
         file: "core/iwasm/compilation/aot_emit_function.c",
-        why: "mark the direct calls of wasm `call` notail",
+        why: "mark wasm `call` notail and `return_call` musttail",
         find: "        if (tail_call)
             LLVMSetTailCall(value_ret, true);
 ",
-        replace: "        if (tail_call)
-            LLVMSetTailCall(value_ret, true);
+        replace: "        if (tail_call) {
+            /* hb_beamr: musttail where LLVM allows it (the same function
+               type, at most one result: the ret follows at once), so that
+               no optimisation turns the jump back into a call */
+            if (func_type->result_count <= 1
+                && llvm_func_type == func_ctx->func_type)
+                LLVMSetTailCallKind(value_ret, LLVMTailCallKindMustTail);
+            else
+                LLVMSetTailCall(value_ret, true);
+        }
         else /* hb_beamr: a wasm call stays a call (no recursion to loop) */
             LLVMSetTailCallKind(value_ret, LLVMTailCallKindNoTail);
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    // WAMR's UTF-8 check refuses NUL, which is valid UTF-8, so a module with
+    // a custom section or an import/export name containing "\00" is refused
+    // with "invalid UTF-8 encoding" (the spec tests' custom.wast and
+    // names.wast). WAMR keeps names as C strings, so a name with a NUL is
+    // stored with each NUL as the two bytes C0 80 ("modified UTF-8", as in
+    // Java): that is never valid UTF-8, so distinct names stay distinct.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "accept NUL in UTF-8 names",
+        find: "        if (chr == 0) {
+            LOG_WARNING(
+                \"LIMITATION: a string which contains '\\\\00' is unsupported\");
+            return false;
+        }
+        else if (chr < 0x80) {
+",
+        replace: "        if (chr < 0x80) { /* hb_beamr: NUL is valid UTF-8 */
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    Patch {
+        file: "core/iwasm/interpreter/wasm_runtime.c",
+        why: "store a NUL in a name as C0 80",
+        find: "char *
+wasm_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                           bool is_load_from_file_buf, char *error_buf,
+                           uint32 error_buf_size)
+{
+    StringNode *node, *node_next;
+
+    if (!wasm_check_utf8_str(str, len)) {
+        set_error_buf(error_buf, error_buf_size, \"invalid UTF-8 encoding\");
+        return NULL;
+    }
+",
+        replace: "static char *
+hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                         bool is_load_from_file_buf, char *error_buf,
+                         uint32 error_buf_size);
+
+/* hb_beamr: checks the name, then stores it with each NUL as C0 80. */
+char *
+wasm_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                           bool is_load_from_file_buf, char *error_buf,
+                           uint32 error_buf_size)
+{
+    uint8 *encoded;
+    uint32 i, n = 0;
+    char *result;
+
+    if (!wasm_check_utf8_str(str, len)) {
+        set_error_buf(error_buf, error_buf_size, \"invalid UTF-8 encoding\");
+        return NULL;
+    }
+    if (len == 0 || !memchr(str, 0, len)) {
+        return hb_const_str_list_insert(str, len, module,
+                                        is_load_from_file_buf, error_buf,
+                                        error_buf_size);
+    }
+    if (!(encoded = runtime_malloc((uint64)len * 2, error_buf,
+                                   error_buf_size))) {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        if (str[i] == 0) {
+            encoded[n++] = 0xC0;
+            encoded[n++] = 0x80;
+        }
+        else {
+            encoded[n++] = str[i];
+        }
+    }
+    result = hb_const_str_list_insert(encoded, n, module, false, error_buf,
+                                      error_buf_size);
+    wasm_runtime_free(encoded);
+    return result;
+}
+
+static char *
+hb_const_str_list_insert(const uint8 *str, uint32 len, WASMModule *module,
+                         bool is_load_from_file_buf, char *error_buf,
+                         uint32 error_buf_size)
+{
+    StringNode *node, *node_next;
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    // Without multi-memory, memory.size and memory.grow carry one reserved
+    // 0x00 byte; WAMR reads it as a LEB128 and so accepts an overlong zero
+    // ("\80\00"), which the spec's binary.wast requires to be refused.
+    Patch {
+        file: "core/iwasm/interpreter/wasm_loader.c",
+        why: "memory.size/grow reserved byte: one 0x00 byte",
+        find: "                CHECK_MEMORY();
+                pb_read_leb_uint32(p, p_end, memidx);
+                check_memidx(module, memidx);
+",
+        replace: "                CHECK_MEMORY();
+                /* hb_beamr: one 0x00 byte, not an overlong LEB128 zero */
+                if (p >= p_end || *p != 0x00) {
+                    set_error_buf(error_buf, error_buf_size,
+                                  \"zero byte expected\");
+                    goto fail;
+                }
+                pb_read_leb_uint32(p, p_end, memidx);
+                check_memidx(module, memidx);
+",
+        count: 2,
+        flavours: BOTH,
+    },
+    // The interpreter rounds with libm (floorf, ceilf, truncf, rintf and
+    // the f64 ones), which returns a signalling NaN unchanged; the spec
+    // wants an arithmetic (quiet) NaN, as the hardware's rounding gives in
+    // AOT code. A NaN operand is quieted (x + x keeps its payload).
+    Patch {
+        file: "core/iwasm/interpreter/wasm_interp_classic.c",
+        why: "rounding a signalling NaN gives a quiet NaN",
+        find: "#define TRUNC_FUNCTION(func_name, src_type, dst_type, signed_type)  \\
+",
+        replace: "/* hb_beamr: rounding quiets a NaN operand (libm keeps a signalling one) */
+#define DEF_OP_ROUND(src_type, src_op_type, method)                      \\
+    do {                                                                  \\
+        src_type src_val = POP_##src_op_type();                          \\
+        PUSH_##src_op_type(isnan(src_val) ? src_val + src_val            \\
+                                          : method(src_val));            \\
+    } while (0)
+
+#define TRUNC_FUNCTION(func_name, src_type, dst_type, signed_type)  \\
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, ceilf);",
+        "DEF_OP_ROUND(float32, F32, ceilf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, floorf);",
+        "DEF_OP_ROUND(float32, F32, floorf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, truncf);",
+        "DEF_OP_ROUND(float32, F32, truncf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float32, F32, rintf);",
+        "DEF_OP_ROUND(float32, F32, rintf);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, ceil);",
+        "DEF_OP_ROUND(float64, F64, ceil);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, floor);",
+        "DEF_OP_ROUND(float64, F64, floor);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, trunc);",
+        "DEF_OP_ROUND(float64, F64, trunc);"
+    ),
+    round_patch!(
+        "DEF_OP_MATH(float64, F64, rint);",
+        "DEF_OP_ROUND(float64, F64, rint);"
+    ),
+    // WAMR checks the unused bits of the last byte of 32-bit and signed
+    // LEB128s, not of unsigned 64-bit ones (memory64 offsets): a tenth byte
+    // holds one bit (the spec's memory64 binary-leb128.wast).
+    Patch {
+        file: "core/shared/utils/bh_leb128.c",
+        why: "unsigned 64-bit LEB128: the tenth byte holds one bit",
+        find: "    *p_offset = offset;
+    *p_result = result;
+    return BH_LEB_READ_SUCCESS;
+",
+        replace: "    /* hb_beamr: an unsigned 64-bit LEB128's tenth byte holds one bit */
+    if (!sign && maxbits == 64 && shift >= maxbits && (((uint8)byte) & 0xfe))
+        return BH_LEB_READ_OVERFLOW;
+
+    *p_offset = offset;
+    *p_result = result;
+    return BH_LEB_READ_SUCCESS;
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    // WAMR's AOT compiler compiles `return_call_indirect` as a call and a
+    // return, so a long chain of them overflows the native stack (the
+    // spec's return_call_indirect.wast). hb_beamr marks the call to a wasm
+    // function (with at most one result: no pointer into the caller's frame)
+    // a tail call and leaves out its exception check, as WAMR does for
+    // `return_call`: the caller of the returning function checks. (LLVM
+    // makes tail calls from opt_level 1 on.) A `call_indirect` is marked
+    // `notail`, as `call` is above.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_function.c",
+        why: "return_call_indirect: the flag and its entry point",
+        find: "bool
+aot_compile_op_call_indirect(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx,
+                             uint32 type_idx, uint32 tbl_idx)
+{
+",
+        replace: "/* hb_beamr: set while a return_call_indirect is compiled */
+static __thread bool hb_return_call_indirect = false;
+
+bool
+hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
+                                       AOTFuncContext *func_ctx,
+                                       uint32 type_idx, uint32 tbl_idx)
+{
+    bool ok;
+    hb_return_call_indirect = true;
+    ok = aot_compile_op_call_indirect(comp_ctx, func_ctx, type_idx, tbl_idx);
+    hb_return_call_indirect = false;
+    return ok;
+}
+
+bool
+aot_compile_op_call_indirect(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx,
+                             uint32 type_idx, uint32 tbl_idx)
+{
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_function.c",
+        why: "return_call_indirect: a tail call",
+        find: "        aot_set_last_error(\"llvm build call failed.\");
+        goto fail;
+    }
+
+    /* Check whether exception was thrown when executing the function */
+    if ((comp_ctx->enable_bound_check || is_win_platform(comp_ctx))
+        && !check_exception_thrown(comp_ctx, func_ctx))
+        goto fail;
+",
+        replace: "        aot_set_last_error(\"llvm build call failed.\");
+        goto fail;
+    }
+
+    /* hb_beamr: return_call_indirect to a wasm function is a tail call;
+       call_indirect stays a call (no recursion turned into a loop) */
+    if (hb_return_call_indirect && func_result_count <= 1)
+        LLVMSetTailCall(value_ret, true);
+    else
+        LLVMSetTailCallKind(value_ret, LLVMTailCallKindNoTail);
+
+    /* Check whether exception was thrown when executing the function */
+    if (!(hb_return_call_indirect && func_result_count <= 1)
+        && (comp_ctx->enable_bound_check || is_win_platform(comp_ctx))
+        && !check_exception_thrown(comp_ctx, func_ctx))
+        goto fail;
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_compiler.c",
+        why: "return_call_indirect: the declaration",
+        find: "#include \"aot_compiler.h\"
+",
+        replace: "#include \"aot_compiler.h\"
+
+/* hb_beamr: see hb_wamr_build/src/patch.rs */
+bool
+hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
+                                       AOTFuncContext *func_ctx,
+                                       uint32 type_idx, uint32 tbl_idx);
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_compiler.c",
+        why: "return_call_indirect: compiled as a tail call",
+        find: "                if (!aot_compile_op_call_indirect(comp_ctx, func_ctx, type_idx,
+                                                  tbl_idx))
+                    return false;
+                if (!aot_compile_op_return(comp_ctx, func_ctx, &frame_ip))
+",
+        replace: "                if (!hb_aot_compile_op_return_call_indirect(
+                        comp_ctx, func_ctx, type_idx, tbl_idx))
+                    return false;
+                if (!aot_compile_op_return(comp_ctx, func_ctx, &frame_ip))
 ",
         count: 1,
         flavours: COMPILER,
