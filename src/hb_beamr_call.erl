@@ -14,7 +14,7 @@
 -record(call, {
     wasm :: hb_beamr:wasm(),
     id = 0 :: hb_beamr_node:request_id(),
-    watch = make_ref() :: hb_beamr_node:watch(),
+    watch = local :: hb_beamr_node:watch(),
     args :: list(),
     import_fun :: hb_beamr:import_fun(),
     opts :: map(),

@@ -20,7 +20,7 @@
 -type request_id() :: non_neg_integer() | {node(), non_neg_integer() | reference()}.
 %% A request's id: the NIF's integer for a local instance, tagged with the
 %% node for a remote one (a reference for requests sent without waiting).
--type watch() :: reference().
+-type watch() :: reference() | local.
 %% What a caller waits on besides its reply (see {@link watch/1}).
 
 %% @doc Makes NIF request `Fun' with `[WASM | Args]' where `WASM' lives.
@@ -53,6 +53,13 @@ request(WASM, Fun, Args) ->
 %% request's reply, `{hb_beamr, Id, {error, Reason}}', so a remote call costs
 %% one round trip. Local requests are {@link request/3}.
 -spec send(pid(), atom(), list()) -> term().
+send(WASM, call, [FuncRef, Args, Stub]) when node(WASM) =:= node() ->
+    % The hot path: a local call, straight to the NIF.
+    try
+        hb_beamr_nif:call(WASM, FuncRef, Args, Stub)
+    catch
+        error:nif_not_loaded -> {error, driver_load_failed}
+    end;
 send(WASM, Fun, Args) when node(WASM) =:= node() ->
     request(WASM, Fun, Args);
 send(WASM, Fun, Args) ->
@@ -68,10 +75,10 @@ send(WASM, Fun, Args) ->
 
 %% @doc What to watch while waiting for replies from `WASM': a monitor
 %% reference that comes `DOWN' if the instance's node goes (its agent's),
-%% or a reference that never does, for a local instance.
+%% or `local', which no `DOWN' message carries.
 -spec watch(pid()) -> watch().
 watch(WASM) when node(WASM) =:= node() ->
-    make_ref();
+    local;
 watch(WASM) ->
     case agent_for(node(WASM)) of
         {ok, _Agent, MRef} -> MRef;
