@@ -48,6 +48,7 @@ cluster_test_() ->
             {"memory, snapshots, raw protocol", fun() -> memory_and_raw(Node) end},
             {"timeouts with a stuck import function", fun() -> remote_timeout(Node) end},
             {"migrate there and back", fun() -> migrate(Node) end},
+            {"calls queued during a migration are answered", fun() -> migrate_with_queue(Node) end},
             {"a caller on another node dying mid-import", fun() -> remote_caller_dies(Node) end}
         ]
     end}.
@@ -120,6 +121,31 @@ migrate(Node) ->
     ?assertEqual({ok, [3]}, hb_beamr:call(Back, "pages", [])),
     ?assertEqual({ok, [7]}, hb_beamr:call(Back, "sp", [])),
     ok = hb_beamr:stop(Back).
+
+%% While one call waits in its import, others queue; a migration queues
+%% behind them. Each call gets an answer: served by the old instance before
+%% the snapshot, or `{error, stopped}' after it; none is lost.
+migrate_with_queue(Node) ->
+    Here = start_on(node(), "imports.wasm"),
+    Me = self(),
+    Blocking = fun(S, _, _) -> Me ! {in_import, self()}, receive {release, V} -> {ok, [V], S} end end,
+    A = spawn(fun() -> Me ! {a, hb_beamr:call(Here, "count", [1], Blocking)} end),
+    Server = receive {in_import, P} -> P after 5000 -> error(no_import) end,
+    spawn(fun() -> Me ! {b, hb_beamr:call(Here, "inc", [1])} end),
+    timer:sleep(50),
+    spawn(fun() -> Me ! {migrated, hb_beamr:migrate(Here, Node)} end),
+    timer:sleep(50),
+    spawn(fun() -> Me ! {c, hb_beamr:call(Here, "inc", [2])} end),
+    timer:sleep(50),
+    Server ! {release, 5},
+    Results = [receive {K, R} -> {K, R} after 10000 -> {K, hang} end || K <- [a, b, migrated, c]],
+    ?assertMatch([{a, {ok, [5], _}}, {b, {ok, [2]}}, {migrated, {ok, _}}, {c, _}], Results),
+    {c, C} = lists:keyfind(c, 1, Results),
+    ?assert(C =:= {ok, [3]} orelse C =:= {error, stopped}),
+    {migrated, {ok, There}} = lists:keyfind(migrated, 1, Results),
+    ?assertEqual({ok, [8]}, hb_beamr:call(There, "inc", [7])),
+    _ = A,
+    ok = hb_beamr:stop(There).
 
 %% A process on the peer calls an instance here and dies mid-import: the
 %% instance is freed for the next caller.
