@@ -15,3 +15,13 @@ memory_is_not_shrunk_to_the_heap_base_test() ->
         ?assertEqual({ok, [0]}, hb_beamr:call(W, "load", [65535])),
         ?assertEqual({ok, 65536}, hb_beamr_io:size(W))
     end).
+
+%% memory.grow on memory64 by 2^32 + 2 pages fails and grows nothing, in
+%% both modes (the AOT compiler grew by the low 32 bits: a patch).
+memory64_grow_beyond_32_bits_grows_nothing_test() ->
+    WASM = hb_beamr_test_util:start("grow64.wasm"),
+    ?assertEqual({ok, [-1]}, hb_beamr:call(WASM, "grow", [16#100000002])),
+    ?assertEqual({ok, [1]}, hb_beamr:call(WASM, "pages", [])),
+    ?assertEqual({ok, [1]}, hb_beamr:call(WASM, "grow", [2])),
+    ?assertEqual({ok, [3]}, hb_beamr:call(WASM, "pages", [])),
+    hb_beamr:stop(WASM).

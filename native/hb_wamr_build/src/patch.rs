@@ -491,6 +491,32 @@ hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
         count: 1,
         flavours: COMPILER,
     },
+    // memory.grow on a 64-bit memory: the compiler truncates the page delta
+    // to 32 bits, calls the runtime to grow by that, and only then answers
+    // -1 for a delta above UINT32_MAX, so memory grew by the delta's low
+    // bits (found by the NaN differential fuzz; the interpreter grows
+    // nothing). Such a delta now asks the runtime for 0 pages.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_memory.c",
+        why: "memory64 memory.grow by more than UINT32_MAX pages grows nothing",
+        find: "    param_values[1] = LLVMBuildTrunc(comp_ctx->builder, delta, I32_TYPE, \"\");
+",
+        replace: "    param_values[1] = LLVMBuildTrunc(comp_ctx->builder, delta, I32_TYPE, \"\");
+#if WASM_ENABLE_MEMORY64 != 0
+    /* hb_beamr: a delta above UINT32_MAX grows nothing (it fails below) */
+    if (IS_MEMORY64) {
+        LLVMValueRef hb_fits =
+            LLVMBuildICmp(comp_ctx->builder, LLVMIntULE, delta,
+                          I64_CONST(UINT32_MAX), \"hb_delta_fits\");
+        param_values[1] = LLVMBuildSelect(comp_ctx->builder, hb_fits,
+                                          param_values[1], I32_ZERO,
+                                          \"hb_delta_or_0\");
+    }
+#endif
+",
+        count: 1,
+        flavours: COMPILER,
+    },
 ];
 
 /// Writes the patched copies of the files `flavour` needs into
