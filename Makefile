@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer integration spec stress stress-long asan bench clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer integration spec cpu-check stress stress-long asan bench clean
 
 all: build
 
@@ -13,7 +13,7 @@ build: setup
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer integration spec stress asan
+test: setup rust-checks erlang-tests dialyzer integration spec cpu-check stress asan
 
 rust-checks:
 	cargo fmt --all --check
@@ -36,6 +36,10 @@ integration:
 # The WebAssembly spec tests, both modes, both runners (spec/RESULTS.md).
 spec:
 	bash scripts/spec.sh
+
+# AOT code on emulated CPUs whose names imply AVX-512 and which have none.
+cpu-check:
+	bash scripts/cpu-check.sh
 
 # Fuzzed modules, random arguments, concurrency and leak cycles (fast: CI).
 stress:

@@ -4,7 +4,8 @@
 # integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
 # the runtime builds and runs without it), wasi-libc, wasm32 compiler-rt and
-# lld (the C test programs in test/wasi, built for wasm32-wasi).
+# lld (the C test programs in test/wasi, built for wasm32-wasi), qemu-user
+# (make cpu-check runs AOT code on emulated CPUs).
 # Rust comes with the machine (rustup); this script only checks for it.
 # Safe to run again: it installs nothing that is already there.
 set -euo pipefail
@@ -25,6 +26,7 @@ need gcc gcc   # also brings libasan (scripts/asan.sh)
 need pkg-config pkg-config
 need llvm-config-19 llvm-19-dev
 need wasm-ld lld
+need qemu-x86_64 qemu-user
 # Files, not commands: the C library and compiler runtime for wasm32-wasi.
 [ -f /usr/lib/wasm32-wasi/libc.a ] || packages+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 \

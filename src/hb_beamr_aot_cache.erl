@@ -16,8 +16,9 @@
 
 -define(SERVER, ?MODULE).
 -define(MEMORY_ENTRIES, 16).
-%% Changes whenever the compiler's output would (WAMR, hb_beamr_eh).
--define(VERSION, <<"hb_beamr aot cache 1; WAMR 2.4.3; hb_beamr_eh 1">>).
+%% Changes whenever the compiler's output would (WAMR, hb_beamr_eh, the
+%% target tag: 2 records the feature string given to LLVM).
+-define(VERSION, <<"hb_beamr aot cache 2; WAMR 2.4.3; hb_beamr_eh 1">>).
 
 -record(state, {
     memory = #{} :: #{binary() => {binary(), integer()}},

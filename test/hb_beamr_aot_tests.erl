@@ -119,6 +119,48 @@ cpu_features_the_host_lacks_are_refused_test() ->
             ok
     end.
 
+%% The start-time gate reads the tag's feature string, the one LLVM was
+%% given: a file sealed by this node whose tag claims a feature this CPU
+%% lacks, or one the runtime cannot check, is refused, never run.
+forged_cpu_features_are_refused_test_() ->
+    {ok, Sealed} = hb_beamr:compile(fixture("test.wasm"), #{target_cpu => host}),
+    {ok, Aot} = hb_beamr_seal:open(Sealed, false),
+    {match, [Features]} = re:run(Aot, <<"llvm_features=([^\n]*)">>, [{capture, all_but_first, binary}]),
+    % A feature LLVM read as absent here ("-name"), claimed present instead.
+    [Lacking | _] = [F || <<"-", F/binary>> <- binary:split(Features, <<",">>, [global])],
+    Claimed = binary:replace(Aot, <<"-", Lacking/binary, ",">>, <<"+", Lacking/binary, ",">>),
+    Unknown = binary:replace(Aot, <<"-", Lacking/binary, ",">>,
+                             <<"+", (binary:copy(<<"z">>, byte_size(Lacking)))/binary, ",">>),
+    % A tag from before the feature string was recorded.
+    Legacy = binary:replace(Aot, <<"llvm_features=">>, <<"llvm_featurez=">>),
+    Start = fun(Bin) -> {ok, Resealed} = hb_beamr_seal:seal(Bin), hb_beamr:start(Resealed, aot) end,
+    Refused = fun(Bin, Text) ->
+        {error, {invalid_aot, Why}} = Start(Bin),
+        ?assertNotEqual(nomatch, binary:match(Why, Text), Why)
+    end,
+    [
+        ?_assertNotEqual(Aot, Claimed),
+        ?_test(Refused(Claimed, <<Lacking/binary, ", which this CPU lacks">>)),
+        ?_test(Refused(Unknown, <<"cannot check">>)),
+        ?_test(Refused(Legacy, <<"older hb_beamr">>)),
+        % The untouched file, resealed, still runs.
+        ?_test(begin
+            {ok, WASM, _, _} = Start(Aot),
+            ?assertEqual({ok, [120.0]}, hb_beamr:call(WASM, "fac", [5.0])),
+            hb_beamr:stop(WASM)
+        end)
+    ].
+
+%% What LLVM is given for `host' is this CPU's name and its feature
+%% string: the tag says both.
+host_target_records_the_feature_string_test() ->
+    {ok, Sealed} = hb_beamr:compile(fixture("test.wasm")),
+    {ok, Aot} = hb_beamr_seal:open(Sealed, false),
+    {match, [Features]} = re:run(Aot, <<"llvm_features=([^\n]*)">>, [{capture, all_but_first, binary}]),
+    % LLVM's host reading names every feature it checks, present or not.
+    ?assertNotEqual(nomatch, binary:match(Features, <<"+sse2">>)),
+    ?assertNotEqual(nomatch, binary:match(Features, <<"avx512f">>)).
+
 aot_snapshot_restores_into_a_fresh_aot_instance_test() ->
     W1 = start("alloc.wasm", aot),
     {ok, Ptr} = hb_beamr_io:write_string(W1, <<"from an AOT instance">>),

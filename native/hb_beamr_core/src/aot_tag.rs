@@ -8,6 +8,8 @@
 //! file; WAMR's loader skips raw custom sections, so a tagged file is still a
 //! plain WAMR AOT file.
 
+use crate::cpu_features::{self, Feature};
+
 /// The custom section's name.
 pub const SECTION_NAME: &str = "hb_beamr.target";
 
@@ -15,23 +17,50 @@ const AOT_HEADER_SIZE: usize = 8;
 const AOT_SECTION_TYPE_CUSTOM: u32 = 100;
 const AOT_CUSTOM_SECTION_RAW: u32 = 0;
 
-/// What an AOT file was compiled for.
+/// What an AOT file was compiled for: the exact (CPU, features) pair the
+/// compiler handed LLVM, so that the runtime checks what the code may use,
+/// not what a CPU name suggests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetTag {
     pub arch: String,
+    /// The CPU name given to LLVM (`x86-64` for `generic`).
     pub cpu: String,
-    /// LLVM feature names the code may use (`avx2`, `bmi2`, ...).
-    pub features: Vec<String>,
+    /// The feature string given to LLVM, verbatim (`+avx2,-avx512f,...`).
+    /// `None` in tags written before hb_beamr passed features to LLVM
+    /// (then the code may use whatever the CPU name implies).
+    pub llvm_features: Option<String>,
 }
 
 impl TargetTag {
+    /// A tag for code compiled with exactly `cpu` and `llvm_features`.
+    pub fn new(arch: &str, cpu: &str, llvm_features: &str) -> TargetTag {
+        TargetTag {
+            arch: arch.to_string(),
+            cpu: cpu.to_string(),
+            llvm_features: Some(llvm_features.to_string()),
+        }
+    }
+
+    /// The features the code may use: the ones the string enables.
+    pub fn features(&self) -> Vec<String> {
+        self.llvm_features
+            .as_deref()
+            .map(Self::enabled_features)
+            .unwrap_or_default()
+    }
+
     fn payload(&self) -> String {
-        format!(
+        // `features=` (the enabled names) is what older runtimes read.
+        let mut text = format!(
             "arch={}\ncpu={}\nfeatures={}\n",
             self.arch,
             self.cpu,
-            self.features.join(",")
-        )
+            self.features().join(",")
+        );
+        if let Some(string) = &self.llvm_features {
+            text.push_str(&format!("llvm_features={string}\n"));
+        }
+        text
     }
 
     fn parse(payload: &[u8]) -> Option<TargetTag> {
@@ -39,19 +68,13 @@ impl TargetTag {
         let mut tag = TargetTag {
             arch: String::new(),
             cpu: String::new(),
-            features: Vec::new(),
+            llvm_features: None,
         };
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("arch", v)) => tag.arch = v.to_string(),
                 Some(("cpu", v)) => tag.cpu = v.to_string(),
-                Some(("features", v)) => {
-                    tag.features = v
-                        .split(',')
-                        .filter(|f| !f.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                }
+                Some(("llvm_features", v)) => tag.llvm_features = Some(v.to_string()),
                 _ => {}
             }
         }
@@ -169,7 +192,10 @@ pub fn source_fingerprint(aot: &[u8]) -> Option<[u8; 32]> {
     find_raw(aot, SOURCE_SECTION_NAME)?.try_into().ok()
 }
 
-/// Why this machine cannot run code compiled for `tag`, if it cannot.
+/// Why this machine cannot run code compiled for `tag`, if it cannot: the
+/// start-time gate. A feature the CPU lacks, a feature this runtime cannot
+/// check, or a tag from before features were recorded: each refuses the
+/// file, because running it could kill the node with SIGILL.
 pub fn incompatibility(tag: &TargetTag) -> Option<String> {
     let arch = std::env::consts::ARCH;
     if tag.arch != arch {
@@ -178,80 +204,39 @@ pub fn incompatibility(tag: &TargetTag) -> Option<String> {
             tag.arch, tag.cpu
         ));
     }
-    let missing: Vec<&str> = tag
-        .features
-        .iter()
-        .map(String::as_str)
-        .filter(|f| host_has_feature(f) == Some(false))
-        .collect();
-    if missing.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "compiled for CPU {}, which has {} that this CPU lacks; recompile with \
+    if tag.llvm_features.is_none() && tag.cpu != "generic" {
+        return Some(format!(
+            "compiled for CPU {} by an older hb_beamr that did not record the CPU \
+             features the code uses; recompile it with hb_beamr:compile/1,2",
+            tag.cpu
+        ));
+    }
+    let features = tag.features();
+    let lacking = |class: Feature| -> Vec<&str> {
+        features
+            .iter()
+            .map(String::as_str)
+            .filter(|f| cpu_features::check(f) == class)
+            .collect()
+    };
+    let missing = lacking(Feature::Absent);
+    if !missing.is_empty() {
+        return Some(format!(
+            "compiled for CPU {} with {}, which this CPU lacks; recompile with \
              target_cpu => host or generic",
             tag.cpu,
             missing.join(", ")
-        ))
+        ));
     }
-}
-
-/// Whether the running CPU has an LLVM-named feature; `None` when it cannot
-/// be told (a feature std does not detect).
-#[cfg(target_arch = "x86_64")]
-pub fn host_has_feature(llvm_name: &str) -> Option<bool> {
-    use std::arch::is_x86_feature_detected as has;
-    Some(match llvm_name {
-        "sse2" => has!("sse2"),
-        "sse3" => has!("sse3"),
-        "ssse3" => has!("ssse3"),
-        "sse4.1" => has!("sse4.1"),
-        "sse4.2" => has!("sse4.2"),
-        "sse4a" => has!("sse4a"),
-        "avx" => has!("avx"),
-        "avx2" => has!("avx2"),
-        "fma" => has!("fma"),
-        "f16c" => has!("f16c"),
-        "bmi" => has!("bmi1"),
-        "bmi2" => has!("bmi2"),
-        "lzcnt" => has!("lzcnt"),
-        "popcnt" => has!("popcnt"),
-        "movbe" => has!("movbe"),
-        "aes" => has!("aes"),
-        "pclmul" => has!("pclmulqdq"),
-        "sha" => has!("sha"),
-        "adx" => has!("adx"),
-        "rdrnd" => has!("rdrand"),
-        "rdseed" => has!("rdseed"),
-        "cx16" => has!("cmpxchg16b"),
-        "fxsr" => has!("fxsr"),
-        "xsave" => has!("xsave"),
-        "xsaveopt" => has!("xsaveopt"),
-        "xsavec" => has!("xsavec"),
-        "xsaves" => has!("xsaves"),
-        "tbm" => has!("tbm"),
-        "gfni" => has!("gfni"),
-        "vaes" => has!("vaes"),
-        "vpclmulqdq" => has!("vpclmulqdq"),
-        "avx512f" => has!("avx512f"),
-        "avx512cd" => has!("avx512cd"),
-        "avx512bw" => has!("avx512bw"),
-        "avx512dq" => has!("avx512dq"),
-        "avx512vl" => has!("avx512vl"),
-        "avx512ifma" => has!("avx512ifma"),
-        "avx512vbmi" => has!("avx512vbmi"),
-        "avx512vbmi2" => has!("avx512vbmi2"),
-        "avx512vnni" => has!("avx512vnni"),
-        "avx512bitalg" => has!("avx512bitalg"),
-        "avx512vpopcntdq" => has!("avx512vpopcntdq"),
-        "avx512bf16" => has!("avx512bf16"),
-        "avx512fp16" => has!("avx512fp16"),
-        _ => return None,
-    })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn host_has_feature(_llvm_name: &str) -> Option<bool> {
+    let unknown = lacking(Feature::Unknown);
+    if !unknown.is_empty() {
+        return Some(format!(
+            "compiled for CPU {} with {}, which this runtime cannot check on this CPU; \
+             recompile with target_cpu => host or generic",
+            tag.cpu,
+            unknown.join(", ")
+        ));
+    }
     None
 }
 
@@ -269,11 +254,8 @@ mod tests {
     }
 
     fn tag(arch: &str, features: &[&str]) -> TargetTag {
-        TargetTag {
-            arch: arch.into(),
-            cpu: "somecpu".into(),
-            features: features.iter().map(|f| f.to_string()).collect(),
-        }
+        let string: Vec<String> = features.iter().map(|f| format!("+{f}")).collect();
+        TargetTag::new(arch, "somecpu", &string.join(","))
     }
 
     #[test]
@@ -281,7 +263,6 @@ mod tests {
         let mut aot = fake_aot();
         let t = tag("x86_64", &["sse2", "avx2"]);
         append(&mut aot, &t);
-        assert_eq!(aot.len() % 4, 0);
         assert_eq!(find(&aot), Some(t));
     }
 
@@ -342,17 +323,50 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn features_the_cpu_lacks_are_named() {
-        // Every x86_64 CPU has SSE2; unknown names are not held against a file.
-        assert_eq!(host_has_feature("sse2"), Some(true));
-        assert_eq!(host_has_feature("no-such-feature"), None);
+    fn features_the_cpu_lacks_or_cannot_check_are_refused() {
+        // Every x86_64 CPU has SSE2; tuning flags need no instruction.
         assert_eq!(
-            incompatibility(&tag("x86_64", &["sse2", "no-such-feature"])),
+            incompatibility(&tag("x86_64", &["sse2", "slow-3ops-lea"])),
             None
         );
-        if !std::arch::is_x86_feature_detected!("avx512fp16") {
-            let why = incompatibility(&tag("x86_64", &["avx512fp16"])).unwrap_or_default();
-            assert!(why.contains("avx512fp16"), "{why}");
-        }
+        let why = incompatibility(&tag("x86_64", &["sse2", "no-such-feature"])).unwrap_or_default();
+        assert!(
+            why.contains("no-such-feature") && why.contains("cannot check"),
+            "{why}"
+        );
+        // No CPU has AMD's XOP and FMA4 (Bulldozer only) and Intel's AMX.
+        let why = incompatibility(&tag("x86_64", &["xop", "fma4", "amx-tile", "amx-int8"]))
+            .unwrap_or_default();
+        assert!(why.contains("lacks"), "{why}");
+    }
+
+    #[test]
+    fn disabled_features_are_not_required() {
+        let t = TargetTag::new("x86_64", "znver4", "+sse2,-avx512f,-no-such-feature");
+        assert_eq!(t.features(), vec!["sse2"]);
+        assert_eq!(incompatibility(&t), None);
+    }
+
+    #[test]
+    fn tags_without_the_feature_string_are_refused_unless_generic() {
+        let mut aot = fake_aot();
+        // The payload older compilers wrote.
+        append_raw(
+            &mut aot,
+            SECTION_NAME,
+            b"arch=x86_64\ncpu=znver4\nfeatures=sse2\n",
+        );
+        let old = find(&aot).unwrap_or_else(|| tag("none", &[]));
+        assert_eq!(old.llvm_features, None);
+        let why = incompatibility(&old).unwrap_or_default();
+        assert!(why.contains("older hb_beamr"), "{why}");
+        let mut generic = fake_aot();
+        append_raw(
+            &mut generic,
+            SECTION_NAME,
+            b"arch=x86_64\ncpu=generic\nfeatures=\n",
+        );
+        let old_generic = find(&generic).unwrap_or_else(|| tag("none", &[]));
+        assert_eq!(incompatibility(&old_generic), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod aot_tag;
 pub mod c_text;
+pub mod cpu_features;
 pub mod eh_abi;
 pub mod errors;
 pub mod memory;

@@ -20,11 +20,17 @@ pub const PROPOSALS: &[Proposal] = &[
     Proposal::TailCall,
 ];
 
-/// Every file that runs, in a stable order.
+/// Every file that runs, in a stable order; `HB_BEAMR_SPEC_ONLY` (file
+/// names, comma-separated) keeps only those (`scripts/cpu-check.sh`).
 pub fn files() -> Vec<WastFile> {
+    let only = std::env::var("HB_BEAMR_SPEC_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|n| n == name))
+    };
     let mut files: Vec<WastFile> = spec(SpecVersion::V2)
         .chain(PROPOSALS.iter().flat_map(|p| proposal(*p)))
-        .filter(|f| f.name().ends_with(".wast") && !is_simd(f.name()))
+        .filter(|f| f.name().ends_with(".wast") && !is_simd(f.name()) && wanted(f.name()))
         .map(|f| WastFile {
             suite: f.parent().to_string(),
             name: f.name().to_string(),

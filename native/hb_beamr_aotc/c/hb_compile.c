@@ -9,7 +9,16 @@
 #include "aot_export.h"
 #include "wasm_export.h"
 
+/* hb_comp_target.c: reads the target machine out of a compile context
+ * (aot_llvm.h, which cannot be included beside aot_export.h). */
+void hb_beamr_comp_ctx_target(aot_comp_context_t comp_ctx, char *cpu,
+                              uint32_t cpu_size, char *features,
+                              uint32_t features_size);
+
 static int initialised = 0;
+/* What LLVM's target machine was made with, in the last compile. */
+static char last_cpu[128];
+static char last_features[8192];
 
 static int
 init_once(char *err, uint32_t err_size)
@@ -75,6 +84,9 @@ hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
     option.output_format = AOT_FORMAT_FILE;
     option.target_arch = (char *)options->target_arch;
     option.target_cpu = (char *)options->target_cpu;
+    /* Never left to the CPU name: hypervisors hide features a name implies
+     * (AVX-512 on a znver4 VM), and LLVM would use them. */
+    option.cpu_features = (char *)options->cpu_features;
     /* The runtime has no guard pages and no signal handlers: memory and
      * native-stack bounds are checked by the generated code. */
     option.bounds_checks = options->bounds_checks ? 1 : 0;
@@ -103,6 +115,8 @@ hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
         last_error(err, err_size, "cannot create the compiler");
         goto done;
     }
+    hb_beamr_comp_ctx_target(comp_ctx, last_cpu, sizeof(last_cpu),
+                             last_features, sizeof(last_features));
     if (!aot_compile_wasm(comp_ctx)) {
         last_error(err, err_size, "compilation failed");
         goto done;
@@ -124,6 +138,14 @@ done:
         wasm_runtime_unload(module);
     free(copy);
     return ok;
+}
+
+void
+hb_beamr_last_target(char *cpu, uint32_t cpu_size, char *features,
+                     uint32_t features_size)
+{
+    snprintf(cpu, cpu_size, "%s", last_cpu);
+    snprintf(features, features_size, "%s", last_features);
 }
 
 void

@@ -9,7 +9,8 @@ typedef struct {
     uint32_t size_level;  /* 0..3 */
     int bounds_checks;    /* 1: software memory bounds checks */
     const char *target_arch; /* NULL: the host */
-    const char *target_cpu;  /* NULL: the host CPU */
+    const char *target_cpu;  /* the LLVM CPU name (hb_beamr always sets it) */
+    const char *cpu_features; /* the LLVM feature string, as given */
 } hb_compile_options;
 
 /* Compiles; on success *out (free it with hb_beamr_aot_free) and *out_size.
@@ -30,7 +31,13 @@ int hb_beamr_cpu_is_valid(const char *cpu);
 /* The features `cpu` implies, "+a,+b" (hb_cpu_check.cpp); 0 if unknown. */
 int hb_beamr_cpu_features(const char *cpu, char *out, unsigned out_size);
 
-/* The host's CPU name and features, as LLVM sees them (for the target tag). */
+/* The CPU name and feature string of the target machine the last
+ * successful hb_beamr_aot_compile made: what LLVM compiled for, read back
+ * from LLVM (tests compare it with the target tag). */
+void hb_beamr_last_target(char *cpu, uint32_t cpu_size, char *features,
+                          uint32_t features_size);
+
+/* The host's CPU name and features, as LLVM sees them. */
 int hb_beamr_host_cpu(char *name, uint32_t name_size, char *features,
                       uint32_t features_size);
 
