@@ -22,6 +22,10 @@
 %%% subscriptions; fd subscriptions answer `notsup'). Every other WASI
 %%% function returns `ENOSYS'. Errors are the WASI preview 1 errno values
 %%% ({@link errno/1}).
+%%%
+%%% A guest is an attacker: what it can make the host hold is bounded by
+%%% the limits of {@link limits()} (`max_io', `max_output', `fs_budget'),
+%%% options of {@link run/2} and {@link new_state/1}.
 -module(hb_beamr_wasi).
 
 -export([run/2, new_state/1, import_fun/1, import_fun/2, handle/4]).
@@ -148,7 +152,9 @@
 %% with `trap' set. WASI is served from the start: a start function or
 %% constructors that call it while the module instantiates work too.
 %% Imports of other modules go to `import_fun' (by default they fail the
-%% run with `{unknown_import, Module, Name}').
+%% run with `{unknown_import, Module, Name}'). The limits ({@link limits()})
+%% bound what the program makes the host hold; `files' in the result holds
+%% every file whole, holes as zeros.
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
     StateKeys = [args, env, stdin, stdout, stderr, tty, preopens, clock, random | ?LIMIT_KEYS],
