@@ -254,11 +254,12 @@ limit(Key, S) ->
 
 %% Writes and reads move at most `max_io' bytes a call (a short count past
 %% it), streamed through 64 KiB chunks: what the host holds does not grow
-%% with the bytes the iovecs name, however they overlap.
+%% with the bytes the iovecs name, however they overlap. A buffer outside
+%% memory throws `fault' mid-way, which drops the new state; only host
+%% devices, whose bytes cannot be taken back, are checked first.
 write_fd(Fd, W, Bufs, S) ->
     case fd(Fd, S) of
         #{type := T} when T =:= stdout; T =:= stderr ->
-            check(W, Bufs),
             Want = min(total(Bufs), limit(max_io, S)),
             {Count, Out} = emit(W, Bufs, Want, maps:get(T, S), limit(max_output, S)),
             {Count, S#{T := Out}};
@@ -278,13 +279,13 @@ emit(W, Bufs, Want, Buffer, Max) when is_binary(Buffer) ->
     Want > 0 andalso Count =< 0 andalso throw({wasi_errno, nospc}),
     {max(Count, 0), fold(W, take(Bufs, Count), fun(Chunk, Acc) -> <<Acc/binary, Chunk/binary>> end, Buffer)};
 emit(W, Bufs, Want, {host, Device} = Host, _Max) ->
+    check(W, Bufs),
     fold(W, take(Bufs, Want), fun(Chunk, ok) -> _ = file:write(Device, Chunk), ok end, ok),
     {Want, Host}.
 
 %% As much as the file system takes (a short write; `fbig' or `nospc' when
 %% nothing fits), a chunk at a time.
 write_file(W, Bufs, Full, At, S = #{fs := FS0}) ->
-    check(W, Bufs),
     Want = min(total(Bufs), limit(max_io, S)),
     {ok, Count} = ok(hb_beamr_wasi_fs:room(FS0, Full, At, Want)),
     Put = fun(Chunk, {FS, Pos}) ->
@@ -296,7 +297,6 @@ write_file(W, Bufs, Full, At, S = #{fs := FS0}) ->
 
 %% Reads into the buffers a chunk at a time; the bytes read.
 read_file(W, Bufs, Full, At, S = #{fs := FS}) ->
-    check(W, Bufs),
     read_chunks(W, Bufs, FS, Full, At, min(total(Bufs), limit(max_io, S)), 0).
 
 read_chunks(_W, _Bufs, _FS, _Full, _At, 0, Done) ->
@@ -313,7 +313,6 @@ read_chunks(W, Bufs, FS, Full, At, Want, Done) ->
 read_fd(Fd, W, Bufs, S) ->
     case fd(Fd, S) of
         #{type := stdin} ->
-            check(W, Bufs),
             Want = min(total(Bufs), limit(max_io, S)),
             {Data, S1} = case maps:get(stdin, S) of
                 In when is_binary(In) ->
@@ -321,8 +320,10 @@ read_fd(Fd, W, Bufs, S) ->
                     <<Part:Take/binary, Rest/binary>> = In,
                     {Part, S#{stdin := Rest}};
                 {host, Device} ->
+                    check(W, Bufs),
                     read_host(Device, <<>>, min(Want, ?HOST_READ), S);
                 {host, Device, Pending} ->
+                    check(W, Bufs),
                     read_host(Device, Pending, min(Want, ?HOST_READ), S)
             end,
             _ = scatter(W, Bufs, Data),

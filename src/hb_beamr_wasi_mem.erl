@@ -67,8 +67,8 @@ take(_Bufs, 0) -> [];
 take([{B, L} | Rest], Max) when L =< Max -> [{B, L} | take(Rest, Max - L)];
 take([{B, _L} | _], Max) -> [{B, Max}].
 
-%% @doc Throws `fault' unless every buffer is inside the memory (checked
-%% first, so that a bad buffer fails a call before it has done anything).
+%% @doc Throws `fault' unless every buffer is inside the memory (for a
+%% call to check before it does what cannot be undone).
 -spec check(hb_beamr:wasm(), [{non_neg_integer(), non_neg_integer()}]) -> ok.
 check(_W, []) ->
     ok;
