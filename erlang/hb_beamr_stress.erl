@@ -23,7 +23,9 @@ main([FuzzDir, Profile]) ->
         {"concurrency: instances in parallel", fun() -> many_instances(P) end},
         {"kills: callers, pids mid-call/import (wasm)", fun() -> kills(wasm, P) end},
         {"kills: callers, pids mid-call/import (aot)", fun() -> kills(aot, P) end},
-        {"leaks: start/call/stop cycles", fun() -> cycles(P) end}
+        {"leaks: start/call/stop cycles", fun() -> cycles(P) end},
+        {"wasi: iovec amplification, fs budget (wasm)", fun() -> wasi_limits(wasm, P) end},
+        {"wasi: iovec amplification, fs budget (aot)", fun() -> wasi_limits(aot, P) end}
     ],
     Results = [{Name, timed(Fun)} || {Name, Fun} <- Sections],
     io:format("~n~-46s ~8s ~8s ~6s ~9s ~8s~n", ["section", "cases", "crashes", "hangs", "failures", "seconds"]),
@@ -369,6 +371,57 @@ kill_case(4, _Imports, Spin, Mode) ->
         {error, stopped} -> ok;
         hang -> {hang, endless_call_of_killed_instance};
         Other -> {failure, {endless_call_of_killed_instance, Other}}
+    end.
+
+%%% WASI: test/wasi/amplify.wasm names 512 MiB per fd_write from two
+%%% pages, then writes a byte at 2^30 - 1 of two files. With random limits,
+%%% the host must keep to them: stdout of max_output bytes, nospc (51) from
+%%% the file system, and the node's memory growing by about max_output.
+
+wasi_limits(Mode, P) ->
+    {ok, Wasm} = file:read_file("test/wasi/amplify.wasm"),
+    Bytes = case Mode of
+        wasm -> Wasm;
+        aot -> {ok, Aot} = hb_beamr:compile(Wasm), Aot
+    end,
+    Rounds = maps:get(wasi_rounds, P, 10),
+    lists:foldl(fun(_, T) -> tally_case(T, wasi_round(Bytes, Mode)) end, #tally{}, lists:seq(1, Rounds)).
+
+wasi_round(Bytes, Mode) ->
+    Io = rand:uniform(4 bsl 20),
+    Out = rand:uniform(8 bsl 20) - 1,
+    Budget = rand:uniform(32 bsl 20) - 1,
+    Opts = #{mode => Mode, max_io => Io, max_output => Out, fs_budget => Budget, timeout => 30000,
+             preopens => #{<<"/data">> => #{}}},
+    erlang:garbage_collect(),
+    Base = erlang:memory(total),
+    Self = self(),
+    Sampler = spawn_link(fun() -> wasi_sample(Self, Base, 0) end),
+    Result = (catch hb_beamr_wasi:run(Bytes, Opts)),
+    Sampler ! {stop, Self},
+    Peak = receive {peak, Sampler, Max} -> Max end,
+    Limits = {Io, Out, Budget},
+    % 64 writes at most: stdout is max_output, or all 64 when that is less.
+    Expected = min(Out, 64 * Io),
+    case Result of
+        {ok, #{exit_code := 51, stdout := Stdout}} when byte_size(Stdout) =:= Expected,
+                                                      Peak < 3 * Out + (32 bsl 20) ->
+            ok;
+        {ok, #{exit_code := 51, stdout := Stdout}} when byte_size(Stdout) =:= Expected ->
+            {failure, {wasi_memory, Limits, Peak}};
+        {error, timeout} ->
+            {hang, {wasi_limits, Limits}};
+        Other ->
+            {failure, {wasi_limits, Limits, wasi_brief(Other)}}
+    end.
+
+wasi_brief({ok, R = #{stdout := Stdout}}) -> (maps:remove(files, R))#{stdout := byte_size(Stdout)};
+wasi_brief(Other) -> Other.
+
+wasi_sample(Parent, Base, Max) ->
+    Peak = max(Max, erlang:memory(total) - Base),
+    receive {stop, Parent} -> Parent ! {peak, self(), Peak}
+    after 1 -> wasi_sample(Parent, Base, Peak)
     end.
 
 %%% Leaks: RSS and native threads back to where they started.

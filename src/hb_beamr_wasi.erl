@@ -22,16 +22,23 @@
 %%% subscriptions; fd subscriptions answer `notsup'). Every other WASI
 %%% function returns `ENOSYS'. Errors are the WASI preview 1 errno values
 %%% ({@link errno/1}).
+%%%
+%%% A guest is an attacker: what it can make the host hold is bounded by
+%%% the limits of {@link limits()} (`max_io', `max_output', `fs_budget'),
+%%% options of {@link run/2} and {@link new_state/1}.
 -module(hb_beamr_wasi).
 
 -export([run/2, new_state/1, import_fun/1, import_fun/2, handle/4]).
--export([stdout/1, stderr/1, files/1, errno/1]).
+-export([stdout/1, stderr/1, files/1, errno/1, default_limits/0]).
 
--export_type([state/0, run_opts/0, state_opts/0, result/0]).
+-export_type([state/0, run_opts/0, state_opts/0, result/0, limits/0]).
 
 -define(MODULE_NAME, <<"wasi_snapshot_preview1">>).
 -define(EXIT, hb_beamr_wasi_exit).
 -define(TRAP_EXIT_CODE, 134).
+%% What a guest may make the host hold (see limits()).
+-define(DEFAULT_LIMITS, #{max_io => 16 bsl 20, max_output => 64 bsl 20, fs_budget => 256 bsl 20}).
+-define(LIMIT_KEYS, [max_io, max_output, fs_budget]).
 
 -type stream() :: binary() | {host, file:io_device() | port()}.
 %% Captured bytes, or where the bytes go to (or come from) at once: output
@@ -57,6 +64,7 @@
     clock := real | {fixed, non_neg_integer()},
     random := os | {seeded, term()},
     tty := boolean(),
+    limits := #{max_io := pos_integer(), max_output := non_neg_integer()},
     atom() => term()
 }.
 %% Plain data, except for `{host, Device}' streams. A fallback import
@@ -72,12 +80,38 @@
     preopens => #{binary() | string() => #{binary() | string() => iodata() | dir}},
     clock => real | {fixed, non_neg_integer()},
     random => os | {seed, integer()},
-    tty => boolean()
+    tty => boolean(),
+    max_io => pos_integer(),
+    max_output => non_neg_integer(),
+    fs_budget => non_neg_integer() | infinity
 }.
 %% `clock': the real clocks, or every clock fixed at `Ns' nanoseconds (and
 %% `poll_oneoff' advances it instead of sleeping). `random': the OS's
 %% strong random bytes, or a generator seeded with an integer. `tty': report
 %% stdin/stdout/stderr as terminals (wasi-libc then line-buffers stdout).
+%% `max_io', `max_output', `fs_budget': see limits().
+-type limits() :: #{max_io => pos_integer(), max_output => non_neg_integer(),
+                    fs_budget => non_neg_integer() | infinity}.
+%% What a guest may make the host hold; a guest is an attacker, so none of
+%% these grows with the bytes its iovecs name or the offsets it writes at.
+%% <ul>
+%% <li>`max_io' (16 MiB): the most bytes one `fd_read', `fd_write',
+%%     `fd_pread' or `fd_pwrite' moves; past it the call is a short read or
+%%     write (the count so far, as POSIX allows). The bytes go through the
+%%     host 64 KiB at a time, and only the first 1,024 iovecs (IOV_MAX) are
+%%     looked at.</li>
+%% <li>`max_output' (64 MiB): the most bytes kept of stdout, and of stderr,
+%%     when captured (not `{host, Device}'); a write is cut short at it,
+%%     then answers `nospc'.</li>
+%% <li>`fs_budget' (256 MiB, or `infinity'): the most bytes the guest may
+%%     add to the in-memory file system on top of the preopened files:
+%%     file sizes (holes count, as the result hands files back whole; they
+%%     are not stored while the program runs) plus each new file's and
+%%     directory's path and 64 bytes. Past it writes are cut short, then
+%%     answer `nospc', as do growing `fd_filestat_set_size', `path_open'
+%%     with `O_CREAT' and `path_create_directory'. One file cannot grow
+%%     past 1 GiB (`fbig').</li>
+%% </ul>
 -type run_opts() :: #{
     mode => hb_beamr:mode(),
     args => [binary() | string()],
@@ -89,6 +123,9 @@
     preopens => #{binary() | string() => #{binary() | string() => iodata() | dir}},
     clock => real | {fixed, non_neg_integer()},
     random => os | {seed, integer()},
+    max_io => pos_integer(),
+    max_output => non_neg_integer(),
+    fs_budget => non_neg_integer() | infinity,
     max_memory => pos_integer(),
     wasm_stack => pos_integer(),
     native_stack => pos_integer(),
@@ -115,10 +152,12 @@
 %% with `trap' set. WASI is served from the start: a start function or
 %% constructors that call it while the module instantiates work too.
 %% Imports of other modules go to `import_fun' (by default they fail the
-%% run with `{unknown_import, Module, Name}').
+%% run with `{unknown_import, Module, Name}'). The limits ({@link limits()})
+%% bound what the program makes the host hold; `files' in the result holds
+%% every file whole, holes as zeros.
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
-    StateKeys = [args, env, stdin, stdout, stderr, tty, preopens, clock, random],
+    StateKeys = [args, env, stdin, stdout, stderr, tty, preopens, clock, random | ?LIMIT_KEYS],
     RunKeys = [mode, max_memory, wasm_stack, native_stack, timeout, import_fun],
     case maps:keys(maps:without(StateKeys ++ RunKeys, Opts)) of
         [] ->
@@ -217,7 +256,9 @@ files(#{fs := FS}) -> hb_beamr_wasi_fs:files(FS).
 -spec new_state(state_opts()) -> {ok, state()} | {error, {invalid_option, term()}}.
 new_state(Opts) when is_map(Opts) ->
     try
-        {ok, FS, Roots} = ok_or_throw(hb_beamr_wasi_fs:new(maps:get(preopens, Opts, #{}))),
+        Limits = limits_opt(Opts),
+        {ok, FS, Roots} = ok_or_throw(hb_beamr_wasi_fs:new(maps:get(preopens, Opts, #{}),
+                                                           maps:get(fs_budget, Limits))),
         Stdio = #{0 => #{type => stdin}, 1 => #{type => stdout}, 2 => #{type => stderr}},
         Fds = maps:from_list(lists:zip(lists:seq(3, length(Roots) + 2),
                                        [#{type => dir, root => R, rel => [], preopen => true} || R <- Roots])),
@@ -232,13 +273,31 @@ new_state(Opts) when is_map(Opts) ->
             stderr => stream_opt(stderr, Opts, <<>>),
             clock => clock_opt(maps:get(clock, Opts, real)),
             random => random_opt(maps:get(random, Opts, os)),
-            tty => maps:get(tty, Opts, false) =:= true
+            tty => maps:get(tty, Opts, false) =:= true,
+            limits => maps:with([max_io, max_output], Limits)
         }}
     catch
         throw:{invalid_option, _} = Why -> {error, Why}
     end;
 new_state(Other) ->
     {error, {invalid_option, Other}}.
+
+%% @doc The limits a state gets when its options name none (see
+%% {@link limits()}).
+-spec default_limits() -> #{max_io := pos_integer(), max_output := non_neg_integer(),
+                            fs_budget := non_neg_integer() | infinity}.
+default_limits() ->
+    ?DEFAULT_LIMITS.
+
+%% Every limit, checked here and nowhere else.
+limits_opt(Opts) ->
+    maps:map(fun(Key, Default) -> limit_opt(Key, maps:get(Key, Opts, Default)) end, ?DEFAULT_LIMITS).
+
+limit_opt(max_io, N) when is_integer(N), N > 0 -> N;
+limit_opt(max_output, N) when is_integer(N), N >= 0 -> N;
+limit_opt(fs_budget, N) when is_integer(N), N >= 0 -> N;
+limit_opt(fs_budget, infinity) -> infinity;
+limit_opt(Key, Other) -> throw({invalid_option, {Key, Other}}).
 
 ok_or_throw({ok, _, _} = Ok) -> Ok;
 ok_or_throw({error, Why}) -> throw(Why).

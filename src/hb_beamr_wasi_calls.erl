@@ -6,7 +6,8 @@
 
 -export([call/4, errno/1]).
 
--import(hb_beamr_wasi_mem, [read/3, write/3, put_u32/3, put_u64/3, in_memory/3, iovecs/3, gather/3, scatter/3]).
+-import(hb_beamr_wasi_mem, [read/3, write/3, put_u32/3, put_u64/3, in_memory/3, iovecs/3, total/1, take/2,
+                           check/2, fold/4, scatter/3]).
 
 -define(U32(X), ((X) band 16#FFFFFFFF)).
 -define(U64(X), ((X) band 16#FFFFFFFFFFFFFFFF)).
@@ -23,6 +24,8 @@
 -define(O_DIRECTORY, 2).
 -define(O_EXCL, 4).
 -define(O_TRUNC, 8).
+%% Host input is read at most this much a call (a short read, like a pipe's).
+-define(HOST_READ, 65536).
 
 %% @doc Runs WASI function `Func' (any but `proc_exit'): `{ok, NewState}',
 %% `nosys' for a function not served (or called with the wrong arity), or
@@ -30,38 +33,36 @@
 -spec call(binary(), [integer()], hb_beamr:wasm(), hb_beamr_wasi:state()) ->
     {ok, hb_beamr_wasi:state()} | nosys.
 call(<<"fd_write">>, [Fd, Iovs, N, Ptr], W, S) ->
-    Data = gather(W, Iovs, N),
-    S1 = write_fd(Fd, Data, S),
-    put_u32(W, Ptr, byte_size(Data)),
+    {Count, S1} = write_fd(Fd, W, iovecs(W, Iovs, N), S),
+    put_u32(W, Ptr, Count),
     {ok, S1};
 call(<<"fd_read">>, [Fd, Iovs, N, Ptr], W, S) ->
-    Bufs = iovecs(W, Iovs, N),
-    {Data, S1} = read_fd(Fd, lists:sum([L || {_, L} <- Bufs]), S),
-    scatter(W, Bufs, Data),
-    put_u32(W, Ptr, byte_size(Data)),
+    {Count, S1} = read_fd(Fd, W, iovecs(W, Iovs, N), S),
+    put_u32(W, Ptr, Count),
     {ok, S1};
 call(<<"fd_pwrite">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
     #{root := Root, rel := Rel} = F = file_fd(Fd, S),
     need_right(F, ?RIGHT_FD_WRITE),
-    Data = gather(W, Iovs, N),
-    {ok, FS, _End} = ok(hb_beamr_wasi_fs:write(maps:get(fs, S), hb_beamr_wasi_fs:full(Root, Rel), ?U64(Offset), Data)),
-    put_u32(W, Ptr, byte_size(Data)),
+    {Count, FS, _End} = write_file(W, iovecs(W, Iovs, N), hb_beamr_wasi_fs:full(Root, Rel), ?U64(Offset), S),
+    put_u32(W, Ptr, Count),
     {ok, S#{fs := FS}};
 call(<<"fd_pread">>, [Fd, Iovs, N, Offset, Ptr], W, S) ->
     #{root := Root, rel := Rel} = F = file_fd(Fd, S),
     need_right(F, ?RIGHT_FD_READ),
-    Bufs = iovecs(W, Iovs, N),
-    {ok, Data} = ok(hb_beamr_wasi_fs:read(maps:get(fs, S), hb_beamr_wasi_fs:full(Root, Rel), ?U64(Offset),
-                                         lists:sum([L || {_, L} <- Bufs]))),
-    scatter(W, Bufs, Data),
-    put_u32(W, Ptr, byte_size(Data)),
+    Count = read_file(W, iovecs(W, Iovs, N), hb_beamr_wasi_fs:full(Root, Rel), ?U64(Offset), S),
+    put_u32(W, Ptr, Count),
     {ok, S};
+call(<<"fd_filestat_set_size">>, [Fd, Size], _W, S) ->
+    #{root := Root, rel := Rel} = F = file_fd(Fd, S),
+    need_right(F, ?RIGHT_FD_WRITE),
+    fs_op(fun(FS, Full) -> hb_beamr_wasi_fs:set_size(FS, Full, ?U64(Size)) end,
+          hb_beamr_wasi_fs:full(Root, Rel), S);
 call(<<"fd_seek">>, [Fd, Offset, Whence, Ptr], W, S) ->
     F = #{pos := Pos} = file_fd(Fd, S),
     Base = case Whence of
         0 -> 0;
         1 -> Pos;
-        2 -> byte_size(file_data(F, S));
+        2 -> file_size(F, S);
         _ -> throw({wasi_errno, inval})
     end,
     New = Base + Offset,
@@ -124,7 +125,7 @@ call(<<"path_open">>, [DirFd, _LookupFlags, P, PLen, OFlags, RightsBase, _Inheri
     Full = hb_beamr_wasi_fs:full(Root, Rel),
     FS0 = maps:get(fs, S),
     Has = fun(Flag) -> OFlags band Flag =/= 0 end,
-    {ok, FS1} = case hb_beamr_wasi_fs:lookup(FS0, Full) of
+    {ok, FS1} = case hb_beamr_wasi_fs:stat(FS0, Full) of
         undefined ->
             case {Has(?O_CREAT), Has(?O_DIRECTORY)} of
                 {false, _} -> throw({wasi_errno, noent});
@@ -144,7 +145,7 @@ call(<<"path_open">>, [DirFd, _LookupFlags, P, PLen, OFlags, RightsBase, _Inheri
                     end
             end
     end,
-    Entry = case hb_beamr_wasi_fs:lookup(FS1, Full) of
+    Entry = case hb_beamr_wasi_fs:stat(FS1, Full) of
         dir -> #{type => dir, root => Root, rel => Rel, preopen => false};
         _ -> #{type => file, root => Root, rel => Rel, pos => 0, flags => FdFlags band 16#FFFF,
                rights => ?U64(RightsBase) band ?ALL_RIGHTS}
@@ -236,9 +237,9 @@ free_fd(Fds, N) ->
 need_right(#{rights := Rights}, Right) when Rights band Right =/= 0 -> ok;
 need_right(_, _) -> throw({wasi_errno, badf}).
 
-file_data(#{root := Root, rel := Rel}, #{fs := FS}) ->
-    case hb_beamr_wasi_fs:lookup(FS, hb_beamr_wasi_fs:full(Root, Rel)) of
-        Data when is_binary(Data) -> Data;
+file_size(#{root := Root, rel := Rel}, #{fs := FS}) ->
+    case hb_beamr_wasi_fs:stat(FS, hb_beamr_wasi_fs:full(Root, Rel)) of
+        {file, Size} -> Size;
         _ -> throw({wasi_errno, badf})
     end.
 
@@ -247,42 +248,90 @@ file_data(#{root := Root, rel := Rel}, #{fs := FS}) ->
 stdio_rights(#{tty := true}) -> ?RIGHT_FD_READ bor ?RIGHT_FD_WRITE;
 stdio_rights(_) -> ?RIGHT_FD_READ bor ?RIGHT_FD_WRITE bor ?RIGHT_FD_SEEK bor ?RIGHT_FD_TELL.
 
-write_fd(Fd, Data, S) ->
+%% How much a guest may make the host hold (hb_beamr_wasi's limits).
+limit(Key, S) ->
+    maps:get(Key, maps:get(limits, S, #{}), maps:get(Key, hb_beamr_wasi:default_limits())).
+
+%% Writes and reads move at most `max_io' bytes a call (a short count past
+%% it), streamed through 64 KiB chunks: what the host holds does not grow
+%% with the bytes the iovecs name, however they overlap. A buffer outside
+%% memory throws `fault' mid-way, which drops the new state; only host
+%% devices, whose bytes cannot be taken back, are checked first.
+write_fd(Fd, W, Bufs, S) ->
     case fd(Fd, S) of
-        #{type := stdout} -> S#{stdout := emit(maps:get(stdout, S), Data)};
-        #{type := stderr} -> S#{stderr := emit(maps:get(stderr, S), Data)};
+        #{type := T} when T =:= stdout; T =:= stderr ->
+            Want = min(total(Bufs), limit(max_io, S)),
+            {Count, Out} = emit(W, Bufs, Want, maps:get(T, S), limit(max_output, S)),
+            {Count, S#{T := Out}};
         F = #{type := file, root := Root, rel := Rel, pos := Pos, flags := Flags} ->
             need_right(F, ?RIGHT_FD_WRITE),
-            At = case Flags band ?FDFLAG_APPEND of 0 -> Pos; _ -> eof end,
-            {ok, FS, End} = ok(hb_beamr_wasi_fs:write(maps:get(fs, S), hb_beamr_wasi_fs:full(Root, Rel), At, Data)),
-            set_fd(Fd, F#{pos := End}, S#{fs := FS});
+            At = case Flags band ?FDFLAG_APPEND of 0 -> Pos; _ -> file_size(F, S) end,
+            {Count, FS, End} = write_file(W, Bufs, hb_beamr_wasi_fs:full(Root, Rel), At, S),
+            {Count, set_fd(Fd, F#{pos := End}, S#{fs := FS})};
         _ ->
             throw({wasi_errno, badf})
     end.
 
-emit(Buffer, Data) when is_binary(Buffer) ->
-    <<Buffer/binary, Data/binary>>;
-emit({host, Device} = Host, Data) ->
-    _ = file:write(Device, Data),
-    Host.
+%% Captured output keeps at most `max_output' bytes: a short write up to
+%% it, then `nospc' (a full device).
+emit(W, Bufs, Want, Buffer, Max) when is_binary(Buffer) ->
+    Count = min(Want, Max - byte_size(Buffer)),
+    Want > 0 andalso Count =< 0 andalso throw({wasi_errno, nospc}),
+    {max(Count, 0), fold(W, take(Bufs, Count), fun(Chunk, Acc) -> <<Acc/binary, Chunk/binary>> end, Buffer)};
+emit(W, Bufs, Want, {host, Device} = Host, _Max) ->
+    check(W, Bufs),
+    fold(W, take(Bufs, Want), fun(Chunk, ok) -> _ = file:write(Device, Chunk), ok end, ok),
+    {Want, Host}.
 
-read_fd(Fd, Max, S) ->
+%% As much as the file system takes (a short write; `fbig' or `nospc' when
+%% nothing fits), a chunk at a time.
+write_file(W, Bufs, Full, At, S = #{fs := FS0}) ->
+    Want = min(total(Bufs), limit(max_io, S)),
+    {ok, Count} = ok(hb_beamr_wasi_fs:room(FS0, Full, At, Want)),
+    Put = fun(Chunk, {FS, Pos}) ->
+        {ok, FS1, End} = ok(hb_beamr_wasi_fs:write(FS, Full, Pos, Chunk)),
+        {FS1, End}
+    end,
+    {FS, End} = fold(W, take(Bufs, Count), Put, {FS0, At}),
+    {Count, FS, End}.
+
+%% Reads into the buffers a chunk at a time; the bytes read.
+read_file(W, Bufs, Full, At, S = #{fs := FS}) ->
+    read_chunks(W, Bufs, FS, Full, At, min(total(Bufs), limit(max_io, S)), 0).
+
+read_chunks(_W, _Bufs, _FS, _Full, _At, 0, Done) ->
+    Done;
+read_chunks(W, Bufs, FS, Full, At, Want, Done) ->
+    Len = min(Want, ?HOST_READ),
+    {ok, Data} = ok(hb_beamr_wasi_fs:read(FS, Full, At, Len)),
+    Rest = scatter(W, Bufs, Data),
+    case byte_size(Data) of
+        Len -> read_chunks(W, Rest, FS, Full, At + Len, Want - Len, Done + Len);
+        Short -> Done + Short
+    end.
+
+read_fd(Fd, W, Bufs, S) ->
     case fd(Fd, S) of
         #{type := stdin} ->
-            case maps:get(stdin, S) of
+            Want = min(total(Bufs), limit(max_io, S)),
+            {Data, S1} = case maps:get(stdin, S) of
                 In when is_binary(In) ->
-                    Take = min(Max, byte_size(In)),
-                    <<Data:Take/binary, Rest/binary>> = In,
-                    {Data, S#{stdin := Rest}};
+                    Take = min(Want, byte_size(In)),
+                    <<Part:Take/binary, Rest/binary>> = In,
+                    {Part, S#{stdin := Rest}};
                 {host, Device} ->
-                    read_host(Device, <<>>, Max, S);
+                    check(W, Bufs),
+                    read_host(Device, <<>>, min(Want, ?HOST_READ), S);
                 {host, Device, Pending} ->
-                    read_host(Device, Pending, Max, S)
-            end;
+                    check(W, Bufs),
+                    read_host(Device, Pending, min(Want, ?HOST_READ), S)
+            end,
+            _ = scatter(W, Bufs, Data),
+            {byte_size(Data), S1};
         F = #{type := file, root := Root, rel := Rel, pos := Pos} ->
             need_right(F, ?RIGHT_FD_READ),
-            {ok, Data} = ok(hb_beamr_wasi_fs:read(maps:get(fs, S), hb_beamr_wasi_fs:full(Root, Rel), Pos, Max)),
-            {Data, set_fd(Fd, F#{pos := Pos + byte_size(Data)}, S)};
+            Count = read_file(W, Bufs, hb_beamr_wasi_fs:full(Root, Rel), Pos, S),
+            {Count, set_fd(Fd, F#{pos := Pos + Count}, S)};
         #{type := dir} ->
             throw({wasi_errno, isdir});
         _ ->
@@ -333,10 +382,10 @@ fs_op(Op, Full, S = #{fs := FS}) ->
     {ok, S#{fs := FS1}}.
 
 put_filestat(W, Ptr, Full, #{fs := FS}) ->
-    Stat = case hb_beamr_wasi_fs:lookup(FS, Full) of
+    Stat = case hb_beamr_wasi_fs:stat(FS, Full) of
         undefined -> throw({wasi_errno, noent});
         dir -> filestat(ino(Full), ?FT_DIR, 0);
-        Data -> filestat(ino(Full), ?FT_FILE, byte_size(Data))
+        {file, Size} -> filestat(ino(Full), ?FT_FILE, Size)
     end,
     write(W, Ptr, Stat).
 

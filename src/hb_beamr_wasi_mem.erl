@@ -4,9 +4,13 @@
 %%% memory throws `{wasi_errno, fault}'.
 -module(hb_beamr_wasi_mem).
 
--export([read/3, write/3, put_u32/3, put_u64/3, in_memory/3, iovecs/3, gather/3, scatter/3]).
+-export([read/3, write/3, put_u32/3, put_u64/3, in_memory/3]).
+-export([iovecs/3, total/1, take/2, check/2, fold/4, scatter/3]).
 
 -define(U32(X), ((X) band 16#FFFFFFFF)).
+-define(IOV_MAX, 1024).
+%% The most bytes of guest memory read or written at once.
+-define(CHUNK, 65536).
 
 
 %% @doc Throws `fault' unless [Ptr, Ptr + Len) is inside the memory.
@@ -43,41 +47,74 @@ put_u32(W, Ptr, V) -> write(W, Ptr, <<V:32/little>>).
 -spec put_u64(hb_beamr:wasm(), integer(), integer()) -> ok.
 put_u64(W, Ptr, V) -> write(W, Ptr, <<V:64/little>>).
 
-%% @doc The non-empty buffers `{Ptr, Len}' of an array of `N' iovecs.
+%% @doc The non-empty buffers `{Ptr, Len}' of an array of `N' iovecs. Only
+%% the first 1,024 (POSIX's IOV_MAX) are looked at: the rest are left out,
+%% a short read or write, so the array costs the host at most 8 KiB to read.
 -spec iovecs(hb_beamr:wasm(), integer(), integer()) -> [{non_neg_integer(), pos_integer()}].
 iovecs(W, Iovs, N) ->
-    [{B, L} || <<B:32/little, L:32/little>> <= read(W, Iovs, ?U32(N) * 8), L > 0].
+    [{B, L} || <<B:32/little, L:32/little>> <= read(W, Iovs, min(?U32(N), ?IOV_MAX) * 8), L > 0].
 
-%% @doc The bytes of an iovec array. Buffers close together (wasi-libc's stdio
+%% @doc The bytes the buffers add up to.
+-spec total([{non_neg_integer(), non_neg_integer()}]) -> non_neg_integer().
+total(Bufs) ->
+    lists:sum([L || {_, L} <- Bufs]).
+
+%% @doc The first `Max' bytes of the buffers.
+-spec take([{non_neg_integer(), non_neg_integer()}], non_neg_integer()) ->
+    [{non_neg_integer(), non_neg_integer()}].
+take([], _Max) -> [];
+take(_Bufs, 0) -> [];
+take([{B, L} | Rest], Max) when L =< Max -> [{B, L} | take(Rest, Max - L)];
+take([{B, _L} | _], Max) -> [{B, Max}].
+
+%% @doc Throws `fault' unless every buffer is inside the memory (for a
+%% call to check before it does what cannot be undone).
+-spec check(hb_beamr:wasm(), [{non_neg_integer(), non_neg_integer()}]) -> ok.
+check(_W, []) ->
+    ok;
+check(W, Bufs) ->
+    in_memory(W, 0, lists:max([B + L || {B, L} <- Bufs])).
+
+%% @doc Folds `Fun(Chunk, Acc)' over the bytes of the buffers, in order, in
+%% chunks of at most 64 KiB: the host never holds more of them at once,
+%% however many the buffers name. Buffers close together (wasi-libc's stdio
 %% passes its buffer and the caller's) are read in one go.
--spec gather(hb_beamr:wasm(), integer(), integer()) -> binary().
-gather(W, Iovs, N) ->
-    case iovecs(W, Iovs, N) of
-        [] ->
-            <<>>;
-        [{B, L}] ->
-            read(W, B, L);
-        Bufs ->
-            Lo = lists:min([B || {B, _} <- Bufs]),
-            Hi = lists:max([B + L || {B, L} <- Bufs]),
-            Total = lists:sum([L || {_, L} <- Bufs]),
-            case Hi - Lo =< 2 * Total + 4096 of
-                true ->
-                    Span = read(W, Lo, Hi - Lo),
-                    iolist_to_binary([binary:part(Span, B - Lo, L) || {B, L} <- Bufs]);
-                false ->
-                    iolist_to_binary([read(W, B, L) || {B, L} <- Bufs])
-            end
-    end.
+-spec fold(hb_beamr:wasm(), [{non_neg_integer(), non_neg_integer()}], fun((binary(), Acc) -> Acc), Acc) -> Acc.
+fold(_W, [], _Fun, Acc) ->
+    Acc;
+fold(W, [_, _ | _] = Bufs, Fun, Acc) ->
+    Lo = lists:min([B || {B, _} <- Bufs]),
+    Hi = lists:max([B + L || {B, L} <- Bufs]),
+    Total = total(Bufs),
+    case Total =< ?CHUNK andalso Hi - Lo =< 2 * Total + 4096 of
+        true ->
+            Span = read(W, Lo, Hi - Lo),
+            Fun(iolist_to_binary([binary:part(Span, B - Lo, L) || {B, L} <- Bufs]), Acc);
+        false ->
+            lists:foldl(fun(Buf, A) -> fold_buf(W, Buf, Fun, A) end, Acc, Bufs)
+    end;
+fold(W, [Buf], Fun, Acc) ->
+    fold_buf(W, Buf, Fun, Acc).
 
-%% @doc Writes `Data' across the buffers, in order, as far as it goes.
--spec scatter(hb_beamr:wasm(), [{non_neg_integer(), non_neg_integer()}], binary()) -> ok.
+fold_buf(_W, {_B, 0}, _Fun, Acc) ->
+    Acc;
+fold_buf(W, {B, L}, Fun, Acc) ->
+    N = min(L, ?CHUNK),
+    fold_buf(W, {B + N, L - N}, Fun, Fun(read(W, B, N), Acc)).
+
+%% @doc Writes `Data' across the buffers, in order, as far as it goes; the
+%% buffers (or what is left of them) still to fill.
+-spec scatter(hb_beamr:wasm(), [{non_neg_integer(), non_neg_integer()}], binary()) ->
+    [{non_neg_integer(), non_neg_integer()}].
+scatter(_W, Bufs, <<>>) ->
+    Bufs;
 scatter(_W, [], _Data) ->
-    ok;
-scatter(_W, _Bufs, <<>>) ->
-    ok;
+    [];
 scatter(W, [{B, L} | Rest], Data) ->
     Take = min(L, byte_size(Data)),
     <<Chunk:Take/binary, More/binary>> = Data,
     write(W, B, Chunk),
-    scatter(W, Rest, More).
+    case Take < L of
+        true -> [{B + Take, L - Take} | Rest];
+        false -> scatter(W, Rest, More)
+    end.
