@@ -4,7 +4,10 @@
 %%% byte: anything unsealed or altered is `{error, {invalid_aot, Why}}'.
 %%%
 %%% A sealed file is the AOT file followed by an HMAC-SHA256 of the whole
-%%% file under this node's key, and a 16-byte marker. The key is the
+%%% file under this node's key, and a 16-byte marker. A seal may also bind
+%%% what the file is ({@link seal/2}): the compile cache binds the source
+%%% module and the compile options, so a cache file sealed for another
+%%% module is not taken for this one. The key is the
 %%% application environment's `aot_key' (a binary of at least 16 bytes), else
 %%% a random 32-byte key created on first use in the cache directory
 %%% (application env `cache_dir', default
@@ -15,16 +18,23 @@
 %%% `start(Aot, aot, #{trust_aot => true})' is the explicit way to load a
 %%% file from elsewhere (unsealed, or sealed by another node).
 -module(hb_beamr_seal).
--export([seal/1, open/2, key/0, cache_dir/0]).
+-export([seal/1, seal/2, open/2, verify/1, key/0, cache_dir/0]).
 
 -include_lib("kernel/include/file.hrl").
 
 -define(MARKER, <<"hb_beamr:sealed1">>).
+-define(MARKER2, <<"hb_beamr:sealed2">>).
 -define(MAC_SIZE, 32).
 -define(KEY_FILE, "aot.key").
 -define(KEY_SIZE, 32).
 
-%% @doc Seals an AOT file with this node's key.
+-type binding() :: #{atom() => term()}.
+%% What a sealed file says it is, under the seal: the compile cache binds
+%% the source module's SHA-256, the compile options and its cache key.
+-export_type([binding/0]).
+
+%% @doc Seals an AOT file with this node's key (a seal that binds nothing
+%% but the file: {@link verify/1} reports it `unbound').
 -spec seal(binary()) -> {ok, binary()} | {error, term()}.
 seal(Aot) when is_binary(Aot) ->
     case key() of
@@ -32,36 +42,88 @@ seal(Aot) when is_binary(Aot) ->
         {error, _} = Error -> Error
     end.
 
+%% @doc Seals an AOT file together with `Binding' (what the file is: see
+%% {@link binding()}); {@link verify/1} gives the binding back only if
+%% neither the file nor the binding was altered. The sealed file is
+%% `Aot, Binding, BindingSize:32, Mac:32 bytes, "hb_beamr:sealed2"', the
+%% HMAC-SHA256 over the marker, the AOT file's size, the file and the
+%% binding.
+-spec seal(binary(), binding()) -> {ok, binary()} | {error, term()}.
+seal(Aot, Binding) when is_binary(Aot), is_map(Binding) ->
+    case key() of
+        {ok, Key} ->
+            B = term_to_binary(Binding, [deterministic]),
+            {ok, <<Aot/binary, B/binary, (byte_size(B)):32, (mac2(Key, Aot, B))/binary,
+                   (?MARKER2)/binary>>};
+        {error, _} = Error ->
+            Error
+    end.
+
 %% @doc The AOT file inside `Sealed', if its seal is this node's. With
 %% `Trust', any file is accepted (a seal, whoever made it, is removed).
 -spec open(binary(), boolean()) -> {ok, binary()} | {error, {invalid_aot, binary()}}.
-open(Bin, Trust) ->
-    case {split(Bin), Trust} of
-        {{Aot, _Mac}, true} ->
-            {ok, Aot};
-        {unsealed, true} ->
-            {ok, Bin};
-        {unsealed, false} ->
+open(Bin, true) ->
+    case split(Bin) of
+        {v1, Aot, _Mac} -> {ok, Aot};
+        {v2, Aot, _Binding, _Mac} -> {ok, Aot};
+        unsealed -> {ok, Bin}
+    end;
+open(Bin, false) ->
+    case verify(Bin) of
+        {ok, Aot, _Binding} -> {ok, Aot};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The AOT file inside `Sealed' and what its seal binds (`unbound'
+%% for a seal made by {@link seal/1}, or before seals had bindings), if the
+%% seal is this node's.
+-spec verify(binary()) -> {ok, binary(), binding() | unbound} | {error, {invalid_aot, binary()}}.
+verify(Bin) ->
+    case split(Bin) of
+        unsealed ->
             {error, {invalid_aot, <<"the file is not sealed by hb_beamr:compile/1,2 on this node; "
                                     "start/3 with #{trust_aot => true} loads it">>}};
-        {{Aot, Mac}, false} ->
+        Split ->
             case key() of
-                {ok, Key} ->
-                    case crypto:hash_equals(mac(Key, Aot), Mac) of
-                        true -> {ok, Aot};
-                        false -> {error, {invalid_aot, <<"the seal does not match: the file was "
-                                                         "altered, or sealed with another key">>}}
-                    end;
+                {ok, Key} -> verify(Split, Key);
                 {error, Why} ->
                     {error, {invalid_aot, iolist_to_binary(io_lib:format("no AOT key: ~p", [Why]))}}
             end
     end.
 
+verify({v1, Aot, Mac}, Key) ->
+    case crypto:hash_equals(mac(Key, Aot), Mac) of
+        true -> {ok, Aot, unbound};
+        false -> mismatch()
+    end;
+verify({v2, Aot, B, Mac}, Key) ->
+    case crypto:hash_equals(mac2(Key, Aot, B), Mac) of
+        true ->
+            % Written by seal/2 on a node with this key: still, nothing is
+            % assumed about what it decodes to.
+            try binary_to_term(B, [safe]) of
+                Binding when is_map(Binding) -> {ok, Aot, Binding};
+                _ -> {error, {invalid_aot, <<"the seal's binding is not a map">>}}
+            catch
+                error:badarg -> {error, {invalid_aot, <<"the seal's binding does not decode">>}}
+            end;
+        false ->
+            mismatch()
+    end.
+
+mismatch() ->
+    {error, {invalid_aot, <<"the seal does not match: the file was altered, or sealed with another key">>}}.
+
 split(Bin) when byte_size(Bin) >= ?MAC_SIZE + byte_size(?MARKER) ->
     Size = byte_size(Bin) - ?MAC_SIZE - byte_size(?MARKER),
     case Bin of
         <<Aot:Size/binary, Mac:?MAC_SIZE/binary, Marker/binary>> when Marker =:= ?MARKER ->
-            {Aot, Mac};
+            {v1, Aot, Mac};
+        <<Rest:(Size - 4)/binary, BSize:32, Mac:?MAC_SIZE/binary, Marker/binary>>
+          when Marker =:= ?MARKER2, Size >= 4, BSize =< Size - 4 ->
+            ASize = Size - 4 - BSize,
+            <<Aot:ASize/binary, B:BSize/binary>> = Rest,
+            {v2, Aot, B, Mac};
         _ ->
             unsealed
     end;
@@ -70,6 +132,11 @@ split(_) ->
 
 mac(Key, Aot) ->
     crypto:mac(hmac, sha256, Key, Aot).
+
+%% The marker first: no v2 MAC is over bytes a v1 seal could cover (an AOT
+%% file starts with "\0aot"); the size makes the file/binding split unique.
+mac2(Key, Aot, B) ->
+    crypto:mac(hmac, sha256, Key, [?MARKER2, <<(byte_size(Aot)):64>>, Aot, B]).
 
 %% @doc This node's sealing key: application env `aot_key', else the key
 %% file `aot.key' in the cache directory (created on first use). An existing

@@ -166,6 +166,33 @@ concurrent_key_creation_test() ->
         ?assertEqual({ok, ["aot.key"]}, file:list_dir(Dir))
     end).
 
+%% A seal that binds what the file is (the compile cache's): the binding
+%% comes back only from an intact file sealed with this key.
+bound_seals_test() ->
+    Sealed1 = compiled("test.wasm"),
+    {ok, Aot} = hb_beamr_seal:open(Sealed1, false),
+    ?assertMatch({ok, Aot, unbound}, hb_beamr_seal:verify(Sealed1)),
+    Binding = #{source => crypto:hash(sha256, fixture("test.wasm")), options => []},
+    {ok, Sealed2} = hb_beamr_seal:seal(Aot, Binding),
+    ?assertEqual({ok, Aot, Binding}, hb_beamr_seal:verify(Sealed2)),
+    ?assertEqual({ok, Aot}, hb_beamr_seal:open(Sealed2, false)),
+    ?assertEqual({ok, Aot}, hb_beamr_seal:open(Sealed2, true)),
+    ?assertEqual({ok, [120.0]}, starts(Sealed2, #{})),
+    % Another binding under the same MAC, or the v2 file passed off as v1.
+    Size = byte_size(Sealed2) - 16,
+    <<Body:Size/binary, _:16/binary>> = Sealed2,
+    ?assertMatch({error, {invalid_aot, _}}, hb_beamr_seal:verify(<<Body/binary, "hb_beamr:sealed1">>)),
+    {ok, Other} = hb_beamr_seal:seal(Aot, Binding#{options => [{opt_level, 0}]}),
+    % (the other binding and its size, this file's MAC and marker)
+    OtherBinding = binary:part(Other, 0, byte_size(Other) - 48),
+    MacAndMarker = binary:part(Sealed2, byte_size(Sealed2) - 48, 48),
+    Forged = <<OtherBinding/binary, MacAndMarker/binary>>,
+    ?assertMatch({error, {invalid_aot, _}}, hb_beamr_seal:verify(Forged)),
+    % Every bit flip and truncation of a bound file is refused too.
+    Bits = byte_size(Sealed2) * 8,
+    ?assertEqual([], [I || I <- lists:seq(0, Bits - 1), not refused(flip(Sealed2, I))]),
+    ?assertEqual([], [L || L <- lists:seq(0, byte_size(Sealed2) - 1), not refused(binary:part(Sealed2, 0, L))]).
+
 %% Every single-bit flip and every truncation of compiled files is refused.
 bit_flips_and_truncations_are_refused_test_() ->
     {timeout, 300, fun() ->
