@@ -300,14 +300,27 @@ fetch(Job = #{binding := Binding}) ->
 read_entry(Path, #{max := Max}) ->
     case file:read_link_info(Path) of
         {ok, #file_info{type = regular, size = Size}} when Max =:= infinity; Size =< Max ->
-            case file:read_file(Path) of
-                {ok, Sealed} -> {ok, Sealed};
-                {error, _} -> none
-            end;
+            read_at_most(Path, Size);
         {ok, #file_info{type = regular}} ->
             {refuse, too_large};
         {ok, #file_info{}} ->
             {refuse, not_regular};
+        {error, _} ->
+            none
+    end.
+
+%% No more than the size checked (the file may have grown since).
+read_at_most(Path, Size) ->
+    case file:open(Path, [read, raw, binary]) of
+        {ok, Fd} ->
+            try file:read(Fd, Size + 1) of
+                {ok, Sealed} when byte_size(Sealed) =:= Size -> {ok, Sealed};
+                {ok, _} -> {refuse, altered};
+                eof -> {refuse, altered};
+                {error, _} -> none
+            after
+                _ = file:close(Fd)
+            end;
         {error, _} ->
             none
     end.
