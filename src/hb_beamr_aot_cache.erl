@@ -36,6 +36,8 @@
 -define(SERVER, ?MODULE).
 -define(MEMORY_ENTRIES, 16).
 -define(DEFAULT_MAX_BYTES, 1 bsl 30).
+%% Refusals are logged whatever `log_events' says, under hb_beamr's domain.
+-define(LOG_META, #{domain => [hb_beamr, aot_cache]}).
 %% Changes whenever the compiler's output would (WAMR, hb_beamr_eh).
 -define(VERSION, <<"hb_beamr aot cache 1; WAMR 2.4.3; hb_beamr_eh 1">>).
 
@@ -328,13 +330,16 @@ read_at_most(Path, Size) ->
 refused(Path, {mismatched, Other}, Job) ->
     logger:warning("hb_beamr: AOT cache file ~ts is sealed for another module or options "
                    "(source ~ts, options ~p): not loaded, compiling again",
-                   [Path, hex(maps:get(source, Other, <<>>)), maps:get(options, Other, unknown)]),
+                   [Path, hex(maps:get(source, Other, <<>>)), maps:get(options, Other, unknown)],
+                   ?LOG_META),
     compile(Job, #{refused => mismatched});
 refused(Path, unbound, Job) ->
-    logger:notice("hb_beamr: AOT cache file ~ts has an old seal (no binding): compiling again", [Path]),
+    logger:notice("hb_beamr: AOT cache file ~ts has an old seal (no binding): compiling again", [Path],
+                  ?LOG_META),
     compile(Job, #{refused => unbound});
 refused(Path, Why, Job) ->
-    logger:warning("hb_beamr: AOT cache file ~ts refused (~p): not loaded, compiling again", [Path, Why]),
+    logger:warning("hb_beamr: AOT cache file ~ts refused (~p): not loaded, compiling again", [Path, Why],
+                   ?LOG_META),
     compile(Job, #{refused => Why}).
 
 hex(Bin) when is_binary(Bin) -> binary:encode_hex(Bin);
