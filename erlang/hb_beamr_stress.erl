@@ -23,6 +23,7 @@ main([FuzzDir, Profile]) ->
         {"concurrency: instances in parallel", fun() -> many_instances(P) end},
         {"kills: callers, pids mid-call/import (wasm)", fun() -> kills(wasm, P) end},
         {"kills: callers, pids mid-call/import (aot)", fun() -> kills(aot, P) end},
+        {"cache: swapped and damaged cache files", fun() -> cache_swaps(P) end},
         {"leaks: start/call/stop cycles", fun() -> cycles(P) end},
         {"wasi: iovec amplification, fs budget (wasm)", fun() -> wasi_limits(wasm, P) end},
         {"wasi: iovec amplification, fs budget (aot)", fun() -> wasi_limits(aot, P) end}
@@ -47,10 +48,12 @@ main(_) ->
 
 profile(fast) ->
     #{fuzz_modules => 400, aot_every => 8, arg_calls => 2000, procs => 100, calls => 1000,
-      instances => 1000, instance_calls => 20, cycles => 2000, kill_rounds => 300};
+      instances => 1000, instance_calls => 20, cycles => 2000, kill_rounds => 300,
+      cache_rounds => 60};
 profile(long) ->
     #{fuzz_modules => 4000, aot_every => 2, arg_calls => 50000, procs => 100, calls => 1000,
-      instances => 1000, instance_calls => 200, cycles => 10000, kill_rounds => 3000}.
+      instances => 1000, instance_calls => 200, cycles => 10000, kill_rounds => 3000,
+      cache_rounds => 600}.
 
 timed(Fun) ->
     {Micros, Tally} = timer:tc(Fun),
@@ -422,6 +425,78 @@ wasi_sample(Parent, Base, Max) ->
     Peak = max(Max, erlang:memory(total) - Base),
     receive {stop, Parent} -> Parent ! {peak, self(), Peak}
     after 1 -> wasi_sample(Parent, Base, Peak)
+%%% Cache: in a cache directory of its own, another module's cache file
+%%% copied over an entry, or the entry flipped, truncated, replaced by a
+%%% symlink or by an unbound (old) seal: start(Wasm, aot) must start the
+%%% module asked for (its own exports), and every such file must be
+%%% refused (hb_beamr_aot_cache's counts), never loaded.
+
+cache_swaps(#{cache_rounds := N}) ->
+    Dir = filename:join(["/tmp", "hb_beamr_stress_cache_" ++ os:getpid()]),
+    Previous = application:get_env(hb_beamr, cache_dir),
+    ok = application:set_env(hb_beamr, cache_dir, Dir),
+    ok = hb_beamr_aot_cache:forget(),
+    % Every round's refusal is logged: not here.
+    ok = logger:set_module_level(hb_beamr_aot_cache, error),
+    try
+        Names = ["test.wasm", "compute.wasm", "values.wasm", "state.wasm", "indirect.wasm", "alloc.wasm"],
+        Modules = [begin
+                       {ok, Wasm} = file:read_file(filename:join("test", Name)),
+                       {ok, W, _, Exports} = hb_beamr:start(Wasm, wasm),
+                       ok = hb_beamr:stop(W),
+                       Before = filelib:wildcard(filename:join([Dir, "aot", "*.aot"])),
+                       {ok, W2, _, Exports} = hb_beamr:start(Wasm, aot),
+                       ok = hb_beamr:stop(W2),
+                       [File] = filelib:wildcard(filename:join([Dir, "aot", "*.aot"])) -- Before,
+                       {ok, Own} = file:read_file(File),
+                       {Name, Wasm, Exports, File, Own}
+                   end || Name <- Names],
+        Mods = list_to_tuple(Modules),
+        lists:foldl(fun(Round, T) -> cache_round(Round, Mods, T) end, #tally{}, lists:seq(1, N))
+    after
+        case Previous of
+            {ok, D} -> application:set_env(hb_beamr, cache_dir, D);
+            undefined -> application:unset_env(hb_beamr, cache_dir)
+        end,
+        ok = hb_beamr_aot_cache:forget(),
+        ok = logger:unset_module_level(hb_beamr_aot_cache),
+        _ = file:del_dir_r(Dir)
+    end.
+
+cache_round(Round, Mods, T) ->
+    Victim = {Name, Wasm, Exports, File, Own} = element(rand:uniform(tuple_size(Mods)), Mods),
+    {_, _, _, OtherFile, Other} = pick_other(Victim, Mods),
+    Kind = Round rem 5,
+    _ = file:delete(File),
+    ok = case Kind of
+        0 -> file:write_file(File, Other);
+        1 -> Bit = rand:uniform(byte_size(Own) * 8) - 1,
+             <<Before:(Bit div 8)/binary, B, After/binary>> = Own,
+             file:write_file(File, <<Before/binary, (B bxor (1 bsl (Bit rem 8))), After/binary>>);
+        2 -> file:write_file(File, binary:part(Own, 0, rand:uniform(byte_size(Own)) - 1));
+        3 -> file:make_symlink(OtherFile, File);
+        4 -> {ok, Old} = hb_beamr:compile(Wasm), file:write_file(File, Old)
+    end,
+    ok = hb_beamr_aot_cache:forget(),
+    #{refused := R0} = hb_beamr_aot_cache:stats(),
+    Result = case hb_beamr:start(Wasm, aot) of
+        {ok, W, _, Exports} -> ok = hb_beamr:stop(W), ok;
+        {ok, W, _, Wrong} -> ok = hb_beamr:stop(W), {failure, {Name, Kind, wrong_module, Wrong}};
+        Error -> {failure, {Name, Kind, Error}}
+    end,
+    #{refused := R1} = hb_beamr_aot_cache:stats(),
+    Refused = lists:sum(maps:values(R1)) - lists:sum(maps:values(R0)),
+    Result1 = case {Result, Refused, file:read_file(File)} of
+        {ok, 1, {ok, Own}} -> ok;
+        {ok, _, _} -> {failure, {Name, Kind, refused, Refused}};
+        {Bad, _, _} -> Bad
+    end,
+    tally_case(T, Result1).
+
+pick_other(Victim, Mods) ->
+    case element(rand:uniform(tuple_size(Mods)), Mods) of
+        Victim -> pick_other(Victim, Mods);
+        Other -> Other
     end.
 
 %%% Leaks: RSS and native threads back to where they started.

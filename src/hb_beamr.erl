@@ -39,7 +39,7 @@
 %%% Clusters:
 -export([migrate/2]).
 %%% AOT compilation:
--export([compile/1, compile/2]).
+-export([compile/1, compile/2, clear_aot_cache/0]).
 
 -include("include/hb.hrl").
 
@@ -403,6 +403,15 @@ compile(WasmBinary) ->
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) ->
     hb_beamr_compile:compile(WasmBinary, Opts).
+
+%% @doc Empties the compile cache behind `start(Bytecode, aot)', in memory
+%% and on disk (every entry of `<cache_dir>/aot', nothing else; the sealing
+%% key stays). See hb_beamr_aot_cache, whose disk budget is application env
+%% `aot_cache_max_bytes' (default 1 GiB).
+%% @equiv hb_beamr_aot_cache:clear()
+-spec clear_aot_cache() -> ok | {error, term()}.
+clear_aot_cache() ->
+    hb_beamr_aot_cache:clear().
 
 %% @doc The default import function: answers `[0]' and keeps the state.
 -spec stub(State, import_request() | map(), map()) -> {ok, [0], State}.

@@ -6,26 +6,67 @@
 %%%
 %%% The key is a SHA-256 of the module, the compile options, the runtime and
 %%% compiler version, this CPU (model and features) and this node's sealing
-%%% key. Concurrent starts of the same module wait for one compilation. A
-%%% file on disk is only used after its seal checks (hb_beamr_aot), so an
-%%% altered cache file is refused, not loaded.
+%%% key. Concurrent starts of the same module wait for one compilation.
+%%%
+%%% Files on disk are attacker's input. A cache file's seal binds the
+%%% source module's SHA-256, the compile options and the key
+%%% ({@link hb_beamr_seal:seal/2}); a file is used only if its seal checks
+%%% and binds exactly what was looked up. Anything else at `<key>.aot' (an
+%%% altered file, another module's file copied over it, a file sealed
+%%% before seals had bindings, a symlink, a file larger than the budget) is
+%%% compiled again and replaced, never loaded; each such refusal is logged
+%%% (a warning, a notice for old unbound files) and counted in
+%%% {@link stats/0}.
+%%%
+%%% The disk cache has a size budget, application env
+%%% `aot_cache_max_bytes' (bytes, default 1 GiB; `infinity'; `0' keeps
+%%% nothing on disk): after a file is written, the least recently used
+%%% entries (by mtime, which a hit renews) are deleted until the entries fit.
+%%% Only regular files named `<64 hex digits>.aot' directly in
+%%% `<cache_dir>/aot' are entries: nothing else is counted or deleted,
+%%% symlinks are never followed, and a `<cache_dir>/aot' that is itself a
+%%% symlink is not evicted from. {@link clear/0} deletes every entry.
 -module(hb_beamr_aot_cache).
 -behaviour(gen_server).
--export([compiled/1, compiled/2, stats/0, forget/0]).
+-export([compiled/1, compiled/2, stats/0, forget/0, clear/0, max_bytes/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-include_lib("kernel/include/file.hrl").
 
 -define(SERVER, ?MODULE).
 -define(MEMORY_ENTRIES, 16).
+-define(DEFAULT_MAX_BYTES, 1 bsl 30).
+%% Refusals are logged whatever `log_events' says, under hb_beamr's domain.
+-define(LOG_META, #{domain => [hb_beamr, aot_cache]}).
 %% Changes whenever the compiler's output would (WAMR, hb_beamr_eh, the
 %% target tag: 2 records the feature string given to LLVM).
 -define(VERSION, <<"hb_beamr aot cache 2; WAMR 2.4.3; hb_beamr_eh 1">>).
+
+-type refusal() :: altered | mismatched | unbound | not_regular | too_large.
+%% Why a file at an entry's path was not used: its seal does not check
+%% (`altered'), it is sealed for another module or options (`mismatched'),
+%% its seal binds nothing (`unbound', made before seals had bindings), it
+%% is not a regular file (`not_regular') or is larger than the budget
+%% (`too_large').
+-type stats() :: #{compiles := non_neg_integer(),
+                   hits := non_neg_integer(),
+                   refused := #{refusal() => pos_integer()},
+                   evicted := non_neg_integer()}.
+-export_type([refusal/0, stats/0]).
 
 -record(state, {
     memory = #{} :: #{binary() => {binary(), integer()}},
     pending = #{} :: #{binary() => [gen_server:from()]},
     compiles = 0 :: non_neg_integer(),
-    hits = 0 :: non_neg_integer()
+    hits = 0 :: non_neg_integer(),
+    refused = #{} :: #{refusal() => pos_integer()},
+    evicted = 0 :: non_neg_integer()
 }).
+
+%% What a worker needs to fetch or compile one entry.
+-type job() :: #{key := binary(), wasm := binary(), opts := hb_beamr:compile_opts(),
+                 dir := file:filename_all(), max := non_neg_integer() | infinity,
+                 binding := hb_beamr_seal:binding()}.
 
 %% @equiv compiled(Wasm, #{})
 -spec compiled(binary()) -> {ok, binary()} | {error, term()}.
@@ -34,22 +75,30 @@ compiled(Wasm) ->
 
 %% @doc The sealed AOT file for bytecode `Wasm' compiled with
 %% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once.
+%% Errors: the compiler's, `{invalid_option, {Name, Value}}' for a bad
+%% `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing key's
+%% ({@link hb_beamr_seal:key/0}).
 -spec compiled(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
-compiled(Wasm, CompileOpts) ->
-    case hb_beamr_seal:key() of
-        {ok, SealKey} ->
+compiled(Wasm, CompileOpts) when is_binary(Wasm), is_map(CompileOpts) ->
+    case config() of
+        {ok, SealKey, Dir, Max} ->
             Key = key(Wasm, CompileOpts, SealKey),
+            Job = #{key => Key, wasm => Wasm, opts => CompileOpts, dir => Dir, max => Max,
+                    binding => binding(Key, Wasm, CompileOpts)},
             try
-                gen_server:call(server(), {get, Key, Wasm, CompileOpts}, infinity)
+                gen_server:call(server(), {get, Job}, infinity)
             catch
                 exit:Reason -> {error, {compile_failed, {cache, Reason}}}
             end;
         {error, _} = Error ->
             Error
-    end.
+    end;
+compiled(_, _) ->
+    {error, badarg}.
 
-%% @doc Compilations run and hits served (memory or disk) so far.
--spec stats() -> #{compiles := non_neg_integer(), hits := non_neg_integer()}.
+%% @doc Compilations run, hits served (memory or disk), files on disk
+%% refused (by reason, see {@link refusal()}) and entries evicted so far.
+-spec stats() -> stats().
 stats() ->
     gen_server:call(server(), stats).
 
@@ -57,6 +106,40 @@ stats() ->
 -spec forget() -> ok.
 forget() ->
     gen_server:call(server(), forget).
+
+%% @doc Empties the cache, in memory and on disk: deletes every entry of
+%% `<cache_dir>/aot' (and the temporary files of entries being written),
+%% nothing else. A compilation under way when it runs may still write its
+%% entry afterwards.
+-spec clear() -> ok | {error, term()}.
+clear() ->
+    gen_server:call(server(), clear, infinity).
+
+%% @doc The disk cache's budget in bytes: application env
+%% `aot_cache_max_bytes', a non-negative integer or `infinity', default
+%% 1 GiB (1073741824). 0 keeps nothing on disk.
+-spec max_bytes() -> {ok, non_neg_integer() | infinity}
+                   | {error, {invalid_option, {aot_cache_max_bytes, term()}}}.
+max_bytes() ->
+    case application:get_env(hb_beamr, aot_cache_max_bytes) of
+        undefined -> {ok, ?DEFAULT_MAX_BYTES};
+        {ok, Max} when is_integer(Max), Max >= 0 -> {ok, Max};
+        {ok, infinity} -> {ok, infinity};
+        {ok, Bad} -> {error, {invalid_option, {aot_cache_max_bytes, Bad}}}
+    end.
+
+config() ->
+    case {hb_beamr_seal:cache_dir(), max_bytes()} of
+        {{ok, Dir}, {ok, Max}} ->
+            case hb_beamr_seal:key() of
+                {ok, SealKey} -> {ok, SealKey, Dir, Max};
+                {error, _} = Error -> Error
+            end;
+        {{error, _} = Error, _} ->
+            Error;
+        {_, {error, _} = Error} ->
+            Error
+    end.
 
 server() ->
     case whereis(?SERVER) of
@@ -73,6 +156,12 @@ key(Wasm, CompileOpts, SealKey) ->
     Options = lists:sort(maps:to_list(CompileOpts)),
     Context = term_to_binary({?VERSION, Options, cpu(), crypto:hash(sha256, SealKey)}),
     binary:encode_hex(crypto:hash(sha256, [crypto:hash(sha256, Wasm), Context])).
+
+%% What a cache file's seal says it is: checked against the lookup before
+%% the file is used.
+binding(Key, Wasm, CompileOpts) ->
+    #{cache => ?VERSION, key => Key, source => crypto:hash(sha256, Wasm),
+      options => lists:sort(maps:to_list(CompileOpts))}.
 
 %% This CPU: what the compiled code may assume (compile/1 targets the host).
 cpu() ->
@@ -96,14 +185,11 @@ is_cpu_line(Line) ->
     lists:any(fun(P) -> binary:longest_common_prefix([Line, P]) =:= byte_size(P) end,
               [<<"model name">>, <<"flags">>, <<"Features">>, <<"CPU part">>]).
 
-path(Key) ->
-    filename:join([cache_dir(), "aot", <<Key/binary, ".aot">>]).
+aot_dir(Dir) ->
+    filename:join(Dir, "aot").
 
-cache_dir() ->
-    case application:get_env(hb_beamr, cache_dir) of
-        {ok, Dir} when is_list(Dir); is_binary(Dir) -> Dir;
-        _ -> filename:basedir(user_cache, "hb_beamr")
-    end.
+path(#{dir := Dir, key := Key}) ->
+    filename:join(aot_dir(Dir), <<Key/binary, ".aot">>).
 
 %% @private
 -spec init([]) -> {ok, #state{}}.
@@ -113,7 +199,7 @@ init([]) ->
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) ->
     {reply, term(), #state{}} | {noreply, #state{}}.
-handle_call({get, Key, Wasm, CompileOpts}, From, S = #state{memory = Memory, pending = Pending}) ->
+handle_call({get, Job = #{key := Key}}, From, S = #state{memory = Memory, pending = Pending}) ->
     case Memory of
         #{Key := {Aot, _}} ->
             {reply, {ok, Aot}, S#state{hits = S#state.hits + 1}};
@@ -123,15 +209,21 @@ handle_call({get, Key, Wasm, CompileOpts}, From, S = #state{memory = Memory, pen
                     {noreply, S#state{pending = Pending#{Key := [From | Waiters]}}};
                 #{} ->
                     Server = self(),
-                    Path = path(Key),
-                    _ = spawn(fun() -> Server ! {done, Key, safe_fetch(Path, Wasm, CompileOpts)} end),
+                    _ = spawn(fun() -> Server ! {done, Key, safe_fetch(Job)} end),
                     {noreply, S#state{pending = Pending#{Key => [From]}}}
             end
     end;
 handle_call(stats, _From, S) ->
-    {reply, #{compiles => S#state.compiles, hits => S#state.hits}, S};
+    {reply, #{compiles => S#state.compiles, hits => S#state.hits,
+              refused => S#state.refused, evicted => S#state.evicted}, S};
 handle_call(forget, _From, S) ->
     {reply, ok, S#state{memory = #{}}};
+handle_call(clear, _From, S) ->
+    Reply = case hb_beamr_seal:cache_dir() of
+        {ok, Dir} -> delete_all(aot_dir(Dir));
+        {error, _} = Error -> Error
+    end,
+    {reply, Reply, S#state{memory = #{}}};
 handle_call(_, _From, S) ->
     {reply, {error, badarg}, S}.
 
@@ -142,7 +234,7 @@ handle_cast(_, S) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
-handle_info({done, Key, {How, Result}}, S = #state{pending = Pending}) ->
+handle_info({done, Key, {How, Result, Events}}, S = #state{pending = Pending}) ->
     {Waiters, Rest} = maps:take(Key, Pending),
     [gen_server:reply(W, Result) || W <- Waiters],
     S1 = case How of
@@ -153,7 +245,11 @@ handle_info({done, Key, {How, Result}}, S = #state{pending = Pending}) ->
         {ok, Aot} -> remember(Key, Aot, S1);
         {error, _} -> S1
     end,
-    {noreply, S2#state{pending = Rest}};
+    S3 = case Events of
+        #{refused := Why} -> S2#state{refused = maps:update_with(Why, fun(N) -> N + 1 end, 1, S2#state.refused)};
+        #{} -> S2
+    end,
+    {noreply, S3#state{pending = Rest, evicted = S3#state.evicted + maps:get(evicted, Events, 0)}};
 handle_info(_, S) ->
     {noreply, S}.
 
@@ -171,44 +267,202 @@ remember(Key, Aot, S = #state{memory = Memory}) ->
     S#state{memory = Memory2}.
 
 %% Whatever happens, the waiters get an answer.
-safe_fetch(Path, Wasm, CompileOpts) ->
+safe_fetch(Job) ->
     try
-        fetch(Path, Wasm, CompileOpts)
+        fetch(Job)
     catch
-        Class:Reason -> {compiled, {error, {compile_failed, {Class, Reason}}}}
+        Class:Reason -> {compiled, {error, {compile_failed, {Class, Reason}}}, #{}}
     end.
 
-%% Runs outside the server: the file on disk if its seal checks, else a
-%% compilation (written to disk for next time).
-fetch(Path, Wasm, CompileOpts) ->
-    case file:read_file(Path) of
+%% Runs outside the server: the file on disk if its seal checks and binds
+%% this lookup, else a compilation (written to disk for next time).
+-spec fetch(job()) -> {disk | compiled, {ok, binary()} | {error, term()}, map()}.
+fetch(#{max := 0} = Job) ->
+    compile(Job, #{});
+fetch(Job = #{binding := Binding}) ->
+    Path = path(Job),
+    case read_entry(Path, Job) of
+        none ->
+            compile(Job, #{});
+        {refuse, Why} ->
+            refused(Path, Why, Job);
         {ok, Sealed} ->
-            case hb_beamr_seal:open(Sealed, false) of
-                {ok, _} -> {disk, {ok, Sealed}};
-                {error, _} -> compile(Path, Wasm, CompileOpts)
+            case hb_beamr_seal:verify(Sealed) of
+                {ok, _, Binding} ->
+                    touch(Path),
+                    {disk, {ok, Sealed}, #{}};
+                {ok, _, unbound} ->
+                    refused(Path, unbound, Job);
+                {ok, _, Other} ->
+                    refused(Path, {mismatched, Other}, Job);
+                {error, {invalid_aot, _}} ->
+                    refused(Path, altered, Job)
+            end
+    end.
+
+read_entry(Path, #{max := Max}) ->
+    case file:read_link_info(Path) of
+        {ok, #file_info{type = regular, size = Size}} when Max =:= infinity; Size =< Max ->
+            read_at_most(Path, Size);
+        {ok, #file_info{type = regular}} ->
+            {refuse, too_large};
+        {ok, #file_info{}} ->
+            {refuse, not_regular};
+        {error, _} ->
+            none
+    end.
+
+%% No more than the size checked (the file may have grown since).
+read_at_most(Path, Size) ->
+    case file:open(Path, [read, raw, binary]) of
+        {ok, Fd} ->
+            try file:read(Fd, Size + 1) of
+                {ok, Sealed} when byte_size(Sealed) =:= Size -> {ok, Sealed};
+                {ok, _} -> {refuse, altered};
+                eof -> {refuse, altered};
+                {error, _} -> none
+            after
+                _ = file:close(Fd)
             end;
         {error, _} ->
-            compile(Path, Wasm, CompileOpts)
+            none
     end.
 
-compile(Path, Wasm, CompileOpts) ->
-    case hb_beamr_compile:compile(Wasm, CompileOpts) of
-        {ok, Sealed} ->
-            _ = store(Path, Sealed),
-            {compiled, {ok, Sealed}};
-        {error, _} = Error ->
-            {compiled, Error}
+refused(Path, {mismatched, Other}, Job) ->
+    logger:warning("hb_beamr: AOT cache file ~ts is sealed for another module or options "
+                   "(source ~ts, options ~p): not loaded, compiling again",
+                   [Path, hex(maps:get(source, Other, <<>>)), maps:get(options, Other, unknown)],
+                   ?LOG_META),
+    compile(Job, #{refused => mismatched});
+refused(Path, unbound, Job) ->
+    logger:notice("hb_beamr: AOT cache file ~ts has an old seal (no binding): compiling again", [Path],
+                  ?LOG_META),
+    compile(Job, #{refused => unbound});
+refused(Path, Why, Job) ->
+    logger:warning("hb_beamr: AOT cache file ~ts refused (~p): not loaded, compiling again", [Path, Why],
+                   ?LOG_META),
+    compile(Job, #{refused => Why}).
+
+hex(Bin) when is_binary(Bin) -> binary:encode_hex(Bin);
+hex(_) -> <<"?">>.
+
+%% A hit makes the entry the most recently used.
+touch(Path) ->
+    Now = os:system_time(second),
+    _ = file:write_file_info(Path, #file_info{mtime = Now, atime = Now}, [{time, posix}]),
+    ok.
+
+%% Compiles and seals with the binding (hb_beamr_compile's seal binds
+%% nothing: it is checked, then replaced).
+compile(Job = #{wasm := Wasm, opts := CompileOpts, binding := Binding}, Events) ->
+    Result =
+        case hb_beamr_compile:compile(Wasm, CompileOpts) of
+            {ok, Sealed1} ->
+                case hb_beamr_seal:open(Sealed1, false) of
+                    {ok, Aot} -> hb_beamr_seal:seal(Aot, Binding);
+                    {error, _} = Error -> Error
+                end;
+            {error, _} = Error ->
+                Error
+        end,
+    case Result of
+        {ok, Sealed} -> {compiled, Result, Events#{evicted => store(Job, Sealed)}};
+        {error, _} -> {compiled, Result, Events}
     end.
 
 %% Best effort: a cache that cannot be written still serves from memory.
-store(Path, Bin) ->
+%% Then the least recently used entries go until the cache fits its budget;
+%% the number deleted.
+store(#{max := Max}, Bin) when Max =/= infinity, byte_size(Bin) > Max ->
+    0;
+store(Job = #{dir := Dir, max := Max}, Bin) ->
+    Path = path(Job),
     Tmp = iolist_to_binary([Path, ".", integer_to_list(erlang:unique_integer([positive])), ".tmp"]),
     case filelib:ensure_dir(Path) of
         ok ->
-            case file:write_file(Tmp, Bin) of
-                ok -> file:rename(Tmp, Path);
-                Error -> _ = file:delete(Tmp), Error
+            case file:write_file(Tmp, Bin, [exclusive]) of
+                ok ->
+                    case file:rename(Tmp, Path) of
+                        ok -> evict(aot_dir(Dir), Max, filename:basename(Path));
+                        {error, _} -> _ = file:delete(Tmp), 0
+                    end;
+                {error, _} ->
+                    _ = file:delete(Tmp),
+                    0
             end;
-        Error ->
-            Error
+        {error, _} ->
+            0
     end.
+
+evict(_AotDir, infinity, _Keep) ->
+    0;
+evict(AotDir, Max, Keep) ->
+    Entries = entries(AotDir),
+    Total = lists:sum([Size || {_, _, Size} <- Entries]),
+    Oldest = lists:sort([{Mtime, Name, Size} || {Mtime, Name, Size} <- Entries, Name =/= Keep]),
+    evict(AotDir, Oldest, Total, Max, 0).
+
+evict(_AotDir, _, Total, Max, Deleted) when Total =< Max ->
+    Deleted;
+evict(_AotDir, [], _Total, _Max, Deleted) ->
+    Deleted;
+evict(AotDir, [{_, Name, Size} | Rest], Total, Max, Deleted) ->
+    case file:delete(filename:join(AotDir, Name)) of
+        ok -> evict(AotDir, Rest, Total - Size, Max, Deleted + 1);
+        {error, _} -> evict(AotDir, Rest, Total - Size, Max, Deleted)
+    end.
+
+%% The cache entries in `AotDir' as `{Mtime, Name, Size}': regular files
+%% (lstat: symlinks are not entries, nor followed) named `<key>.aot'; none
+%% if `AotDir' itself is not a directory (a symlink to one included).
+entries(AotDir) ->
+    [{Mtime, Name, Size} || {entry, Name} <- names(AotDir),
+                            {ok, #file_info{type = regular, mtime = Mtime, size = Size}}
+                                <- [file:read_link_info(filename:join(AotDir, Name), [{time, posix}])]].
+
+%% The names in `AotDir' that are entries' or their temporary files'.
+names(AotDir) ->
+    case file:read_link_info(AotDir) of
+        {ok, #file_info{type = directory}} ->
+            case file:list_dir_all(AotDir) of
+                {ok, Names} -> [{kind(name_binary(N)), name_binary(N)} || N <- Names];
+                {error, _} -> []
+            end;
+        _ ->
+            []
+    end.
+
+name_binary(Name) when is_binary(Name) -> Name;
+name_binary(Name) ->
+    case unicode:characters_to_binary(Name) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> <<>>
+    end.
+
+%% `<64 hex digits>.aot' is an entry, `<64 hex digits>.aot.<digits>.tmp'
+%% one being written; nothing else is the cache's.
+kind(<<Key:64/binary, ".aot">>) ->
+    case is_hex(Key) of true -> entry; false -> other end;
+kind(<<Key:64/binary, ".aot.", Rest/binary>>) ->
+    case {is_hex(Key), binary:split(Rest, <<".">>)} of
+        {true, [Digits, <<"tmp">>]} when Digits =/= <<>> ->
+            case lists:all(fun(C) -> C >= $0 andalso C =< $9 end, binary_to_list(Digits)) of
+                true -> tmp;
+                false -> other
+            end;
+        _ ->
+            other
+    end;
+kind(_) ->
+    other.
+
+is_hex(Bin) ->
+    lists:all(fun(C) -> (C >= $0 andalso C =< $9) orelse (C >= $A andalso C =< $F) end,
+              binary_to_list(Bin)).
+
+%% clear/0: every entry and temporary file (regular files only).
+delete_all(AotDir) ->
+    _ = [file:delete(filename:join(AotDir, Name))
+         || {Kind, Name} <- names(AotDir), Kind =/= other,
+            {ok, #file_info{type = regular}} <- [file:read_link_info(filename:join(AotDir, Name))]],
+    ok.
