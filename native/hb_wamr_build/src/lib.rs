@@ -1,7 +1,11 @@
 //! Build-time helper shared by hb_beamr's two WAMR builds: the runtime
 //! (`hb_wamr_sys`) and the AOT compiler (`hb_beamr_compiler`). Both compile
-//! WAMR 2.4.3 from the sources in the `wamrx-sys` package, located through
+//! WAMR from the sources in the `wamrx-sys` package, located through
 //! `cargo metadata` (or `HB_BEAMR_WAMR_DIR`), never copied into the repo.
+//! Those sources (their `core/`) are WAMR's main branch as of upstream
+//! commit e830d9f43 (2026-06-30), which still calls itself 2.4.3 but holds
+//! the security fixes of 2.4.4 and 2.4.5 that apply to hb_beamr's builds
+//! (see [`patch::FIXED`]).
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Build-time patches of WAMR 2.4.3's sources. The sources are never copied
+//! Build-time patches of the WAMR sources (see the crate's documentation). The sources are never copied
 //! into the repository: a patched file is written to `OUT_DIR` and compiled
 //! instead of the original. Each patch replaces an exact piece of text; if
 //! that text is not found (exactly as many times as expected), the build
@@ -519,10 +519,93 @@ hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
     },
 ];
 
+/// An upstream security fix hb_beamr relies on that is already in the
+/// sources (WAMR main of 2026-06-30, see the crate documentation):
+/// no patch applies it, but the build fails if its text is missing, so that
+/// an older tree (`HB_BEAMR_WAMR_DIR`, another wamrx-sys) cannot bring the
+/// bug back silently.
+pub struct Fixed {
+    /// The file, relative to the `wasm-micro-runtime` root.
+    pub file: &'static str,
+    /// The advisory, for the build-failure message.
+    pub why: &'static str,
+    /// Text of the fix that must be in the file.
+    pub text: &'static str,
+    /// How many times `text` occurs in the file.
+    pub count: usize,
+    /// Which builds compile the file.
+    pub flavours: &'static [Flavour],
+}
+
+/// The upstream fixes hb_beamr's builds must contain.
+pub const FIXED: &[Fixed] = &[
+    // CVE-2026-54913 (WAMR 2.4.5; upstream e571797 on main, c313279 on the
+    // release branch): `ref.null` of a number type in a constant expression
+    // was accepted without GC, leaving part of the value uninitialised (a
+    // global i64 read back 4 bytes nobody wrote). Both builds load modules
+    // with this loader. Test: hb_beamr_wamr_fixes_tests.
+    Fixed {
+        file: "core/iwasm/interpreter/wasm_loader.c",
+        why: "CVE-2026-54913: load_init_expr refuses ref.null of a non-reference type",
+        text: "                type1 = read_uint8(p);
+                if (type1 != VALUE_TYPE_FUNCREF
+                    && type1 != VALUE_TYPE_EXTERNREF) {
+                    set_error_buf(error_buf, error_buf_size,
+                                  \"invalid reference type\");
+                    goto fail;
+                }
+                cur_value.ref_index = NULL_REF;
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    Fixed {
+        file: "core/iwasm/interpreter/wasm_loader.c",
+        why: "CVE-2026-54913: load_init_expr's value starts zeroed",
+        text: "    WASMValue cur_value = { 0 };
+",
+        count: 1,
+        flavours: BOTH,
+    },
+    // CVE-2025-64704 (WAMR 2.4.4; upstream 071e2aa on main, de1d635 on the
+    // release branch): the classic interpreter's dispatch table had no entry
+    // for the SIMD prefix 0xfd, so a SIMD opcode reaching it jumped through a
+    // null pointer. Unreachable here while WASM_ENABLE_SIMD is 0 (the loader
+    // refuses 0xfd; tested in hb_beamr_wamr_fixes_tests); required so that
+    // it stays harmless if SIMD is ever turned on for AOT.
+    Fixed {
+        file: "core/iwasm/interpreter/wasm_opcode.h",
+        why: "CVE-2025-64704: the interpreter's dispatch table handles 0xfd",
+        text: "        SET_GOTO_TABLE_ELEM(WASM_OP_SIMD_PREFIX),    /* 0xfd */ \\
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+];
+
 /// Writes the patched copies of the files `flavour` needs into
-/// `out_dir/wamr-patched/`, returning original path -> patched path.
+/// `out_dir/wamr-patched/`, returning original path -> patched path. Checks
+/// first that the upstream fixes in [`FIXED`] are in the sources.
 pub fn apply(root: &Path, out_dir: &Path, flavour: Flavour) -> BTreeMap<PathBuf, PathBuf> {
+    check_fixed(root, flavour, FIXED);
     apply_patches(root, out_dir, flavour, PATCHES)
+}
+
+fn check_fixed(root: &Path, flavour: Flavour, fixes: &[Fixed]) {
+    for fix in fixes.iter().filter(|f| f.flavours.contains(&flavour)) {
+        let file = root.join(fix.file);
+        println!("cargo:rerun-if-changed={}", file.display());
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("hb_beamr: cannot read {}: {e}", file.display()));
+        let found = text.matches(fix.text).count();
+        if found != fix.count {
+            panic!(
+                "hb_beamr: the WAMR sources lack an upstream security fix ({}) in {}: \
+                 its text occurs {found} times, expected {}; the text is:\n{}",
+                fix.why, fix.file, fix.count, fix.text
+            );
+        }
+    }
 }
 
 fn apply_patches(
@@ -599,6 +682,32 @@ mod tests {
     #[should_panic(expected = "occurs 2 times")]
     fn unexpected_count_fails_loudly() {
         replace_checked("a a", &patch("a", 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "lack an upstream security fix (test)")]
+    fn a_missing_upstream_fix_fails_loudly() {
+        /// Removes the directory even when the test panics.
+        struct TempDir(PathBuf);
+        impl Drop for TempDir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir =
+            TempDir(std::env::temp_dir().join(format!("hb_fixed_test_{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(dir.0.join("f.c"), "int unfixed;\n").unwrap();
+        let fixes = [Fixed {
+            file: "f.c",
+            why: "test",
+            text: "int fixed;",
+            count: 1,
+            flavours: COMPILER,
+        }];
+        // Only the builds that compile the file are checked.
+        check_fixed(&dir.0, Flavour::Runtime, &fixes);
+        check_fixed(&dir.0, Flavour::Compiler, &fixes);
     }
 
     #[test]
