@@ -14,7 +14,7 @@ use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 use crate::mailbox::ReplyTo;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Number;
-use hb_beamr_engine::Target;
+use hb_beamr_engine::{Interrupter, Target};
 
 /// How a call's imports are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,23 +171,11 @@ const IMPORTS_UNKNOWN: u8 = 0;
 const IMPORTS_NATIVE_ONLY: u8 = 1;
 const IMPORTS_ERLANG: u8 = 2;
 
-/// The WAMR handles of an instance, kept for interrupting it only.
-#[derive(Clone, Copy)]
-pub struct InstHandle {
-    pub inst: hb_wamr_sys::wasm_module_inst_t,
-    pub exec_env: hb_wamr_sys::wasm_exec_env_t,
-}
-
-// SAFETY: the handles are only used by `hb_beamr_interrupt`, which takes the
-// exec env's lock or calls WAMR's thread-safe terminate, and only while the
-// worker keeps the instance alive (see `Running`).
-unsafe impl Send for InstHandle {}
-
 /// The call the worker is running, so that another thread can stop it.
 #[derive(Default)]
 struct Running {
     /// Set after instantiation, cleared before the instance is freed.
-    inst: Option<InstHandle>,
+    inst: Option<Interrupter>,
     /// Whether a top-level call is running, and its request id.
     call: Option<Option<u64>>,
     /// Why it was interrupted, if it was.
@@ -243,7 +231,7 @@ impl Shared {
     }
 
     /// Worker: the instance exists (`Some`) or is about to be freed (`None`).
-    pub fn set_instance(&self, inst: Option<InstHandle>) {
+    pub fn set_instance(&self, inst: Option<Interrupter>) {
         self.running().inst = inst;
     }
 
@@ -267,9 +255,9 @@ impl Shared {
     /// Worker: instantiation runs its start function or constructors (call
     /// `id`) on `handle`; a timeout or stop that came first interrupts them
     /// at once. [`Shared::end_call`] and `set_instance(None)` end it.
-    pub fn begin_instantiation(&self, handle: InstHandle, id: u64) {
+    pub fn begin_instantiation(&self, handle: &Interrupter, id: u64) {
         let mut running = self.running();
-        running.inst = Some(handle);
+        running.inst = Some(handle.clone());
         let early = running.stop_requested.clone().or_else(|| {
             let at = running.cancelled.iter().position(|(c, _)| *c == id)?;
             Some(running.cancelled.remove(at).1)
@@ -278,10 +266,7 @@ impl Shared {
         running.interrupt = None;
         if let Some(reason) = early {
             running.interrupt = Some(reason);
-            // SAFETY: the instance and exec env are alive: WAMR is about to
-            // run the start function on them, and ends only after the hook
-            // has cleared them under this lock.
-            unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
+            handle.interrupt();
         }
     }
 
@@ -318,14 +303,11 @@ impl Shared {
         if running.interrupt.is_some() {
             return false;
         }
-        let Some(handle) = running.inst else {
+        let Some(handle) = running.inst.clone() else {
             return false;
         };
         running.interrupt = Some(reason);
-        // SAFETY: the instance is alive while `running.inst` is set, and the
-        // lock is held, so the worker cannot free it meanwhile; the interrupt
-        // is made to be sent from another thread.
-        unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
+        handle.interrupt();
         true
     }
 

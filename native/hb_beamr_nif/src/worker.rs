@@ -16,15 +16,16 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 use rustler::LocalPid;
 
-use crate::instance::{CallBody, Command, ImportMode, InstHandle, Job, Shared};
+use crate::instance::{CallBody, Command, ImportMode, Job, Shared};
 use crate::mailbox::{Mailbox, Message, ReplyTo};
 use crate::state;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Call, Failure, ImportStep, Protocol, Rejection};
 use hb_beamr_core::snapshot;
 use hb_beamr_core::values::{Number, Value};
-use hb_beamr_engine::imports::ImportDesc;
-use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Module};
+use hb_beamr_engine::{
+    install_host, EngineInstance, Host, ImportDesc, InstanceRef, Limits, Mode, Module, Trap,
+};
 
 type CallAction = Action<LocalPid, CallBody>;
 
@@ -100,7 +101,7 @@ fn run(startup: Startup) {
         calls: RefCell::new(Vec::new()),
         answer: RefCell::new(None),
     });
-    let installed = host::install(worker.clone());
+    let installed = install_host(worker.clone());
     let caller = start.reply.pid;
     let first = worker.protocol.borrow_mut().arrive(Call {
         id: start_id,
@@ -133,8 +134,9 @@ impl Host for Worker {
         instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, Trap> {
         self.import_from_erlang(instance, desc, args)
+            .map_err(Trap::from)
     }
 }
 
@@ -285,10 +287,8 @@ impl Worker {
             failure: None,
         });
         let interrupted = std::cell::Cell::new(None);
-        let watch = |handles: Option<(_, _)>| match handles {
-            Some((inst, exec_env)) => self
-                .shared
-                .begin_instantiation(InstHandle { inst, exec_env }, call.id),
+        let watch = |interrupter: Option<&_>| match interrupter {
+            Some(interrupter) => self.shared.begin_instantiation(interrupter, call.id),
             None => {
                 interrupted.set(self.shared.end_call());
                 self.shared.set_instance(None);
@@ -321,10 +321,7 @@ impl Worker {
                         exports: &engine.module().exports,
                     },
                 );
-                self.shared.set_instance(Some(InstHandle {
-                    inst: engine.raw(),
-                    exec_env: engine.exec_env(),
-                }));
+                self.shared.set_instance(Some(engine.interrupter()));
                 let _ = self.engine.set(engine);
             }
             Err(error) => self.send(&body.reply, Message::Failed(&error)),
