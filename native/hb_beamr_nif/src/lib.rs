@@ -77,7 +77,10 @@ fn request(
 
 fn decode_number(term: Term) -> Option<Number> {
     match term.get_type() {
-        TermType::Integer => term.decode::<i128>().ok().map(Number::Int),
+        // Past 128 bits an integer fits no type: fitting it says so, as for
+        // any number out of range (an import's answer is then an
+        // `invalid_import_response`, a call's argument `invalid_args`).
+        TermType::Integer => Some(term.decode::<i128>().map_or(Number::Huge, Number::Int)),
         TermType::Float => term.decode::<f64>().ok().map(Number::Float),
         TermType::Atom => {
             let atom = term.decode::<Atom>().ok()?;
