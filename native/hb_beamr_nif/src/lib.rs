@@ -6,7 +6,10 @@
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
+pub mod calls;
+pub mod context;
 pub mod errors;
+pub mod imports;
 pub mod instance;
 pub mod mailbox;
 pub mod reclaim;
@@ -18,10 +21,11 @@ use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType}
 
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
+use hb_beamr_core::protocol::ImportMode;
 use hb_beamr_core::values::Number;
 use hb_beamr_engine::{Limits, Mode, Target};
 use instance::{
-    CallBody, CallMonitor, Command, ImportMode, InstanceResource, Job, Shared, WriteData,
+    Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
 };
 use mailbox::ReplyTo;
 
@@ -59,19 +63,15 @@ fn instance_of(worker: &LocalPid) -> Result<ResourceArc<InstanceResource>, Error
     instance::lookup(worker).ok_or(Error::Stopped)
 }
 
-/// Sends a command that expects a reply; returns the reply's id.
-fn request(
-    env: Env,
-    worker: &LocalPid,
-    make: impl FnOnce(ReplyTo) -> Command,
-) -> Result<u64, Error> {
+/// Sends a memory or state operation; returns the reply's id.
+fn request(env: Env, worker: &LocalPid, body: OpBody) -> Result<u64, Error> {
     let resource = instance_of(worker)?;
     let id = instance::next_id();
     let reply = ReplyTo {
         pid: env.pid(),
         id: Some(id),
     };
-    resource.shared.send(make(reply))?;
+    resource.shared.send(Command::Op(Op { reply, body }))?;
     Ok(id)
 }
 
@@ -179,18 +179,21 @@ fn start<'a>(
     } else {
         None
     };
-    let start = CallBody {
+    let start = Call {
+        id,
         reply: ReplyTo {
             pid: caller,
             id: Some(id),
         },
-        job: Job::Instantiate,
         imports: if serve_imports {
             ImportMode::Erlang
         } else {
             ImportMode::Refuse
         },
-        monitor,
+        body: CallBody {
+            job: Job::Instantiate,
+            monitor,
+        },
     };
     instance::register(worker, resource);
     let startup = worker::Startup {
@@ -200,7 +203,6 @@ fn start<'a>(
         mode,
         deterministic,
         limits,
-        start_id: id,
         start,
     };
     match worker::spawn(startup) {
@@ -242,13 +244,13 @@ fn call_command(
         None
     };
     let id = reply.id.unwrap_or_else(instance::next_id);
-    let body = CallBody {
+    let call = Call {
+        id,
         reply,
-        job,
         imports,
-        monitor,
+        body: CallBody { job, monitor },
     };
-    (id, Command::Call { id, body })
+    (id, Command::Call(call))
 }
 
 /// Calls a function. `stub` says that imports answer zeros natively.
@@ -311,17 +313,13 @@ fn abort_import(env: Env, worker: LocalPid, id: u64) -> Atom {
 
 #[rustler::nif]
 fn size(env: Env, worker: LocalPid) -> Term {
-    let result = request(env, &worker, |reply| Command::Size { reply });
+    let result = request(env, &worker, OpBody::Size);
     reply_result(env, result)
 }
 
 #[rustler::nif]
 fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
-    let result = request(env, &worker, |reply| Command::Read {
-        reply,
-        offset,
-        length,
-    });
+    let result = request(env, &worker, OpBody::Read { offset, length });
     reply_result(env, result)
 }
 
@@ -330,18 +328,14 @@ fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
 #[rustler::nif]
 fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Write {
-        reply,
-        offset,
-        data,
-    });
+    let result = request(env, &worker, OpBody::Write { offset, data });
     reply_result(env, result)
 }
 
 /// Takes a snapshot: `{ok, Snapshot}` arrives as the reply.
 #[rustler::nif]
 fn snapshot(env: Env, worker: LocalPid) -> Term {
-    let result = request(env, &worker, |reply| Command::Snapshot { reply });
+    let result = request(env, &worker, OpBody::Snapshot);
     reply_result(env, result)
 }
 
@@ -366,7 +360,7 @@ fn retire(env: Env, worker: LocalPid) -> Term {
 #[rustler::nif]
 fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Restore { reply, data });
+    let result = request(env, &worker, OpBody::Restore(data));
     reply_result(env, result)
 }
 
@@ -374,7 +368,7 @@ fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
 #[rustler::nif]
 fn deserialize<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Deserialize { reply, data });
+    let result = request(env, &worker, OpBody::Deserialize(data));
     reply_result(env, result)
 }
 
@@ -427,19 +421,26 @@ fn decode_raw(
             call_id: None,
             results: decode_numbers(items[1])?,
         }),
-        1 if tag == atoms::size() => Ok(Command::Size { reply }),
-        3 if tag == atoms::read() => Ok(Command::Read {
+        1 if tag == atoms::size() => Ok(Command::Op(Op {
             reply,
-            offset: u64_at(1)?,
-            length: u64_at(2)?,
-        }),
+            body: OpBody::Size,
+        })),
+        3 if tag == atoms::read() => Ok(Command::Op(Op {
+            reply,
+            body: OpBody::Read {
+                offset: u64_at(1)?,
+                length: u64_at(2)?,
+            },
+        })),
         3 if tag == atoms::write() => {
             let data: Binary = items[2].decode().map_err(|_| bad())?;
-            Ok(Command::Write {
+            Ok(Command::Op(Op {
                 reply,
-                offset: u64_at(1)?,
-                data: WriteData::from_binary(env, data),
-            })
+                body: OpBody::Write {
+                    offset: u64_at(1)?,
+                    data: WriteData::from_binary(env, data),
+                },
+            }))
         }
         _ => Err(bad()),
     }
@@ -459,8 +460,15 @@ fn stop(worker: LocalPid) -> Atom {
 #[rustler::nif]
 fn timeout(worker: LocalPid, id: u64) -> Atom {
     if let Ok(resource) = instance_of(&worker) {
-        resource.shared.interrupt(Some(id), Error::Timeout);
-        let _ = resource.shared.send(Command::Timeout { call_id: id });
+        // The event first: the protocol decides; the interrupt only makes
+        // the worker read it now if the call runs WebAssembly.
+        if resource
+            .shared
+            .send(Command::Timeout { call_id: id })
+            .is_ok()
+        {
+            resource.shared.interrupt(Some(id));
+        }
     }
     atoms::ok()
 }

@@ -31,11 +31,7 @@ mod atoms {
 }
 
 /// Where a reply goes: a process, and the request id (none for raw commands).
-#[derive(Clone, Copy)]
-pub struct ReplyTo {
-    pub pid: LocalPid,
-    pub id: Option<u64>,
-}
+pub type ReplyTo = hb_beamr_core::protocol::ReplyTo<LocalPid>;
 
 pub enum Message<'a> {
     Results(&'a [Value]),
