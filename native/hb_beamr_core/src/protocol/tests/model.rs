@@ -190,6 +190,7 @@ impl World {
             match action {
                 Action::Run(call) => {
                     assert!(!self.stopped, "a call ran after stop");
+                    assert!(self.alive(call.caller()), "a dead caller's call ran");
                     assert!(
                         self.admits(call.caller()),
                         "a call ran while another holds the instance"
@@ -204,6 +205,7 @@ impl World {
                 }
                 Action::Serve(op) => {
                     assert!(!self.stopped, "an operation was served after stop");
+                    assert!(self.alive(op.reply.pid), "a dead caller's operation was served");
                     assert!(
                         self.admits(op.reply.pid),
                         "an operation was served while a stranger's call holds the instance"
@@ -337,15 +339,26 @@ impl World {
                     imports,
                     body: (),
                 };
+                let admitted = self.admits(c) && !self.stopped;
                 let actions = self.machine.arrive(call);
                 self.apply(actions);
+                let ran = self.stack.last().is_some_and(|top| top.id == id);
+                assert_eq!(ran, admitted, "call {id} ran or queued against the rule");
             }
             Step::Operation(c) if self.alive(c) => {
                 let id = self.ops.len() as u64;
                 self.ops.insert(id, c);
                 let reply = ReplyTo { pid: c, id: None };
+                let admitted = self.admits(c) && !self.stopped;
                 let actions = self.machine.operation(Op { reply, body: id });
                 self.apply(actions);
+                // Served at once when admitted (refused at once after a stop).
+                let replied = self.op_replies.contains_key(&id);
+                assert_eq!(
+                    replied,
+                    admitted || self.stopped,
+                    "op {id} served or queued against the rule"
+                );
             }
             Step::Call(..) | Step::Operation(_) => {}
             Step::Engine(how) => {
