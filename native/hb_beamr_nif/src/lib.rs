@@ -7,6 +7,7 @@
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
 pub mod calls;
+pub mod codec;
 pub mod context;
 pub mod errors;
 pub mod imports;
@@ -17,13 +18,13 @@ pub mod state;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 
+use codec::{decode_numbers, decode_target};
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::ImportMode;
-use hb_beamr_core::values::Number;
-use hb_beamr_engine::{Limits, Mode, Target};
+use hb_beamr_engine::{Limits, Mode};
 use instance::{
     Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
 };
@@ -42,9 +43,6 @@ mod atoms {
         read,
         write,
         invalid_command,
-        infinity,
-        neg_infinity,
-        nan,
     }
 }
 
@@ -73,62 +71,6 @@ fn request(env: Env, worker: &LocalPid, body: OpBody) -> Result<u64, Error> {
     };
     resource.shared.send(Command::Op(Op { reply, body }))?;
     Ok(id)
-}
-
-fn decode_number(term: Term) -> Option<Number> {
-    match term.get_type() {
-        // Past 128 bits an integer fits no type: fitting it says so, as for
-        // any number out of range (an import's answer is then an
-        // `invalid_import_response`, a call's argument `invalid_args`).
-        TermType::Integer => Some(term.decode::<i128>().map_or(Number::Huge, Number::Int)),
-        TermType::Float => term.decode::<f64>().ok().map(Number::Float),
-        TermType::Atom => {
-            let atom = term.decode::<Atom>().ok()?;
-            if atom == atoms::infinity() {
-                Some(Number::Float(f64::INFINITY))
-            } else if atom == atoms::neg_infinity() {
-                Some(Number::Float(f64::NEG_INFINITY))
-            } else if atom == atoms::nan() {
-                Some(Number::Float(f64::NAN))
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
-fn decode_numbers(term: Term) -> Result<Vec<Number>, Error> {
-    let items: Vec<Term> = term.decode().map_err(|_| Error::InvalidArgs)?;
-    items
-        .into_iter()
-        .map(decode_number)
-        .collect::<Option<Vec<_>>>()
-        .ok_or(Error::InvalidArgs)
-}
-
-/// A function name (string or binary) or a table index.
-fn decode_target(term: Term) -> Result<Target, Error> {
-    match term.get_type() {
-        TermType::Integer => term
-            .decode::<u32>()
-            .map(Target::TableIndex)
-            .map_err(|_| Error::InvalidArgs),
-        TermType::Binary => term
-            .decode::<String>()
-            .map(Target::Name)
-            .map_err(|_| Error::FunctionNotFound),
-        TermType::List => {
-            let chars: Vec<u32> = term.decode().map_err(|_| Error::FunctionNotFound)?;
-            chars
-                .into_iter()
-                .map(char::from_u32)
-                .collect::<Option<String>>()
-                .map(Target::Name)
-                .ok_or(Error::FunctionNotFound)
-        }
-        _ => Err(Error::FunctionNotFound),
-    }
 }
 
 /// Starts an instance of `bytes` for the Erlang worker process `worker`.

@@ -205,7 +205,10 @@ impl World {
                 }
                 Action::Serve(op) => {
                     assert!(!self.stopped, "an operation was served after stop");
-                    assert!(self.alive(op.reply.pid), "a dead caller's operation was served");
+                    assert!(
+                        self.alive(op.reply.pid),
+                        "a dead caller's operation was served"
+                    );
                     assert!(
                         self.admits(op.reply.pid),
                         "an operation was served while a stranger's call holds the instance"
