@@ -62,7 +62,7 @@ pub struct EngineInstance {
     module: Module,
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
-    funcs: RefCell<HashMap<String, Option<Func>>>,
+    funcs: RefCell<HashMap<String, Func>>,
     /// Exception state of rewritten exception handling (eh_host.rs).
     eh: EhState,
     /// Shared with other threads; revoked before the instance is freed.
@@ -543,11 +543,13 @@ impl EngineInstance {
         match target {
             Target::Name(name) => {
                 if let Some(cached) = self.funcs.borrow().get(name) {
-                    return cached.clone().ok_or(Error::FunctionNotFound);
+                    return Ok(cached.clone());
                 }
-                let found = self.lookup(name);
+                // Only hits are cached: they are bounded by the module's
+                // exports, misses by nothing (any name can be asked for).
+                let found = self.lookup(name).ok_or(Error::FunctionNotFound)?;
                 self.funcs.borrow_mut().insert(name.clone(), found.clone());
-                found.ok_or(Error::FunctionNotFound)
+                Ok(found)
             }
             Target::TableIndex(index) => self.table_func(*index),
         }
