@@ -1,6 +1,6 @@
 %%% @doc The command line (erlang/hb_beamr_cli.erl, as ./hb_beamr runs it)
-%%% as a child process: exit status, stdin, and `--dir'. The CLI runs
-%%% bytecode either way, so these run in the wasm run only.
+%%% as a child process: exit status, stdin, and `--dir'. The `--dir' cases
+%%% run test/wasi/cli_fs.c as bytecode, or in the aot run as an .aot file.
 %%%
 %%% Every run is bounded: `timeout' (coreutils) kills the child's process
 %%% group after ?CMD_TIMEOUT s, this side gives up shortly after, and a run
@@ -17,12 +17,16 @@
 %% saturated 2-core machine.
 -define(CMD_TIMEOUT, 60).
 -define(TEST_TIMEOUT, 200).
+%% test/wasi/cli_fs.c (ls, put and cat, in order), in the suites' mode.
+-define(FS, fs_program()).
 
 cli_test_() ->
-    case hb_beamr_test_util:mode() of
-        aot -> [];
-        wasm -> [{Name, {timeout, ?TEST_TIMEOUT, Fun}} || {Name, Fun} <- cases()]
-    end.
+    Cases = case hb_beamr_test_util:mode() of
+        aot -> dir_cases();
+        wasm -> cases() ++ dir_cases()
+    end,
+    {setup, fun() -> ok end, fun(_) -> forget_fs_program() end,
+     [{Name, {timeout, ?TEST_TIMEOUT, Fun}} || {Name, Fun} <- Cases]}.
 
 cases() ->
     [
@@ -49,6 +53,14 @@ cases() ->
         end},
         {"a run past its timeout fails with its output so far", fun timeout_reported/0},
         {"--dir: written back, never through a symbolic link", fun dir_written_back/0}
+    ].
+
+dir_cases() ->
+    [
+        {"--dir: two preopens of one guest directory are refused", fun dir_same_guest/0},
+        {"--dir: nested guest directories, overlapping host ones are refused", fun dir_nested/0},
+        {"--dir: UTF-8 names both ways (UTF-8 and C locale)", fun dir_utf8/0},
+        {"--dir: FIFOs and links are not seen, and never opened or replaced", fun dir_special_files/0}
     ].
 
 %% The helper itself: a command that outlives its timeout is killed and
@@ -79,7 +91,115 @@ dir_written_back() ->
         ?assertEqual({ok, Outside}, file:read_link(filename:join(Dir, "moved")))
     end).
 
+%% Issue 19 item 3: the second preopen hid the first, and write-back
+%% deleted a's files and copied b's into a.
+dir_same_guest() ->
+    with_dirs(["a", "b"], fun([A, B]) ->
+        ok = file:write_file(filename:join(A, "keep.txt"), "keep"),
+        ok = file:write_file(filename:join(B, "other.txt"), "other"),
+        [begin
+             {Status, Out, Err} = cli(["run", "--dir", A ++ "::" ++ GA, "--dir", B ++ "::" ++ GB, ?FS, "ls", "/d"]),
+             ?assertEqual({1, <<>>}, {Status, Out}),
+             ?assertMatch({match, _}, re:run(Err, "overlap"))
+         end || {GA, GB} <- [{"/d", "/d"}, {"/d/", "//d/."}]],
+        ?assertEqual({ok, ["keep.txt"]}, file:list_dir(A)),
+        ?assertEqual({ok, <<"keep">>}, file:read_file(filename:join(A, "keep.txt"))),
+        ?assertEqual({ok, ["other.txt"]}, file:list_dir(B))
+    end).
+
+%% Item 4: b's files landed in a/sub. Host directories given twice (or one
+%% inside another) would be written back twice.
+dir_nested() ->
+    with_dirs(["a", "b"], fun([A, B]) ->
+        ok = file:write_file(filename:join(B, "other.txt"), "other"),
+        ok = file:make_dir(filename:join(A, "in")),
+        Refused = fun(Dirs) ->
+            {Status, Out, Err} = cli(["run" | lists:append([["--dir", D] || D <- Dirs])] ++ [?FS, "put", "/d/new.txt", "x"]),
+            ?assertEqual({1, <<>>}, {Status, Out}),
+            ?assertMatch({match, _}, re:run(Err, "overlap"))
+        end,
+        Refused([A ++ "::/d", B ++ "::/d/sub"]),
+        Refused([B ++ "::/d/sub/deeper", A ++ "::/d"]),
+        Refused([A ++ "::/", B ++ "::/d"]),
+        Refused([A ++ "::/d", A ++ "::/e"]),
+        Refused([A ++ "::/d", A ++ "/in/::/e"]),
+        Refused([A ++ "/in/../::/d", A ++ "::/e"]),
+        ?assertEqual({ok, ["in"]}, file:list_dir(A)),
+        ?assertEqual({ok, ["other.txt"]}, file:list_dir(B)),
+        % Side by side is fine.
+        {0, <<>>, <<>>} = cli(["run", "--dir", A ++ "::/d", "--dir", B ++ "::/dd", ?FS, "put", "/dd/new.txt", "x"]),
+        ?assertEqual({ok, <<"x">>}, file:read_file(filename:join(B, "new.txt"))),
+        ?assertEqual({ok, ["in"]}, file:list_dir(A))
+    end).
+
+%% Item 5: a host name outside Latin-1 crashed the CLI (exit 127), and a
+%% guest's é.txt landed as Ã©.txt. Names are bytes both ways, the guest's
+%% UTF-8, whatever the VM's file name encoding (the C locale makes it
+%% latin1); names that are not UTF-8 are left out and left alone.
+dir_utf8() ->
+    [with_dirs(["c"], fun([C]) ->
+         ok = file:write_file(filename:join(C, <<"日本.txt"/utf8>>), "jp"),
+         Raw = filename:join(C, <<"raw", 16#e9>>),
+         ok = file:write_file(Raw, "latin-1 name"),
+         Name = <<"é-"/utf8, Locale/binary, ".txt">>,
+         ?assertMatch({0, <<"/c: 日本.txt\n/c/日本.txt: jp\n"/utf8>>, _},
+                      cli(["run", "--dir", C ++ "::/c", ?FS, "ls", "/c", "cat", <<"/c/日本.txt"/utf8>>,
+                           "put", <<"/c/", Name/binary>>, Locale],
+                          #{env => [{"LC_ALL", binary_to_list(Locale)}]})),
+         ?assertEqual({ok, Locale}, file:read_file(filename:join(C, Name))),
+         ?assertEqual({ok, <<"latin-1 name">>}, file:read_file(Raw)),
+         {ok, Names} = file:list_dir_all(list_to_binary(C)),
+         ?assertEqual(3, length(Names))
+     end) || Locale <- [<<"C.UTF-8">>, <<"C">>]].
+
+%% Item 6: a guest file named like a host FIFO hung write-back (opening
+%% the FIFO blocks). FIFOs, sockets, devices and symbolic links are left
+%% out on load and never opened, written through or replaced.
+dir_special_files() ->
+    with_dirs(["c", "outside"], fun([C, Outside]) ->
+        "" = os:cmd("mkfifo '" ++ filename:join(C, "pipe") ++ "'"),
+        Target = filename:join(Outside, "target.txt"),
+        ok = file:write_file(Target, "outside"),
+        ok = file:make_symlink(Target, filename:join(C, "link")),
+        {Status, Out, Err} = cli(["run", "--dir", C ++ "::/c", ?FS, "ls", "/c",
+                                  "put", "/c/pipe", "x", "put", "/c/link", "y", "put", "/c/plain", "z"],
+                                 #{timeout => 20}),
+        ?assertEqual({0, <<"/c:\n">>}, {Status, Out}),
+        ?assertMatch({match, _}, re:run(Err, "leaving pipe alone")),
+        ?assertMatch({match, _}, re:run(Err, "leaving link alone")),
+        ?assertMatch({ok, #file_info{type = other}}, file:read_link_info(filename:join(C, "pipe"))),
+        ?assertEqual({ok, Target}, file:read_link(filename:join(C, "link"))),
+        ?assertEqual({ok, <<"outside">>}, file:read_file(Target)),
+        ?assertEqual({ok, <<"z">>}, file:read_file(filename:join(C, "plain")))
+    end).
+
 %%% Helpers
+
+forget_fs_program() ->
+    case persistent_term:get({?MODULE, fs_program}, undefined) of
+        undefined -> ok;
+        File -> _ = file:delete(File), _ = persistent_term:erase({?MODULE, fs_program}), ok
+    end.
+
+%% test/wasi/cli_fs.wasm, or in the aot run an .aot file of it (the CLI
+%% picks the mode by the extension), compiled once.
+fs_program() ->
+    Wasm = "test/wasi/cli_fs.wasm",
+    case hb_beamr_test_util:mode() of
+        wasm -> Wasm;
+        aot ->
+            Key = {?MODULE, fs_program},
+            case persistent_term:get(Key, undefined) of
+                undefined ->
+                    {ok, Aot} = hb_beamr:compile(hb_beamr_test_util:fixture("wasi/cli_fs.wasm")),
+                    File = tmp_name("cli_fs") ++ ".aot",
+                    ok = file:write_file(File, Aot),
+                    persistent_term:put(Key, File),
+                    File;
+                File ->
+                    File
+            end
+    end.
 
 %% Runs the CLI with Args, each one argument as given (no shell); stdin
 %% from /dev/null unless `stdin' names a file. {ExitStatus, Stdout, Stderr}.
@@ -88,7 +208,9 @@ cli(Args) ->
 
 cli(Args, Opts) ->
     Lib = filename:dirname(filename:dirname(filename:dirname(code:which(hb_beamr)))),
-    run_bounded(["escript", "erlang/hb_beamr_cli.erl" | Args], Opts#{env => [{"ERL_LIBS", Lib} | maps:get(env, Opts, [])]}).
+    % HB_BEAMR_CLI: another copy of the CLI to test (an older one, say).
+    Cli = os:getenv("HB_BEAMR_CLI", "erlang/hb_beamr_cli.erl"),
+    run_bounded(["escript", Cli | Args], Opts#{env => [{"ERL_LIBS", Lib} | maps:get(env, Opts, [])]}).
 
 %% Runs Argv under `timeout -k 5 T', in this directory, stdin from
 %% `stdin' (default /dev/null: a child that reads to EOF cannot hang),
