@@ -54,7 +54,7 @@ main(["run" | Rest]) ->
                 {true, _} -> run_command(File, Bytes, Args, Options);
                 {false, [Func | Values]} when Options =:= #{dirs => [], env => #{}} ->
                     call_export(File, Func, Values);
-                {false, _} -> fail("~s is not a WASI command (it must import wasi_snapshot_preview1 and export _start)", [File])
+                {false, _} -> fail("~ts is not a WASI command (it must import wasi_snapshot_preview1 and export _start)", [File])
             end;
         {_, []} ->
             usage()
@@ -88,7 +88,7 @@ main(["compile", In, Out | Cpu]) ->
             ok = file:write_file(Out, Aot),
             io:format("~s: ~w bytes~n", [Out, byte_size(Aot)]);
         {error, Reason} ->
-            fail("cannot compile ~s: ~p", [In, Reason])
+            fail("cannot compile ~ts: ~p", [In, Reason])
     end;
 main(["compare", File, Func | Args]) ->
     Rounds = list_to_integer(os:getenv("HB_BEAMR_BENCH_ROUNDS", "5")),
@@ -134,7 +134,7 @@ call_export(File, Func, Args) ->
     with_module(File, fun(WASM) ->
         case parse_args(Args) of
             {ok, Values} -> report(hb_beamr:call(WASM, Func, Values, fun print_import/3, 0, #{}));
-            {error, Bad} -> fail("not a number: ~s", [Bad])
+            {error, Bad} -> fail("not a number: ~ts", [Bad])
         end
     end).
 
@@ -158,7 +158,7 @@ run_options(["--env", Spec | Rest], Acc = #{env := Env}) ->
         end,
     run_options(Rest, Acc#{env := Env#{Name => Value}});
 run_options(["--" ++ _ = Option | _], _Acc) ->
-    fail("unknown option ~s", [Option]);
+    fail("unknown option ~ts", [Option]);
 run_options(Rest, Acc = #{dirs := Dirs}) ->
     check_dirs(Dirs),
     {Acc, Rest}.
@@ -210,9 +210,9 @@ is_command(File, Bytes) ->
         {error, throw, {hb_beamr_wasi_exit, _}, _, _} ->
             true;
         {error, Reason} ->
-            fail("cannot start ~s: ~p", [File, Reason]);
+            fail("cannot start ~ts: ~p", [File, Reason]);
         {error, Class, Reason, _, _} ->
-            fail("cannot start ~s: ~p:~p", [File, Class, Reason])
+            fail("cannot start ~ts: ~p:~p", [File, Class, Reason])
     end.
 
 -spec run_command(string(), binary(), [string()], map()) -> no_return().
@@ -231,12 +231,12 @@ run_command(File, Bytes, Args, #{dirs := Dirs, env := Env}) ->
         {ok, Result = #{exit_code := Code, files := After}} ->
             [write_back(Host, hb_beamr_wasi_fs:root(Guest), Before, After) || {Host, Guest, Before} <- Loaded],
             case Result of
-                #{trap := Why} -> io:format(standard_error, "hb_beamr: ~s: wasm trap: ~s~n", [File, Why]);
+                #{trap := Why} -> say("~ts: wasm trap: ~s", [File, Why]);
                 _ -> ok
             end,
             halt(Code band 255);
         {error, Reason} ->
-            fail("~s: ~p", [File, Reason])
+            fail("~ts: ~p", [File, Reason])
     end.
 
 %% Whether this process's file descriptor Fd is a terminal.
@@ -392,15 +392,15 @@ start(File, Bytes) ->
         {ok, WASM, Imports, Exports, _} ->
             {ok, WASM, Imports, Exports};
         {error, Reason} ->
-            fail("cannot start ~s: ~p", [File, Reason]);
+            fail("cannot start ~ts: ~p", [File, Reason]);
         {error, Class, Reason, _, _} ->
-            fail("cannot start ~s: ~p:~p", [File, Class, Reason])
+            fail("cannot start ~ts: ~p:~p", [File, Class, Reason])
     end.
 
 read(File) ->
     case file:read_file(File) of
         {ok, Bytes} -> {ok, Bytes};
-        {error, Reason} -> fail("cannot read ~s: ~s", [File, file:format_error(Reason)])
+        {error, Reason} -> fail("cannot read ~ts: ~s", [File, file:format_error(Reason)])
     end.
 
 mode(File) ->
@@ -474,7 +474,7 @@ fail(Format, Args) ->
     say(Format, Args),
     halt(1).
 
-%% A message on stderr, UTF-8 (the device stays latin1: the guest's
-%% stderr goes there as bytes).
+%% A message on stderr as UTF-8 bytes (file:write/2: the device stays
+%% latin1, for the guest's stderr bytes).
 say(Format, Args) ->
-    io:put_chars(standard_error, unicode:characters_to_binary(io_lib:format("hb_beamr: " ++ Format ++ "~n", Args))).
+    ok = file:write(standard_error, unicode:characters_to_binary(io_lib:format("hb_beamr: " ++ Format ++ "~n", Args))).
