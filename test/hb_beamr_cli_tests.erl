@@ -51,6 +51,12 @@ cases() ->
         {"an export of a module that is no WASI command", fun() ->
             ?assertEqual({0, <<"120.0\n">>, <<>>}, cli(["run", "test/test.wasm", "fac", "5.0"]))
         end},
+        {"errors are messages and status 1, also for names outside Latin-1", fun() ->
+            ?assertEqual({1, <<>>, <<"hb_beamr: cannot read nope-日本.wasm: no such file or directory\n"/utf8>>},
+                         cli(["run", <<"nope-日本.wasm"/utf8>>])),
+            ?assertMatch({1, <<>>, <<"hb_beamr: --dir nope-日本: not a directory\n"/utf8>>},
+                         cli(["run", "--dir", <<"nope-日本"/utf8>>, ?FS]))
+        end},
         {"a run past its timeout fails with its output so far", fun timeout_reported/0},
         {"--dir: written back, never through a symbolic link", fun dir_written_back/0}
     ].
