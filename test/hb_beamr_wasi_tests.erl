@@ -147,8 +147,9 @@ start_function_test_() ->
                      hb_beamr_wasi:run(Wasm, #{mode => Mode, env => #{<<"A">> => <<"1">>}}))
     end}.
 
+%% (`{timeout, T, [A, B]}' would bound the group and leave each test 5 s.)
 run_errors_test_() ->
-    {timeout, 60, [
+    [{timeout, 60, T} || T <- [
         ?_assertEqual({error, no_start_function}, hb_beamr_wasi:run(hb_beamr_test_util:fixture("test.wasm"), #{})),
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_wasi:run(<<"not wasm">>, #{})),
         ?_assertEqual({error, {invalid_option, {clock, later}}}, hb_beamr_wasi:run(program(), #{clock => later})),
@@ -159,7 +160,7 @@ run_errors_test_() ->
                       hb_beamr_wasi:run(program(), #{preopens => #{<<"/d">> => #{<<"../x">> => <<>>}}})),
         ?_assertEqual({error, {invalid_option, {max_memory, -1}}},
                       hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), max_memory => -1}))
-    ]}.
+    ]].
 
 %% run/2 compiles bytecode given with mode aot (once, in the aot run only).
 run_compiles_bytecode_for_aot_test_() ->
@@ -251,8 +252,8 @@ errno_test_() ->
         {"a bad whence is inval", fun(W, S) -> {0, S1} = open(W, S, <<"f.txt">>, 0),
                                                call(W, S1, <<"fd_seek">>, [4, 0, 7, 1024]) end, E(inval)}
     ],
-    {timeout, 60, [{Name, fun() -> with_wasi(fun(W, S) -> ?assertMatch({Errno, _}, Fun(W, S)) end) end}
-                   || {Name, Fun, Errno} <- Cases]}.
+    [{Name, {timeout, 60, fun() -> with_wasi(fun(W, S) -> ?assertMatch({Errno, _}, Fun(W, S)) end) end}}
+     || {Name, Fun, Errno} <- Cases].
 
 errno_values_test() ->
     % WASI preview 1's numbering (wasi/api.h: __WASI_ERRNO_*).
