@@ -393,7 +393,9 @@ compile(WasmBinary) ->
     compile(WasmBinary, #{}).
 
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
-%% Runs on a dirty CPU scheduler; compilations run one at a time. Modules
+%% Runs on a compiler thread of the NIF's own, one compilation at a time:
+%% waiting for it holds no scheduler, so instances start and calls run
+%% while modules compile. Modules
 %% that use exception handling are rewritten into host calls first
 %% (hb_beamr_eh). The output is sealed with this node's key (hb_beamr_seal)
 %% and is the same for the same input and options. Errors:

@@ -4,12 +4,14 @@
 -export([compile/2]).
 
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
-%% Runs on a dirty CPU scheduler; compilations run one at a time. Errors:
+%% Runs on the compiler NIF's own thread, one compilation at a time; the
+%% caller waits in a receive, holding no scheduler. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance a module that
 %% uses exception handling hb_beamr_eh cannot rewrite into host calls; the
 %% output is sealed, see hb_beamr_aot),
 %% `{invalid_option, Option}', and `compiler_unavailable' where hb_beamr was
-%% built without LLVM. The output is the same for the same input and options.
+%% built without LLVM, `thread_spawn_failed' if the compiler thread cannot be
+%% started. The output is the same for the same input and options.
 -spec compile(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case compile_args(Opts) of
