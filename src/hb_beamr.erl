@@ -129,8 +129,11 @@
 %% overflow' trap);
 %% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
 %% nested imports run on it; overflowing it is a `native stack overflow'
-%% trap). `timeout' (milliseconds) bounds instantiation: past it the start
-%% returns `{error, timeout}' and the instance is stopped. `import_fun' and
+%% trap). `timeout' (milliseconds) bounds the whole start, compiling
+%% included (bytecode started in `aot' mode on a cache miss): past it the
+%% start returns `{error, timeout}' and the instance, if any, is stopped; a
+%% compilation goes on in the background and fills the cache, so that a
+%% later start finds it compiled. `import_fun' and
 %% `state' serve the imports called during instantiation (see
 %% {@link start/3}). `deterministic' (default `false'): every NaN that the
 %% module's float arithmetic produces is the positive canonical NaN, in both
@@ -176,7 +179,7 @@ start(WasmBinary, Mode) ->
     start(WasmBinary, Mode, #{}).
 
 %% @doc Like {@link start/2}, with options (see {@link start_opts()}):
-%% limits for the instance, a `timeout' for instantiation, and an
+%% limits for the instance, a `timeout' for the whole start, and an
 %% `import_fun' (with its initial `state') that serves the imports a start
 %% function or constructor calls during instantiation, exactly as a call
 %% serves them. With `import_fun' the result carries the final state:

@@ -28,7 +28,7 @@
 %%% symlink is not evicted from. {@link clear/0} deletes every entry.
 -module(hb_beamr_aot_cache).
 -behaviour(gen_server).
--export([compiled/1, compiled/2, stats/0, forget/0, clear/0, max_bytes/0]).
+-export([compiled/1, compiled/2, compiled/3, stats/0, forget/0, clear/0, max_bytes/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/file.hrl").
@@ -73,28 +73,49 @@
 compiled(Wasm) ->
     compiled(Wasm, #{}).
 
-%% @doc The sealed AOT file for bytecode `Wasm' compiled with
-%% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once.
-%% Errors: the compiler's, `{invalid_option, {Name, Value}}' for a bad
-%% `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing key's
-%% ({@link hb_beamr_seal:key/0}).
+%% @equiv compiled(Wasm, CompileOpts, infinity)
 -spec compiled(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
-compiled(Wasm, CompileOpts) when is_binary(Wasm), is_map(CompileOpts) ->
+compiled(Wasm, CompileOpts) ->
+    compiled(Wasm, CompileOpts, infinity).
+
+%% @doc The sealed AOT file for bytecode `Wasm' compiled with
+%% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once,
+%% waited for at most `Timeout' milliseconds (key and all). Past the
+%% timeout it is `{error, timeout}': the compilation is not cancelled, it
+%% goes on in the background and fills the cache for the next lookup.
+%% Errors: the compiler's, `timeout', `{invalid_option, {Name, Value}}' for
+%% a bad `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing
+%% key's ({@link hb_beamr_seal:key/0}).
+-spec compiled(binary(), hb_beamr:compile_opts(), timeout()) -> {ok, binary()} | {error, term()}.
+compiled(Wasm, CompileOpts, Timeout) when
+    is_binary(Wasm), is_map(CompileOpts),
+    (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0))
+->
+    Deadline = case Timeout of
+        infinity -> infinity;
+        _ -> erlang:monotonic_time(millisecond) + Timeout
+    end,
     case config() of
         {ok, SealKey, Dir, Max} ->
             Key = key(Wasm, CompileOpts, SealKey),
             Job = #{key => Key, wasm => Wasm, opts => CompileOpts, dir => Dir, max => Max,
                     binding => binding(Key, Wasm, CompileOpts)},
+            % A call that times out leaves the server's reply to a dead
+            % alias (dropped): the compilation still completes and is kept.
             try
-                gen_server:call(server(), {get, Job}, infinity)
+                gen_server:call(server(), {get, Job}, remaining(Deadline))
             catch
+                exit:{timeout, {gen_server, call, _}} -> {error, timeout};
                 exit:Reason -> {error, {compile_failed, {cache, Reason}}}
             end;
         {error, _} = Error ->
             Error
     end;
-compiled(_, _) ->
+compiled(_, _, _) ->
     {error, badarg}.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% @doc Compilations run, hits served (memory or disk), files on disk
 %% refused (by reason, see {@link refusal()}) and entries evicted so far.

@@ -11,19 +11,28 @@
 %% start has returned (see {@link hb_beamr:start/3}).
 -spec start_here(binary(), hb_beamr:mode(), map(), tuple(), pid()) -> term().
 start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+    % The timeout bounds the whole start: a compile (bytecode in `aot'
+    % mode) spends from it, and instantiation gets what is left.
+    Deadline = deadline(Timeout),
     % What the instance was started from, for migrate/2.
     Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
     % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
-    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts, Timeout) of
         {ok, Loadable, _} ->
             hb_beamr_call:with_timeout(
                 fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
-                Timeout,
+                remaining(Deadline),
                 fun(WASM) -> stop(WASM) end
             );
         {error, _} = Error ->
             Error
     end.
+
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% Starts the instance on `Node' (the module's bytes travel once); the
 %% instance there watches this process until its start has returned here.
