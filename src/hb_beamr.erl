@@ -95,6 +95,7 @@
     | {invalid_import_response, binary()}
     | {out_of_bounds, map()}
     | caller_exited
+    | import_aborted
     | not_call_owner
     | no_pending_import
     | {invalid_snapshot, binary()}
@@ -104,11 +105,24 @@
     | {nodedown, node()}
     | {out_of_memory, non_neg_integer()}
     | timeout
-    | {invalid_option, term()}
+    | {invalid_option, {Name :: term(), Value :: term()}}
+    | {runtime_init_failed, binary()}
+    | {thread_spawn_failed, binary()}
+    | {hb_beamr_not_loaded, node()}
+    | {erpc, term()}
+    | {compile_failed, term()}
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
-%% before or during the request.
+%% before or during the request. `import_aborted': an import function's call
+%% was abandoned (its caller timed out or exited) and the instance unwound
+%% it. `{runtime_init_failed, Why}' and `{thread_spawn_failed, Why}': WAMR
+%% could not be set up, or the instance's thread could not be created.
+%% `{invalid_option, {Name, Value}}' is the one shape of every refused
+%% option (an unknown one too). `{hb_beamr_not_loaded, Node}' and
+%% `{erpc, Reason}': a start on another node (`node') that could not be
+%% made; `{compile_failed, Why}': bytecode started in `aot' mode that did
+%% not compile.
 
 -type start_opts() :: #{
     max_memory => non_neg_integer(),
@@ -245,13 +259,13 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
-    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_call:timeout_option(Opts)} of
+    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_opts:call(Opts)} of
         {false, _, _} ->
             {error, function_not_found};
         {true, false, _} ->
             {error, {invalid_args, Args}};
-        {true, true, error} ->
-            {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
+        {true, true, {error, _} = Error} ->
+            Error;
         {true, true, {ok, Timeout}} ->
             hb_beamr_call:call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout)
     end;
@@ -403,7 +417,8 @@ compile(WasmBinary) ->
 %% (hb_beamr_eh). The output is sealed with this node's key (hb_beamr_seal)
 %% and is the same for the same input and options. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance exception
-%% handling the rewrite cannot take), `{invalid_option, Option}', and
+%% handling the rewrite cannot take), `{invalid_option, {Name, Value}}',
+%% `{thread_spawn_failed, Why}' (the compiler thread could not start), and
 %% `compiler_unavailable' where hb_beamr was built without LLVM.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) ->

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc What `start(_, aot)' loads: the AOT file inside a seal checked by
 %%% {@link hb_beamr_seal} (or any file with `trust_aot'), or bytecode
 %%% compiled through the compile cache ({@link hb_beamr_aot_cache}).
@@ -14,23 +15,20 @@ prepare(Bin, Mode, Opts) ->
 %% unless `trust_aot'; bytecode compiled through hb_beamr_aot_cache, waited
 %% for at most `Timeout' milliseconds: past it `{error, timeout}', and the
 %% compilation goes on to fill the cache); the options without `trust_aot'.
+%% The options are start/3's, already checked (hb_beamr_opts).
 -spec prepare(binary(), hb_beamr:mode(), map(), timeout()) ->
     {ok, binary(), map()} | {error, term()}.
 prepare(Bin, Mode, Opts, Timeout) ->
-    case maps:get(trust_aot, Opts, false) of
-        Trust when is_boolean(Trust) ->
-            Rest = maps:remove(trust_aot, Opts),
-            case Mode of
-                wasm ->
-                    {ok, Bin, Rest};
-                aot ->
-                    case aot_file(Bin, Trust, compile_opts(Opts), Timeout) of
-                        {ok, Aot} -> {ok, Aot, Rest};
-                        {error, _} = Error -> Error
-                    end
-            end;
-        Other ->
-            {error, {invalid_option, {trust_aot, Other}}}
+    Trust = maps:get(trust_aot, Opts, false) =:= true,
+    Rest = maps:remove(trust_aot, Opts),
+    case Mode of
+        wasm ->
+            {ok, Bin, Rest};
+        aot ->
+            case aot_file(Bin, Trust, compile_opts(Opts), Timeout) of
+                {ok, Aot} -> {ok, Aot, Rest};
+                {error, _} = Error -> Error
+            end
     end.
 
 %% Bytecode in `aot' mode goes through the compile cache.

@@ -59,7 +59,7 @@ compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) ->
 %% @doc Queues a compile and returns at once: `ok', after which the calling
 %% process gets `{hb_beamr_compiled, Tag, {ok, Aot} | {error, Reason}}'
 %% exactly once, or `{error, Reason}' (`{invalid_option, TargetCpu}',
-%% `thread_spawn_failed') and no message.
+%% `{thread_spawn_failed, Why}') and no message.
 -spec submit(term(), binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
     ok | {error, term()}.
 submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->

@@ -92,7 +92,9 @@ fn submit<'a>(
     let request = worker::Request::new(wasm.to_term(env), tag, env.pid(), options);
     match worker::submit(request) {
         Ok(()) => atoms::ok().encode(env),
-        Err(worker::SpawnFailed) => (atoms::error(), atoms::thread_spawn_failed()).encode(env),
+        Err(worker::SpawnFailed(why)) => {
+            (atoms::error(), (atoms::thread_spawn_failed(), why)).encode(env)
+        }
     }
 }
 

@@ -56,9 +56,10 @@ impl Request {
     }
 }
 
-/// Why a request could not be queued.
+/// Why a request could not be queued: the compiler thread could not be
+/// started (the system's words).
 #[derive(Debug)]
-pub struct SpawnFailed;
+pub struct SpawnFailed(pub String);
 
 /// The queue of the compiler thread, once started (the mutex guards only
 /// the queue's handle, never a compile).
@@ -84,8 +85,10 @@ pub fn submit(request: Request) -> Result<(), SpawnFailed> {
         .name("hb_beamr_compiler".into())
         .stack_size(STACK_BYTES)
         .spawn(move || serve(receiver))
-        .map_err(|_| SpawnFailed)?;
-    sender.send(request).map_err(|_| SpawnFailed)?;
+        .map_err(|why| SpawnFailed(why.to_string()))?;
+    sender
+        .send(request)
+        .map_err(|_| SpawnFailed("the compiler thread exited at once".into()))?;
     *queue = Some(sender);
     Ok(())
 }
