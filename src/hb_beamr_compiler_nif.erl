@@ -58,9 +58,10 @@ compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) ->
 
 %% @doc Queues a compile and returns at once: `ok', after which the calling
 %% process gets `{hb_beamr_compiled, Tag, {ok, Aot} | {error, Reason}}'
-%% exactly once, or `{error, Reason}' (`{invalid_option, TargetCpu}',
+%% exactly once, or `{error, Reason}' (`{invalid_option, TargetCpu}' for a
+%% target other than `host', `generic' or a CPU name LLVM knows,
 %% `{thread_spawn_failed, Why}') and no message.
--spec submit(term(), binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
+-spec submit(term(), binary(), 0..3, 0..3, boolean(), atom() | binary(), boolean()) ->
     ok | {error, term()}.
 submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
     erlang:nif_error(nif_not_loaded).
