@@ -162,8 +162,7 @@
     size_level => 0..3,
     bounds_checks => true,
     target_cpu => host | generic | string(),
-    deterministic => boolean(),
-    node => node()
+    deterministic => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
