@@ -91,44 +91,59 @@ compiled(Wasm, CompileOpts) ->
 %% a bad `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing
 %% key's ({@link hb_beamr_seal:key/0}).
 -spec compiled(binary(), hb_beamr:compile_opts(), timeout()) -> {ok, binary()} | {error, term()}.
+compiled(Wasm, CompileOpts, infinity) when is_binary(Wasm), is_map(CompileOpts) ->
+    lookup(Wasm, CompileOpts);
 compiled(Wasm, CompileOpts, Timeout) when
-    is_binary(Wasm), is_map(CompileOpts),
-    (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0))
+    is_binary(Wasm), is_map(CompileOpts), is_integer(Timeout), Timeout >= 0
 ->
-    Deadline = case Timeout of
-        infinity -> infinity;
-        _ -> erlang:monotonic_time(millisecond) + Timeout
-    end,
+    % The whole lookup (the key too: hashing the module, reading the key
+    % file, loading crypto on first use) runs in a helper, so that the
+    % caller returns on time. A helper still waiting at the deadline goes
+    % on (the compilation is queued and fills the cache); its answer then
+    % goes to an alias that is no more, and is dropped.
+    Alias = alias([reply]),
+    _ = spawn(fun() ->
+        Result = try lookup(Wasm, CompileOpts)
+                 catch Class:Reason -> {error, {compile_failed, {cache, {Class, Reason}}}}
+                 end,
+        Alias ! {Alias, Result}
+    end),
+    receive
+        {Alias, Result} -> Result
+    after Timeout ->
+        _ = unalias(Alias),
+        receive
+            {Alias, Result} -> Result
+        after 0 ->
+            {error, timeout}
+        end
+    end;
+compiled(_, _, _) ->
+    {error, badarg}.
+
+lookup(Wasm, CompileOpts) ->
     case config() of
         {ok, SealKey, Dir, Max} ->
             Key = key(Wasm, CompileOpts, SealKey),
             Job = #{key => Key, wasm => Wasm, opts => CompileOpts, dir => Dir, max => Max,
                     binding => binding(Key, Wasm, CompileOpts)},
-            % A call that times out leaves the server's reply to a dead
-            % alias (dropped): the compilation still completes and is kept.
             try
-                call({get, Job}, Deadline)
+                call({get, Job}, infinity)
             catch
-                exit:{timeout, {gen_server, call, _}} -> {error, timeout};
                 exit:Reason -> {error, {compile_failed, {cache, Reason}}}
             end;
         {error, _} = Error ->
             Error
-    end;
-compiled(_, _, _) ->
-    {error, badarg}.
+    end.
 
 %% A call to the cache process; once more if it was gone when asked (it
 %% had just crashed: server/0 waits for its restart).
-call(Request, Deadline) ->
+call(Request, Timeout) ->
     try
-        gen_server:call(server(), Request, remaining(Deadline))
+        gen_server:call(server(), Request, Timeout)
     catch
-        exit:{noproc, _} -> gen_server:call(server(), Request, remaining(Deadline))
+        exit:{noproc, _} -> gen_server:call(server(), Request, Timeout)
     end.
-
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% @doc Compilations run, hits served (memory or disk), files on disk
 %% refused (by reason, see {@link refusal()}) and entries evicted so far.

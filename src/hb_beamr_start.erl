@@ -18,7 +18,7 @@ start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
     % What the instance was started from, for migrate/2.
     Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
     % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
-    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts, Timeout) of
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts, remaining(Deadline)) of
         {ok, Loadable, _} ->
             hb_beamr_call:with_timeout(
                 fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
