@@ -21,7 +21,7 @@ compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
             try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
                 {ok, Aot} -> hb_beamr_seal:seal(Aot);
                 % A CPU name LLVM does not know: the option as it was given.
-                {error, {invalid_option, _}} -> {error, {invalid_option, {target_cpu, maps:get(target_cpu, Opts)}}};
+                {error, {invalid_option, _}} -> {error, {invalid_option, {target_cpu, maps:get(target_cpu, Opts, host)}}};
                 Error -> Error
             catch
                 error:nif_not_loaded -> {error, compiler_unavailable}
