@@ -207,7 +207,7 @@ start(WasmBinary, Mode, Opts) when
 ->
     case hb_beamr_start:options(Opts) of
         {ok, _Limits, _Serve, _Timeout, Node} when Node =/= node() ->
-            hb_beamr_start:start_remote(Node, WasmBinary, Mode, maps:remove(node, Opts));
+            hb_beamr_node:start(Node, WasmBinary, Mode, maps:remove(node, Opts));
         {ok, Limits, Serve, Timeout, _Node} ->
             hb_beamr_start:start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, self());
         {error, _} = Error ->
@@ -359,7 +359,7 @@ restore(_, _) ->
 %% `{error, {migration_failed, Reason, Recovered}}'.
 -spec migrate(wasm(), node()) -> {ok, wasm()} | {error, term()}.
 migrate(WASM, Node) when is_pid(WASM), is_atom(Node) ->
-    case hb_beamr_start:origin(WASM) of
+    case hb_beamr_node:origin(WASM) of
         {ok, {Bytes, Mode, Opts}} ->
             case start(Bytes, Mode, Opts#{node => Node}) of
                 {ok, New, _, _} -> move_state(WASM, New, {Bytes, Mode, Opts});

@@ -168,12 +168,22 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
             {error, Reason}
     end.
 
-await_reply(Call = #call{id = Id, watch = Watch}, State) ->
+%% A remote instance's node that stays silent ends the wait (see
+%% hb_beamr_node:check/2).
+await_reply(Call = #call{wasm = WASM, id = Id, watch = Watch}, State) ->
     receive
         {hb_beamr, Id, Message} -> handle_reply(Call, State, Message);
-        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(Call#call.wasm)}}
-    after remaining(Call#call.deadline) ->
-        interrupt(Call, State)
+        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(WASM)}}
+    after min(remaining(Call#call.deadline), hb_beamr_node:check_after(Watch)) ->
+        case remaining(Call#call.deadline) =:= 0 of
+            true ->
+                interrupt(Call, State);
+            false ->
+                case hb_beamr_node:check(WASM, Watch) of
+                    ok -> await_reply(Call, State);
+                    {error, _} = Error -> Error
+                end
+        end
     end.
 
 serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, ImportArgs, Signature) ->

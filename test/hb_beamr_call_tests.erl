@@ -196,3 +196,30 @@ enabled_proposals_work_test_() ->
             {"reference types", ?_assertEqual({ok, [1]}, hb_beamr:call(W, "null_ref", []))}
         ]
     end).
+
+%% Issue 19.15: names that are not exports are not remembered, so asking
+%% for many of them costs no memory (20,000 distinct 10 KB names grew the
+%% node by 190 MiB until stop/1 when misses were cached).
+missing_export_names_are_not_kept_test_() ->
+    {timeout, 120, fun() ->
+        with_instance("test.wasm", fun(W) ->
+            Pad = binary:copy(<<"x">>, 10240),
+            Miss = fun(N) ->
+                {error, function_not_found} =
+                    hb_beamr:call(W, <<(integer_to_binary(N))/binary, Pad/binary>>, [])
+            end,
+            % Warm up allocators, so that only growth from the misses counts.
+            lists:foreach(Miss, lists:seq(1, 2000)),
+            Before = rss(),
+            lists:foreach(Miss, lists:seq(2001, 22000)),
+            Grown = rss() - Before,
+            ?assert(Grown < 64 * 1024 * 1024),
+            ?assertEqual({ok, [120.0]}, hb_beamr:call(W, "fac", [5.0]))
+        end)
+    end}.
+
+%% The node's resident memory in bytes.
+rss() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    {match, [Kb]} = re:run(Status, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, binary}]),
+    binary_to_integer(Kb) * 1024.

@@ -225,3 +225,26 @@ tail_calls_to_imports_test() ->
         end,
         ?assertEqual({ok, [43], 1}, hb_beamr:call(W, "nested", [], Answer, 0))
     end).
+
+%% Issue 19.13: an answer out of its type's range, however large, is one
+%% error, `{invalid_import_response, Why}' (integers past 128 bits were
+%% `{error, throw, {error, invalid_args}, _, _}').
+out_of_range_answers_are_invalid_import_responses_test() ->
+    with_instance("imports.wasm", fun(W) ->
+        Answer = fun(Value) -> fun(S, _, _) -> {ok, [Value], S} end end,
+        Call = fun(F, Args, Value) -> hb_beamr:call(W, F, Args, Answer(Value)) end,
+        [
+            ?assertMatch({error, {invalid_import_response, _}}, Call(F, Args, Value))
+         || {F, Args, Value} <- [
+                {"count", [1], 1 bsl 1000},
+                {"count", [1], -(1 bsl 1000)},
+                {"count", [1], 1 bsl 32},
+                {"wide", [1], 1 bsl 200},
+                {"wide", [1], 1 bsl 64},
+                {"narrow", [1.0], 1 bsl 200},
+                {"floats", [1.0, 2.0], 1 bsl 2000}
+            ]
+        ],
+        % The instance serves the next call.
+        ?assertEqual({ok, [7], #{}}, Call("count", [1], 7))
+    end).

@@ -244,3 +244,44 @@ a_raising_start_import_fails_the_start_test() ->
         hb_beamr:start(fixture("ctors-import.wasm"), wasm, #{import_fun => Raise})
     ),
     ?assert(wait_until(fun() -> hb_beamr_nif:live_instances() =< Live end)).
+
+%% Issue 19.14: while a call waits in an import, another process's state
+%% operations (restore, deserialize, writes) wait for it, as its calls do;
+%% they are applied once the call has returned. The call sees its own state.
+a_strangers_state_operations_wait_for_the_running_call_test_() ->
+    Ops = [
+        {restore, fun(W, Snap, _Mem) -> hb_beamr:restore(W, Snap) end, 6},
+        {deserialize, fun(W, _Snap, Mem) -> hb_beamr:deserialize(W, Mem) end, 3 + 41},
+        {write, fun(W, _Snap, _Mem) -> hb_beamr_io:write(W, 0, <<3:32/little>>) end, 3 + 41}
+    ],
+    [{atom_to_list(Name), fun() -> a_stranger_waits(Op, After) end} || {Name, Op, After} <- Ops].
+
+a_stranger_waits(Op, After) ->
+    with_instance("import-state.wasm", fun(WASM) ->
+        Test = self(),
+        {ok, []} = hb_beamr:call(WASM, "store", [3]),
+        {ok, Snap} = hb_beamr:snapshot(WASM),
+        {ok, Mem} = hb_beamr:serialize(WASM),
+        spawn(fun() ->
+            Test ! {a_done, hb_beamr:call(WASM, "store_wait_load", [41], blocking_import(Test))}
+        end),
+        Server = receive {in_import, S} -> S after 2000 -> error(no_import) end,
+        spawn(fun() -> Test ! {b_done, Op(WASM, Snap, Mem)} end),
+        receive {b_done, Early} -> error({applied_during_the_call, Early}) after 100 -> ok end,
+        Server ! {release, 0},
+        receive {a_done, ADone} -> ?assertMatch({ok, [82], _}, ADone) after 2000 -> error(a_hangs) end,
+        receive {b_done, BDone} -> ?assertEqual(ok, BDone) after 2000 -> error(b_hangs) end,
+        ?assertEqual({ok, [After]}, hb_beamr:call(WASM, "load", []))
+    end).
+
+%% The owner's own state operations, from inside its import function, are
+%% applied at once.
+the_owners_state_operations_run_inside_its_call_test() ->
+    with_instance("import-state.wasm", fun(WASM) ->
+        {ok, []} = hb_beamr:call(WASM, "store", [3]),
+        {ok, Snap} = hb_beamr:snapshot(WASM),
+        Restore = fun(State, _, _) -> ok = hb_beamr:restore(WASM, Snap), {ok, [0], State} end,
+        ?assertMatch({ok, [6], _}, hb_beamr:call(WASM, "store_wait_load", [41], Restore)),
+        WithTimeout = hb_beamr:call(WASM, "store_wait_load", [41], Restore, #{}, #{timeout => 5000}),
+        ?assertMatch({ok, [6], _}, WithTimeout)
+    end).

@@ -48,3 +48,70 @@ pub enum Error {
     /// No native thread could be started for the instance.
     ThreadSpawn(String),
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidWasm(m) => write!(f, "invalid WebAssembly module: {m}"),
+            Error::InvalidAot(m) => write!(f, "invalid AOT file: {m}"),
+            Error::Instantiation(m) => write!(f, "instantiation failed: {m}"),
+            Error::FunctionNotFound => f.write_str("no exported function of that name"),
+            Error::InvalidArgs => {
+                f.write_str("wrong number or types of arguments for the function's signature")
+            }
+            Error::UnsupportedSignature(m) => write!(f, "unsupported signature: {m}"),
+            Error::Trap(m) => f.write_str(m),
+            Error::NoFunctionTable => f.write_str("the module exports no function table"),
+            Error::OutOfBounds {
+                offset,
+                length,
+                size,
+            } => write!(
+                f,
+                "out of bounds: {length} bytes at offset {offset} in a memory of {size} bytes"
+            ),
+            Error::Stopped => f.write_str("instance stopped"),
+            Error::Timeout => f.write_str("call timed out"),
+            Error::InvalidImportResponse(m) => write!(f, "invalid import response: {m}"),
+            Error::CallerExited => f.write_str("the calling process exited during an import"),
+            Error::ImportAborted => f.write_str("import aborted by its caller"),
+            Error::NotCallOwner => {
+                f.write_str("an import answer from a process that does not own the call")
+            }
+            Error::NoPendingImport => f.write_str("no import is waiting for that answer"),
+            Error::InvalidSnapshot(m) => write!(f, "invalid snapshot: {m}"),
+            Error::SnapshotMismatch(m) => write!(f, "snapshot of another module: {m}"),
+            Error::SnapshotTooLarge { size, max } => write!(
+                f,
+                "snapshot memory of {size} bytes is larger than the instance may grow to \
+                 ({max} bytes)"
+            ),
+            Error::SnapshotUnsupported(m) => write!(f, "snapshot unsupported: {m}"),
+            Error::RuntimeInit(m) => write!(f, "WAMR could not start: {m}"),
+            Error::ThreadSpawn(m) => write!(f, "could not start the instance's thread: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn display_is_words_not_debug() {
+        assert_eq!(Error::Trap("unreachable".into()).to_string(), "unreachable");
+        assert_eq!(
+            Error::OutOfBounds {
+                offset: 8,
+                length: 4,
+                size: 10
+            }
+            .to_string(),
+            "out of bounds: 4 bytes at offset 8 in a memory of 10 bytes"
+        );
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::InvalidArgs);
+        assert!(!boxed.to_string().contains("InvalidArgs"));
+    }
+}

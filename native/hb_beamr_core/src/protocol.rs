@@ -3,28 +3,44 @@
 //! An instance runs one call at a time. A call that needs Erlang for an
 //! import waits for its *owner* (the process that made it) to answer; while
 //! it waits, the owner may call the instance again (nested calls, such as
-//! `malloc` from inside an import function), and calls from anyone else
-//! queue. Callers die, time out, answer out of turn or not at all; the
-//! instance is stopped or its pid killed. This module decides, for each of
-//! those events, what the worker thread does. The worker feeds it events and
-//! carries out the [`Action`]s it returns; nothing else decides.
+//! `malloc` from inside an import function) and use its memory and state,
+//! and everyone else's calls and memory or state operations queue behind it.
+//! Callers die, time out, answer out of turn or not at all; the instance is
+//! stopped or its pid killed. This module decides, for each of those events,
+//! what the worker thread does: which request runs or is served now, where
+//! replies go, how imports are served, which error a call ends with. The
+//! worker feeds it events and carries out the [`Action`]s it returns;
+//! nothing else decides.
 //!
-//! The machine is generic over the process identifier `P` and the call body
-//! `B` (what to run), so it is tested here without the BEAM: a test per
-//! transition and a model-based test of random interleavings (see the tests
-//! at the end).
+//! Events reach the machine only while no WebAssembly runs: the worker reads
+//! them while a call waits for an import, while it is idle, and just before
+//! and just after it runs a call's WebAssembly. A timeout or a stop of a
+//! call that runs WebAssembly also interrupts it (outside this machine: the
+//! NIF does, after it has sent the event), so that the worker reads the
+//! event soon; the reply is the machine's.
+//!
+//! The machine is generic over the process identifier `P`, the call body `B`
+//! (what to run) and the operation body `O` (what to serve), so it is tested
+//! here without the BEAM: a test per transition and a model-based test of
+//! random interleavings (see the tests at the end).
 //!
 //! Guarantees (checked by the model test after every step):
-//! - every call gets exactly one reply, or none when its caller died first;
-//! - replies go only to the caller that made the request;
-//! - only a call's owner can answer (or abort) its import;
-//! - a dead caller never blocks anyone: its queued calls are dropped and its
-//!   running calls unwound at their next import;
+//! - every request gets exactly one reply, or none when its caller died;
+//! - replies go only to the requester, tagged as it asked;
+//! - only a call's owner can answer (or abort) its import, and its answer is
+//!   what the import gets;
+//! - memory and state operations run only when no call holds the instance or
+//!   they come from the owner of the call waiting for an import;
+//! - a call doomed (timed out, stopped, its caller dead) before its
+//!   WebAssembly begins never runs; a doomed call's reply is its doom;
+//! - a dead caller never blocks anyone: its queued requests are dropped and
+//!   its running calls unwound at their next import;
 //! - nothing runs after a stop.
 
 use std::collections::VecDeque;
 
 use crate::errors::Error;
+use crate::values::Number;
 
 /// A request id, unique for the life of the node.
 pub type CallId = u64;
@@ -62,57 +78,123 @@ pub enum Rejection {
     NoPendingImport,
 }
 
-/// A call request: who asked, its id, and what to run.
+impl Rejection {
+    pub fn error(self) -> Error {
+        match self {
+            Rejection::NotOwner => Error::NotCallOwner,
+            Rejection::NoPendingImport => Error::NoPendingImport,
+        }
+    }
+}
+
+/// Where a reply goes: the process that asked and, unless it used the raw
+/// protocol (untagged replies), the request id its replies carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo<P> {
+    pub pid: P,
+    pub id: Option<CallId>,
+}
+
+/// How a call's imports are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Each import goes to the caller as `{import, ...}`.
+    Erlang,
+    /// Imports answer zeros at once (`hb_beamr:stub/3`, without a round trip).
+    Stub,
+    /// Imports are an error (a start function run without an import function).
+    Refuse,
+}
+
+/// A call request: its id, where its replies go (its caller is their
+/// process), how its imports are served, and what to run.
 #[derive(Debug)]
 pub struct Call<P, B> {
     pub id: CallId,
-    pub caller: P,
+    pub reply: ReplyTo<P>,
+    pub imports: ImportMode,
     pub body: B,
+}
+
+impl<P: Copy, B> Call<P, B> {
+    pub fn caller(&self) -> P {
+        self.reply.pid
+    }
+}
+
+/// A memory or state operation (size, read, write, snapshot, restore,
+/// deserialize): served whole, at once, and never importing.
+#[derive(Debug)]
+pub struct Op<P, O> {
+    pub reply: ReplyTo<P>,
+    pub body: O,
+}
+
+/// What waits in the queue, or is refused or dropped.
+#[derive(Debug)]
+pub enum Request<P, B, O> {
+    Call(Call<P, B>),
+    Op(Op<P, O>),
+}
+
+impl<P: Copy, B, O> Request<P, B, O> {
+    pub fn reply(&self) -> ReplyTo<P> {
+        match self {
+            Request::Call(call) => call.reply,
+            Request::Op(op) => op.reply,
+        }
+    }
+
+    fn caller(&self) -> P {
+        self.reply().pid
+    }
 }
 
 /// What the worker must do.
 #[derive(Debug)]
-pub enum Action<P, B> {
-    /// Run this call now, nested inside the waiting call if one waits. When
-    /// it returns, the worker reports [`Protocol::finished`].
+pub enum Action<P, B, O> {
+    /// Run this call now, nested inside the waiting call if one waits. Just
+    /// before its WebAssembly begins the worker asks [`Protocol::entering`];
+    /// when it returns, the worker reports [`Protocol::finished`].
     Run(Call<P, B>),
-    /// Reply `{error, Failure}` to a call that will not run.
-    Refuse(Call<P, B>, Failure),
-    /// Forget a call whose caller is dead (no reply: nobody would read it).
-    Drop(Call<P, B>),
+    /// Serve this operation now and reply to it.
+    Serve(Op<P, O>),
+    /// Reply `{error, Failure}` to a request that will not run.
+    Refuse(Request<P, B, O>, Failure),
+    /// Forget a request whose caller is dead (no reply: nobody would read it).
+    Drop(Request<P, B, O>),
     /// Tell `to` that its import answer was not taken.
-    Reject {
-        to: P,
-        id: Option<CallId>,
-        why: Rejection,
-    },
-    /// The waiting import gets the answer just given.
-    Deliver,
+    Reject { to: ReplyTo<P>, why: Rejection },
+    /// The waiting import gets these results (the owner's answer).
+    Deliver(Vec<Number>),
     /// The waiting import fails, so its call unwinds, with this reason.
     Unwind(Failure),
 }
 
-/// How a call ended, and what the worker does next.
-pub type Outcome<P, B> = (Finished<P>, Vec<Action<P, B>>);
-
 /// What [`Protocol::import_requested`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ImportStep<P> {
-    /// Ask `owner` to serve the import of call `id`, then wait.
-    Ask { owner: P, id: CallId },
+    /// Ask `to` to serve the import of call `id`, then wait.
+    Ask { to: ReplyTo<P>, id: CallId },
+    /// Answer zeros at once (the call's imports are stubbed).
+    Stub,
+    /// The import may not be served: no call runs, or the call's imports
+    /// are refused. It traps.
+    Refuse,
     /// Do not ask: the call is already doomed; unwind with this reason.
     Unwind(Failure),
 }
 
-/// How a call ended, from [`Protocol::finished`].
-#[derive(Debug, PartialEq, Eq)]
-pub struct Finished<P> {
+/// The reply a call gets when it ends, from [`Protocol::finished`].
+#[derive(Debug, PartialEq)]
+pub struct Reply<P, R> {
+    pub to: ReplyTo<P>,
     pub id: CallId,
-    pub caller: P,
-    /// Set when the call was cut short: its reply is this failure, whatever
-    /// the engine returned.
-    pub failure: Option<Failure>,
+    pub result: Result<R, Error>,
 }
+
+/// How a call ended, and what the worker does next.
+pub type Outcome<P, B, O, R> = (Reply<P, R>, Vec<Action<P, B, O>>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -123,23 +205,36 @@ enum Phase {
 #[derive(Debug)]
 struct Active<P> {
     id: CallId,
-    caller: P,
+    reply: ReplyTo<P>,
+    imports: ImportMode,
     phase: Phase,
+    /// Why the call must end, whatever it returns.
     doom: Option<Failure>,
+    /// Why one of its imports failed: the call's error if it then traps.
+    failure: Option<Error>,
+}
+
+impl<P> Active<P> {
+    /// The waiting import fails with `failure`.
+    fn unwind(&mut self, failure: Failure) -> Failure {
+        self.phase = Phase::Running;
+        self.failure.get_or_insert(failure.error());
+        failure
+    }
 }
 
 /// The protocol state of one instance.
 #[derive(Debug)]
-pub struct Protocol<P, B> {
+pub struct Protocol<P, B, O> {
     /// Calls in progress, outermost first; each but the last awaits an
     /// import (the ones above it are nested calls of its owner).
     active: Vec<Active<P>>,
-    /// Calls waiting for the instance, in arrival order.
-    queue: VecDeque<Call<P, B>>,
+    /// Requests waiting for the instance, in arrival order.
+    queue: VecDeque<Request<P, B, O>>,
     stopped: bool,
 }
 
-impl<P: Copy + Eq, B> Default for Protocol<P, B> {
+impl<P: Copy + Eq, B, O> Default for Protocol<P, B, O> {
     fn default() -> Self {
         Protocol {
             active: Vec::new(),
@@ -149,7 +244,7 @@ impl<P: Copy + Eq, B> Default for Protocol<P, B> {
     }
 }
 
-impl<P: Copy + Eq, B> Protocol<P, B> {
+impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -160,7 +255,7 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
         self.stopped
     }
 
-    /// Whether no call is in progress and none is queued.
+    /// Whether no call is in progress and nothing is queued.
     pub fn is_idle(&self) -> bool {
         self.active.is_empty() && self.queue.is_empty()
     }
@@ -171,109 +266,150 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
     }
 
     /// A call arrives.
-    pub fn arrive(&mut self, call: Call<P, B>) -> Vec<Action<P, B>> {
+    pub fn arrive(&mut self, call: Call<P, B>) -> Vec<Action<P, B, O>> {
+        self.request(Request::Call(call))
+    }
+
+    /// A memory or state operation arrives.
+    pub fn operation(&mut self, op: Op<P, O>) -> Vec<Action<P, B, O>> {
+        self.request(Request::Op(op))
+    }
+
+    fn request(&mut self, request: Request<P, B, O>) -> Vec<Action<P, B, O>> {
         if self.stopped {
-            return vec![Action::Refuse(call, Failure::Stopped)];
+            return vec![Action::Refuse(request, Failure::Stopped)];
         }
-        let runs_now = match self.active.last() {
+        let now = match self.active.last() {
             None => true,
-            // The owner of the waiting call calls back in: a nested call.
+            // The owner of the waiting call: a nested call, or its own
+            // memory and state.
             Some(top) => {
                 top.phase == Phase::AwaitingImport
                     && top.doom.is_none()
-                    && top.caller == call.caller
+                    && top.reply.pid == request.caller()
             }
         };
-        if runs_now {
-            vec![self.start(call)]
+        if now {
+            vec![self.begin(request)]
         } else {
-            self.queue.push_back(call);
+            self.queue.push_back(request);
             Vec::new()
         }
     }
 
-    fn start(&mut self, call: Call<P, B>) -> Action<P, B> {
-        self.active.push(Active {
-            id: call.id,
-            caller: call.caller,
-            phase: Phase::Running,
-            doom: None,
-        });
-        Action::Run(call)
-    }
-
-    /// The innermost call asks for an Erlang import.
-    pub fn import_requested(&mut self) -> ImportStep<P> {
-        match self.active.last_mut() {
-            None => ImportStep::Unwind(Failure::Stopped),
-            Some(top) => match top.doom {
-                Some(failure) => ImportStep::Unwind(failure),
-                None => {
-                    top.phase = Phase::AwaitingImport;
-                    ImportStep::Ask {
-                        owner: top.caller,
-                        id: top.id,
-                    }
-                }
-            },
+    fn begin(&mut self, request: Request<P, B, O>) -> Action<P, B, O> {
+        match request {
+            Request::Op(op) => Action::Serve(op),
+            Request::Call(call) => {
+                self.active.push(Active {
+                    id: call.id,
+                    reply: call.reply,
+                    imports: call.imports,
+                    phase: Phase::Running,
+                    doom: None,
+                    failure: None,
+                });
+                Action::Run(call)
+            }
         }
     }
 
-    /// `from` answers an import, for call `id` (`None`: the raw protocol,
-    /// which names no call).
-    pub fn answer(&mut self, from: P, id: Option<CallId>) -> Action<P, B> {
-        let reject = |why| Action::Reject { to: from, id, why };
+    /// The worker is about to run the innermost call's WebAssembly, having
+    /// read the events that came since [`Action::Run`]. A call doomed
+    /// meanwhile must not begin: `Err` says why (its reply, from
+    /// [`Protocol::finished`], is that failure).
+    pub fn entering(&self) -> Result<(), Failure> {
+        match self.active.last() {
+            None => Err(Failure::Stopped),
+            Some(top) => top.doom.map_or(Ok(()), Err),
+        }
+    }
+
+    /// The innermost call asks for an import.
+    pub fn import_requested(&mut self) -> ImportStep<P> {
+        let Some(top) = self.active.last_mut() else {
+            return ImportStep::Refuse;
+        };
+        match (top.imports, top.doom) {
+            (ImportMode::Stub, _) => ImportStep::Stub,
+            (ImportMode::Refuse, _) => ImportStep::Refuse,
+            (ImportMode::Erlang, Some(failure)) => ImportStep::Unwind(top.unwind(failure)),
+            (ImportMode::Erlang, None) => {
+                top.phase = Phase::AwaitingImport;
+                ImportStep::Ask {
+                    to: top.reply,
+                    id: top.id,
+                }
+            }
+        }
+    }
+
+    /// `from` answers an import with `results`, for call `id` (`None`: the
+    /// raw protocol, which names no call).
+    pub fn answer(&mut self, from: P, id: Option<CallId>, results: Vec<Number>) -> Action<P, B, O> {
+        let reject = |why| Action::Reject {
+            to: ReplyTo { pid: from, id },
+            why,
+        };
         match self.active.last_mut() {
             Some(top) if top.phase == Phase::AwaitingImport => {
-                if top.caller != from {
+                if top.reply.pid != from {
                     reject(Rejection::NotOwner)
                 } else if id.is_some_and(|id| id != top.id) {
                     reject(Rejection::NoPendingImport)
                 } else {
                     top.phase = Phase::Running;
-                    Action::Deliver
+                    Action::Deliver(results)
                 }
             }
-            Some(top) if top.caller != from => reject(Rejection::NotOwner),
+            Some(top) if top.reply.pid != from => reject(Rejection::NotOwner),
             _ => reject(Rejection::NoPendingImport),
+        }
+    }
+
+    /// The answer just delivered does not fit the import (`error` says
+    /// how): the import traps, and the call ends with `error`.
+    pub fn answer_unfit(&mut self, error: Error) {
+        if let Some(top) = self.active.last_mut() {
+            top.failure.get_or_insert(error);
         }
     }
 
     /// The owner of call `id` gives up its import (its import function
     /// raised). Anyone else's abort, or one for another call, is ignored.
-    pub fn abort(&mut self, from: P, id: CallId) -> Vec<Action<P, B>> {
+    pub fn abort(&mut self, from: P, id: CallId) -> Vec<Action<P, B, O>> {
         match self.active.last_mut() {
             Some(top)
-                if top.phase == Phase::AwaitingImport && top.caller == from && top.id == id =>
+                if top.phase == Phase::AwaitingImport && top.reply.pid == from && top.id == id =>
             {
-                top.phase = Phase::Running;
-                vec![Action::Unwind(Failure::ImportAborted)]
+                vec![Action::Unwind(top.unwind(Failure::ImportAborted))]
             }
             _ => Vec::new(),
         }
     }
 
     /// A process that made calls died.
-    pub fn caller_down(&mut self, pid: P) -> Vec<Action<P, B>> {
-        let mut actions = self.drain_queue(|call| call.caller == pid, None);
-        if let Some(lowest) = self.active.iter().position(|a| a.caller == pid) {
+    pub fn caller_down(&mut self, pid: P) -> Vec<Action<P, B, O>> {
+        let mut actions = self.drain_queue(|request| request.caller() == pid, None);
+        if let Some(lowest) = self.active.iter().position(|a| a.reply.pid == pid) {
             actions.extend(self.doom_from(lowest, Failure::CallerExited));
         }
         actions
     }
 
-    /// Call `id` ran out of time (its caller says so). A running call is
-    /// also interrupted inside WebAssembly, outside this machine.
-    pub fn timeout(&mut self, id: CallId) -> Vec<Action<P, B>> {
-        let mut actions = self.drain_queue(|call| call.id == id, Some(Failure::Timeout));
+    /// Call `id` ran out of time (its caller says so).
+    pub fn timeout(&mut self, id: CallId) -> Vec<Action<P, B, O>> {
+        let queued = |request: &Request<P, B, O>| matches!(request, Request::Call(c) if c.id == id);
+        let mut actions = self.drain_queue(queued, Some(Failure::Timeout));
         if let Some(at) = self.active.iter().position(|a| a.id == id) {
             actions.extend(self.doom_from(at, Failure::Timeout));
         }
         actions
     }
 
-    /// The instance stops: queued calls are refused, running ones unwound.
-    pub fn stop(&mut self) -> Vec<Action<P, B>> {
+    /// The instance stops: queued requests are refused, running calls
+    /// unwound, and whatever comes later refused.
+    pub fn stop(&mut self) -> Vec<Action<P, B, O>> {
         self.stopped = true;
         let mut actions = self.drain_queue(|_| true, Some(Failure::Stopped));
         if !self.active.is_empty() {
@@ -282,51 +418,72 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
         actions
     }
 
-    /// The innermost call returned (with a result or a trap). Returns how
-    /// it ended and what to do next: run the next queued call, or unwind
-    /// the outer call if it was doomed meanwhile.
-    pub fn finished(&mut self) -> Option<Outcome<P, B>> {
+    /// The innermost call returned `result` (the engine's: results, a trap,
+    /// an error). Returns its reply and what to do next: serve and run what
+    /// queued, or unwind the outer call if it was doomed meanwhile.
+    ///
+    /// The reply is, in this order: the call's doom (it timed out, was
+    /// stopped, its caller died: whatever it returned is void); the reason
+    /// one of its imports failed, if it then trapped (the trap only says
+    /// that the import failed); what it returned.
+    pub fn finished<R>(&mut self, result: Result<R, Error>) -> Option<Outcome<P, B, O, R>> {
         let done = self.active.pop()?;
-        let finished = Finished {
+        let result = match (done.doom, done.failure, result) {
+            (Some(doom), _, _) => Err(doom.error()),
+            (None, Some(failure), Err(Error::Trap(_) | Error::Instantiation(_))) => Err(failure),
+            (None, _, result) => result,
+        };
+        let reply = Reply {
+            to: done.reply,
             id: done.id,
-            caller: done.caller,
-            failure: done.doom,
+            result,
         };
         let next = match self.active.last_mut() {
             None if self.stopped => Vec::new(),
-            None => match self.queue.pop_front() {
-                Some(call) => vec![self.start(call)],
-                None => Vec::new(),
-            },
+            None => self.next_in_queue(),
             // The outer call still waits for its import, unless it was
             // doomed while the nested call ran.
             Some(outer) => match outer.doom {
                 Some(failure) if outer.phase == Phase::AwaitingImport => {
-                    outer.phase = Phase::Running;
-                    vec![Action::Unwind(failure)]
+                    vec![Action::Unwind(outer.unwind(failure))]
                 }
                 _ => Vec::new(),
             },
         };
-        Some((finished, next))
+        Some((reply, next))
     }
 
-    /// Removes the queued calls that `matches`: refused with `failure`, or
-    /// dropped without a reply when `failure` is `None` (dead caller).
+    /// The instance is free: the queued operations up to the next call are
+    /// served, and that call runs.
+    fn next_in_queue(&mut self) -> Vec<Action<P, B, O>> {
+        let mut actions = Vec::new();
+        while let Some(request) = self.queue.pop_front() {
+            let action = self.begin(request);
+            let ran = matches!(action, Action::Run(_));
+            actions.push(action);
+            if ran {
+                break;
+            }
+        }
+        actions
+    }
+
+    /// Removes the queued requests that `matches`: refused with `failure`,
+    /// or dropped without a reply when `failure` is `None` (dead caller).
     fn drain_queue(
         &mut self,
-        matches: impl Fn(&Call<P, B>) -> bool,
+        matches: impl Fn(&Request<P, B, O>) -> bool,
         failure: Option<Failure>,
-    ) -> Vec<Action<P, B>> {
+    ) -> Vec<Action<P, B, O>> {
         let mut kept = VecDeque::with_capacity(self.queue.len());
         let mut actions = Vec::new();
-        for call in self.queue.drain(..) {
-            if !matches(&call) {
-                kept.push_back(call);
+        for request in self.queue.drain(..) {
+            if !matches(&request) {
+                kept.push_back(request);
             } else if let Some(failure) = failure {
-                actions.push(Action::Refuse(call, failure));
+                actions.push(Action::Refuse(request, failure));
             } else {
-                actions.push(Action::Drop(call));
+                actions.push(Action::Drop(request));
             }
         }
         self.queue = kept;
@@ -336,15 +493,14 @@ impl<P: Copy + Eq, B> Protocol<P, B> {
     /// Dooms the call at `from` and every call nested in it; the innermost,
     /// if it waits for an import, unwinds at once (the others when control
     /// returns to them). The first reason given sticks.
-    fn doom_from(&mut self, from: usize, failure: Failure) -> Vec<Action<P, B>> {
-        for call in &mut self.active[from..] {
+    fn doom_from(&mut self, from: usize, failure: Failure) -> Vec<Action<P, B, O>> {
+        for call in self.active.iter_mut().skip(from) {
             call.doom.get_or_insert(failure);
         }
         match self.active.last_mut() {
             Some(top) if top.phase == Phase::AwaitingImport => {
-                top.phase = Phase::Running;
                 let reason = top.doom.unwrap_or(failure);
-                vec![Action::Unwind(reason)]
+                vec![Action::Unwind(top.unwind(reason))]
             }
             _ => Vec::new(),
         }

@@ -30,6 +30,9 @@ impl ValKind {
 pub enum Number {
     Int(i128),
     Float(f64),
+    /// An integer past 128 bits: out of every type's range (an argument of
+    /// no function, an answer of no import).
+    Huge,
 }
 
 /// A typed WebAssembly value.
@@ -67,6 +70,7 @@ impl Value {
             (Number::Float(f), ValKind::F32) => Some(Value::F32(f as f32)),
             (Number::Float(f), ValKind::F64) => Some(Value::F64(f)),
             (Number::Float(_), ValKind::I32 | ValKind::I64) => None,
+            (Number::Huge, _) => None,
         }
     }
 
@@ -148,6 +152,13 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_integer_past_128_bits_fits_no_type() {
+        for kind in [ValKind::I32, ValKind::I64, ValKind::F32, ValKind::F64] {
+            assert_eq!(Value::fit(Number::Huge, kind), None);
+        }
+    }
 
     #[test]
     fn i32_accepts_signed_and_unsigned_ranges() {

@@ -8,36 +8,8 @@ use wasm_encoder::{BlockType, Function, Instruction, ValType};
 use wasmparser::{FunctionBody, Operator};
 
 use crate::error::RewriteError;
-use crate::module::{HostNeed, Hosts, Shift};
+use crate::plan::{BodyCtx, HostNeed, Hosts, Payload, Shift};
 use crate::scan::{Clause, FuncScan};
-
-/// What a tag carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Payload {
-    Nothing,
-    I32,
-    I64,
-}
-
-impl Payload {
-    fn block_type(self) -> BlockType {
-        match self {
-            Payload::Nothing => BlockType::Empty,
-            Payload::I32 => BlockType::Result(ValType::I32),
-            Payload::I64 => BlockType::Result(ValType::I64),
-        }
-    }
-}
-
-/// The module-wide facts a body needs.
-pub struct BodyCtx<'a> {
-    pub tags: &'a [Payload],
-    pub may_throw: &'a [bool],
-    /// Function imports of the original module.
-    pub imported: u32,
-    /// Parameter counts of the module's function types (None: not a function type).
-    pub type_params: &'a [Option<usize>],
-}
 
 /// Where a value comes from: already on the stack, a local, a constant.
 #[derive(Clone, Copy)]

@@ -21,6 +21,7 @@
 mod body;
 mod error;
 mod module;
+mod plan;
 mod scan;
 
 pub use error::RewriteError;
@@ -36,7 +37,10 @@ pub enum Outcome {
 
 /// Rewrites `wasm`'s exception handling into host calls.
 pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
-    module::rewrite(wasm)
+    Ok(match module::rewrite(wasm)? {
+        None => Outcome::Unchanged,
+        Some(out) => Outcome::Rewritten(out),
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! (and exports for direct calls made through the host), drops the tag
 //! section, shifts function indices, and validates the result.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 
 use hb_beamr_core::eh_abi;
@@ -17,65 +16,10 @@ use wasmparser::{
     TypeRef, Validator, WasmFeatures,
 };
 
-use crate::body::{self, BodyCtx};
+use crate::body;
 use crate::error::RewriteError;
+use crate::plan::{BodyCtx, HostNeed, Hosts, Payload as TagPayload, Shift};
 use crate::scan::{self, FuncScan};
-use crate::Outcome;
-
-/// Function indices of the original module, shifted past the added imports.
-pub struct Shift {
-    imported: u32,
-    added: u32,
-}
-
-impl Reencode for Shift {
-    type Error = Infallible;
-
-    fn function_index(&mut self, func: u32) -> Result<u32, ReencodeError<Infallible>> {
-        Ok(if func < self.imported {
-            func
-        } else {
-            func + self.added
-        })
-    }
-}
-
-/// A host function the rewritten code calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HostNeed {
-    Throw,
-    Caught,
-    Payload,
-    /// A try call through table 0 with this type index.
-    CallIndirect(u32),
-    /// A try call of this (original) function index, through an export.
-    CallExport(u32),
-}
-
-/// The host imports, in the order they are added (after the module's own
-/// function imports).
-pub struct Hosts {
-    needs: Vec<HostNeed>,
-    positions: HashMap<HostNeed, u32>,
-    base: u32,
-}
-
-impl Hosts {
-    pub fn func(&mut self, need: HostNeed) -> Result<u32, RewriteError> {
-        let position = match self.positions.get(&need) {
-            Some(p) => *p,
-            None => {
-                let p = self.needs.len() as u32;
-                self.needs.push(need);
-                self.positions.insert(need, p);
-                p
-            }
-        };
-        self.base
-            .checked_add(position)
-            .ok_or_else(|| RewriteError::new("too many functions"))
-    }
-}
 
 /// The sections of the input, as readers over its bytes.
 #[derive(Default)]
@@ -143,7 +87,7 @@ struct Facts {
     imported_funcs: u32,
     /// Type index of each defined function.
     func_types: Vec<u32>,
-    tags: Vec<body::Payload>,
+    tags: Vec<TagPayload>,
     export_names: Vec<String>,
     /// Whether table 0 is exported (the runtime finds it by its export).
     table0_exported: bool,
@@ -196,9 +140,9 @@ fn facts(s: &Sections) -> Result<Facts, RewriteError> {
             let tag = tag?;
             let ty = types.get(tag.func_type_idx as usize).cloned().flatten();
             let payload = match ty.as_ref().map(|t| (t.params(), t.results())) {
-                Some(([], [])) => body::Payload::Nothing,
-                Some(([wasmparser::ValType::I32], [])) => body::Payload::I32,
-                Some(([wasmparser::ValType::I64], [])) => body::Payload::I64,
+                Some(([], [])) => TagPayload::Nothing,
+                Some(([wasmparser::ValType::I32], [])) => TagPayload::I32,
+                Some(([wasmparser::ValType::I64], [])) => TagPayload::I64,
                 _ => {
                     return Err(RewriteError::new(format!(
                         "exception tag {} carries values other than one i32 or i64, which \
@@ -243,7 +187,8 @@ fn features_out() -> WasmFeatures {
     features_in() - WasmFeatures::LEGACY_EXCEPTIONS - WasmFeatures::EXCEPTIONS
 }
 
-pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
+/// The rewritten module, or `None` when it uses no exception handling.
+pub fn rewrite(wasm: &[u8]) -> Result<Option<Vec<u8>>, RewriteError> {
     Validator::new_with_features(features_in()).validate_all(wasm)?;
     let sections = read_sections(wasm)?;
     let facts = facts(&sections)?;
@@ -253,7 +198,7 @@ pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
         .map(scan::scan_body)
         .collect::<Result<Vec<FuncScan>, _>>()?;
     if sections.tags.is_none() && !scans.iter().any(|s| s.uses_eh) {
-        return Ok(Outcome::Unchanged);
+        return Ok(None);
     }
     let may_throw = scan::may_throw(&scans, facts.imported_funcs);
     let type_params: Vec<Option<usize>> = facts
@@ -267,11 +212,7 @@ pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
         imported: facts.imported_funcs,
         type_params: &type_params,
     };
-    let mut hosts = Hosts {
-        needs: Vec::new(),
-        positions: HashMap::new(),
-        base: facts.imported_funcs,
-    };
+    let mut hosts = Hosts::new(facts.imported_funcs);
     // A first run finds the host imports (and so the index shift) ...
     let mut plan_shift = Shift {
         imported: facts.imported_funcs,
@@ -286,7 +227,7 @@ pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
     // ... the second writes the code with it.
     let mut shift = Shift {
         imported: facts.imported_funcs,
-        added: hosts.needs.len() as u32,
+        added: hosts.needs().len() as u32,
     };
     let mut code = CodeSection::new();
     for (i, body) in sections.bodies.iter().enumerate() {
@@ -300,7 +241,7 @@ pub fn rewrite(wasm: &[u8]) -> Result<Outcome, RewriteError> {
         .map_err(|e| {
             RewriteError::new(format!("internal: the rewritten module is invalid: {e}"))
         })?;
-    Ok(Outcome::Rewritten(out))
+    Ok(Some(out))
 }
 
 fn param_count(facts: &Facts, defined: usize) -> Result<u32, RewriteError> {
@@ -345,7 +286,7 @@ fn host_signatures(
             .ok_or_else(|| RewriteError::new("invalid module: type index"))
     };
     let mut out = Vec::new();
-    for need in &hosts.needs {
+    for need in hosts.needs() {
         let entry = match *need {
             HostNeed::Throw => (
                 eh_abi::THROW.to_string(),
@@ -454,7 +395,7 @@ fn assemble(
         shift.parse_export_section(&mut exports, reader)?;
     }
     let mut table_needed = !facts.table0_exported;
-    for need in &hosts.needs {
+    for need in hosts.needs() {
         let (name, kind, index) = match need {
             HostNeed::CallExport(func) => (
                 export_name(*func),

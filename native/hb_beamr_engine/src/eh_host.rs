@@ -1,18 +1,18 @@
 //! The host side of modules whose exception handling `hb_beamr_eh` rewrote
 //! into host calls (see `hb_beamr_core::eh_abi`), served natively and per
-//! instance. A throw records its exception on the instance and raises a
-//! WAMR exception with a marker text, which unwinds every WebAssembly frame
-//! up to the nearest host try call; that call recognises the marker, clears
-//! it and reports the exception to the code after it. Any other exception (a
-//! trap) goes on unwinding. Works the same in the interpreter and in AOT.
-
-use std::cell::Cell;
+//! instance. A throw records its exception on the instance
+//! ([`crate::eh_state`]) and raises a WAMR exception with a marker text,
+//! which unwinds every WebAssembly frame up to the nearest host try call;
+//! that call recognises the marker, clears it and reports the exception to
+//! the code after it. Any other exception (a trap) goes on unwinding. Works
+//! the same in the interpreter and in AOT.
 
 use hb_beamr_core::eh_abi::HostImport;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::{ValKind, Value};
 
 use crate::instance::EngineInstance;
+use crate::trap::Trap;
 
 /// The marker text in AOT: what WAMR's interpreter says of an uncaught
 /// exception, so that both modes fail alike.
@@ -20,15 +20,6 @@ const MARKER_AOT: &str = "uncaught wasm exception";
 /// The marker text in the interpreter, which treats a native function
 /// returning with the text above as a throw of its own.
 const MARKER_INTERP: &str = "uncaught exception (hb_beamr_eh)";
-
-/// One instance's exception state.
-#[derive(Debug, Default)]
-pub struct EhState {
-    /// The exception being thrown: (code, payload).
-    pending: Cell<Option<(i32, i64)>>,
-    /// What unwound the last try call: (code, payload); code 0: nothing.
-    last: Cell<(i32, i64)>,
-}
 
 fn marker(engine: &EngineInstance) -> &'static str {
     if engine.is_interpreted() {
@@ -38,24 +29,24 @@ fn marker(engine: &EngineInstance) -> &'static str {
     }
 }
 
-/// Serves one call of a host import; `Err(text)` raises `text`.
-pub fn serve(
+/// Serves one call of a host import; `Err` raises its text.
+pub(crate) fn serve(
     engine: &EngineInstance,
     import: &HostImport,
     args: &[Value],
     results: &[ValKind],
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, Trap> {
     let state = engine.eh();
     match import {
         HostImport::Throw => {
             let [Value::I64(payload), Value::I32(code)] = args else {
                 return Err("hb_beamr_eh.throw: bad arguments".into());
             };
-            state.pending.set(Some((*code, *payload)));
+            state.throw((*code, *payload));
             Err(marker(engine).into())
         }
-        HostImport::Caught => Ok(vec![Value::I32(state.last.get().0)]),
-        HostImport::Payload => Ok(vec![Value::I64(state.last.get().1)]),
+        HostImport::Caught => Ok(vec![Value::I32(state.last().0)]),
+        HostImport::Payload => Ok(vec![Value::I64(state.last().1)]),
         HostImport::CallIndirect => {
             let Some((Value::I32(index), rest)) = args.split_last() else {
                 return Err("hb_beamr_eh.call_indirect: no table index".into());
@@ -76,20 +67,20 @@ fn caught(
     engine: &EngineInstance,
     outcome: Result<Vec<Value>, Error>,
     results: &[ValKind],
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, Trap> {
     let state = engine.eh();
     match outcome {
         Ok(values) => {
-            state.last.set((0, 0));
+            state.set_last((0, 0));
             Ok(values)
         }
-        Err(Error::Trap(text)) => match state.pending.take() {
+        Err(Error::Trap(text)) => match state.take_pending() {
             Some(exception) if text == marker(engine) => {
-                state.last.set(exception);
+                state.set_last(exception);
                 Ok(results.iter().map(|k| Value::from_slot(0, *k)).collect())
             }
-            _ => Err(text),
+            _ => Err(Trap::new(text)),
         },
-        Err(other) => Err(format!("hb_beamr_eh: {other:?}")),
+        Err(other) => Err(Trap::new(format!("hb_beamr_eh: {other}"))),
     }
 }

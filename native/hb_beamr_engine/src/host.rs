@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::imports::ImportDesc;
 use crate::instance::{EngineInstance, InstanceRef};
+use crate::trap::Trap;
 use hb_beamr_core::values::Value;
 
 /// What a driver provides to serve imports.
@@ -16,14 +17,14 @@ pub trait Host {
     fn engine(&self) -> Option<&EngineInstance>;
 
     /// Serves an import that the engine does not serve natively. `instance`
-    /// is the running instance (also during instantiation). `Err` carries
-    /// the text of the trap the call unwinds with.
+    /// is the running instance (also during instantiation). `Err` is the
+    /// trap the call unwinds with.
     fn import(
         &self,
         instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
-    ) -> Result<Vec<Value>, String>;
+    ) -> Result<Vec<Value>, Trap>;
 }
 
 thread_local! {

@@ -29,7 +29,7 @@ pub struct ImportDesc {
 }
 
 impl ImportDesc {
-    pub fn new(module: String, name: String, sig: Option<FuncSig>) -> ImportDesc {
+    pub(crate) fn new(module: String, name: String, sig: Option<FuncSig>) -> ImportDesc {
         let is_invoke = module == "env"
             && name.starts_with("invoke_")
             && sig

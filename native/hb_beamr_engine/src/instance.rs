@@ -12,6 +12,8 @@ use std::rc::Rc;
 
 use hb_wamr_sys as sys;
 
+use crate::eh_state::EhState;
+use crate::interrupt::Interrupter;
 use crate::module::{c_str_to_string, Module};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::memory;
@@ -60,9 +62,11 @@ pub struct EngineInstance {
     module: Module,
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
-    funcs: RefCell<HashMap<String, Option<Func>>>,
+    funcs: RefCell<HashMap<String, Func>>,
     /// Exception state of rewritten exception handling (eh_host.rs).
-    eh: crate::eh_host::EhState,
+    eh: EhState,
+    /// Shared with other threads; revoked before the instance is freed.
+    interrupter: Interrupter,
 }
 
 thread_local! {
@@ -92,7 +96,7 @@ impl InstanceRef {
 
     /// Raises an exception, so that the running call unwinds with it when
     /// the current import returns.
-    pub fn raise(&self, message: &str) {
+    pub(crate) fn raise(&self, message: &str) {
         raise_exception(self.inst, message);
     }
 
@@ -311,7 +315,8 @@ impl EngineInstance {
             inst,
             exec_env,
             funcs: RefCell::new(HashMap::new()),
-            eh: Default::default(),
+            eh: EhState::default(),
+            interrupter: Interrupter::new(inst, exec_env),
         };
         // WAMR keeps a module's initial memory even when asked for less.
         if limits.max_memory > 0 && instance.memory_size() > limits.max_memory {
@@ -324,16 +329,28 @@ impl EngineInstance {
         Ok(instance)
     }
 
-    /// Like [`EngineInstance::new`], telling `watch` the instance and exec
-    /// env that run the start function and constructors before they run
-    /// (`Some`), and when they are over (`None`), so that another thread can
-    /// interrupt them meanwhile.
+    /// Like [`EngineInstance::new`], handing `watch` an [`Interrupter`] for
+    /// the start function and constructors before they run (`Some`), and
+    /// telling it when they are over (`None`), so that another thread can
+    /// stop them meanwhile. That interrupter is revoked before `None` is
+    /// passed: any later interrupt through it does nothing.
     pub fn new_watched(
         module: Module,
         limits: Limits,
-        watch: &dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>),
+        watch: &dyn Fn(Option<&Interrupter>),
     ) -> Result<EngineInstance, Error> {
-        type Watch<'w> = &'w dyn Fn(Option<(sys::wasm_module_inst_t, sys::wasm_exec_env_t)>);
+        struct Watch<'w> {
+            watch: &'w dyn Fn(Option<&Interrupter>),
+            /// The interrupter of the exec env running the start function.
+            current: RefCell<Option<Interrupter>>,
+        }
+        impl Watch<'_> {
+            fn over(&self) {
+                if let Some(interrupter) = self.current.borrow_mut().take() {
+                    interrupter.revoke();
+                }
+            }
+        }
         unsafe extern "C" fn hook(
             ctx: *mut std::ffi::c_void,
             exec_env: sys::wasm_exec_env_t,
@@ -342,11 +359,26 @@ impl EngineInstance {
             // SAFETY: `ctx` points at the `Watch` below, which outlives the
             // instantiation during which WAMR calls this hook.
             let watch = unsafe { &*(ctx as *const Watch) };
-            let handles = (!exec_env.is_null()).then_some((inst, exec_env));
             // A panic must not unwind into C.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch(handles)));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // Whatever came before is over (WAMR frees that exec env
+                // after telling us so).
+                watch.over();
+                if exec_env.is_null() || inst.is_null() {
+                    (watch.watch)(None);
+                } else {
+                    // WAMR keeps `inst` and `exec_env` alive until it calls
+                    // this hook again (with null), when `over` revokes them.
+                    let interrupter = Interrupter::new(inst, exec_env);
+                    *watch.current.borrow_mut() = Some(interrupter.clone());
+                    (watch.watch)(Some(&interrupter));
+                }
+            }));
         }
-        let ctx: Watch = watch;
+        let ctx = Watch {
+            watch,
+            current: RefCell::new(None),
+        };
         // SAFETY: the hook and its context are per thread and removed again
         // below, before `ctx` goes out of scope.
         unsafe {
@@ -358,6 +390,9 @@ impl EngineInstance {
         let result = EngineInstance::new(module, limits);
         // SAFETY: as above.
         unsafe { sys::hb_beamr_set_instantiation_hook(None, std::ptr::null_mut()) };
+        // Should WAMR not have said that the start function is over, its
+        // exec env is gone now all the same.
+        ctx.over();
         result
     }
 
@@ -365,12 +400,10 @@ impl EngineInstance {
         &self.module
     }
 
-    pub fn raw(&self) -> sys::wasm_module_inst_t {
-        self.inst
-    }
-
-    pub fn exec_env(&self) -> sys::wasm_exec_env_t {
-        self.exec_env
+    /// A handle that stops this instance's running call from any thread;
+    /// it does nothing once the instance is gone.
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
     }
 
     /// Calls `target` with `args`; a failure leaves no exception set on the
@@ -428,7 +461,7 @@ impl EngineInstance {
         self.call_values(&func, args)
     }
 
-    pub fn eh(&self) -> &crate::eh_host::EhState {
+    pub(crate) fn eh(&self) -> &EhState {
         &self.eh
     }
 
@@ -440,7 +473,7 @@ impl EngineInstance {
 
     /// Whether the import now being served was called by the host directly
     /// (an exported import); reading it clears it, so nested calls see false.
-    pub fn take_direct_import_call() -> bool {
+    pub(crate) fn take_direct_import_call() -> bool {
         DIRECT_IMPORT_CALL.with(|d| d.replace(false))
     }
 
@@ -510,11 +543,13 @@ impl EngineInstance {
         match target {
             Target::Name(name) => {
                 if let Some(cached) = self.funcs.borrow().get(name) {
-                    return cached.clone().ok_or(Error::FunctionNotFound);
+                    return Ok(cached.clone());
                 }
-                let found = self.lookup(name);
+                // Only hits are cached: they are bounded by the module's
+                // exports, misses by nothing (any name can be asked for).
+                let found = self.lookup(name).ok_or(Error::FunctionNotFound)?;
                 self.funcs.borrow_mut().insert(name.clone(), found.clone());
-                found.ok_or(Error::FunctionNotFound)
+                Ok(found)
             }
             Target::TableIndex(index) => self.table_func(*index),
         }
@@ -632,12 +667,6 @@ impl EngineInstance {
         }
     }
 
-    /// Raises an exception from inside an import, so that the running call
-    /// unwinds with it.
-    pub fn raise(&self, message: &str) {
-        raise_exception(self.inst, message);
-    }
-
     /// The instance's memory and exceptions, as imports see them.
     pub fn as_ref(&self) -> InstanceRef {
         InstanceRef { inst: self.inst }
@@ -664,9 +693,12 @@ impl EngineInstance {
 
 impl Drop for EngineInstance {
     fn drop(&mut self) {
+        // No other thread can reach the handles from now on.
+        self.interrupter.revoke();
         // SAFETY: no call is running (drop happens on the worker thread after
-        // its loop ends); the handles are not used afterwards. The module is
-        // dropped after this, as a field.
+        // its loop ends); the handles are not used afterwards (the
+        // interrupter is revoked). The module is dropped after this, as a
+        // field.
         unsafe {
             sys::wasm_runtime_destroy_exec_env(self.exec_env);
             sys::wasm_runtime_deinstantiate(self.inst);
@@ -676,7 +708,7 @@ impl Drop for EngineInstance {
 
 /// Sets an exception on a live instance (WAMR copies the message); the
 /// running call unwinds with it when the current import returns.
-pub(crate) fn raise_exception(inst: sys::wasm_module_inst_t, message: &str) {
+fn raise_exception(inst: sys::wasm_module_inst_t, message: &str) {
     if inst.is_null() {
         return;
     }

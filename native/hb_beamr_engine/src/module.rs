@@ -2,7 +2,7 @@
 //! imports linked to hb_beamr's import trampoline) and reading their metadata.
 //!
 //! All `unsafe` calls into WAMR for modules live here; instances are in
-//! `instance_engine`.
+//! `instance`.
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -59,11 +59,11 @@ pub struct ExportInfo {
     pub signature: String,
 }
 
-static RUNTIME: Lazy<Result<(), String>> = Lazy::new(|| {
+static RUNTIME: Lazy<Result<(), Error>> = Lazy::new(|| {
     // SAFETY: process-wide one-time initialisation, guarded by the Lazy.
     unsafe {
         if !sys::wasm_runtime_init() {
-            return Err("wasm_runtime_init failed".into());
+            return Err(Error::RuntimeInit("wasm_runtime_init failed".into()));
         }
         sys::wasm_runtime_set_log_level(sys::WASM_LOG_LEVEL_FATAL);
     }
@@ -75,7 +75,7 @@ static RUNTIME: Lazy<Result<(), String>> = Lazy::new(|| {
 static LINK_LOCK: Mutex<()> = Mutex::new(());
 
 pub fn ensure_runtime() -> Result<(), Error> {
-    RUNTIME.clone().map_err(Error::RuntimeInit)
+    RUNTIME.clone()
 }
 
 /// A loaded (not yet instantiated) module with its metadata. The byte buffer
@@ -88,7 +88,7 @@ pub struct Module {
     /// Whether any import is served by the host (not natively).
     pub has_host_imports: bool,
     /// The name of the first exported table: the target of indirect calls.
-    pub table_export: Option<CString>,
+    pub(crate) table_export: Option<CString>,
     /// Never resized after linking: WAMR holds pointers to its elements.
     import_descs: Box<[ImportDesc]>,
     _bytes: Vec<u8>,
@@ -102,14 +102,18 @@ pub struct Module {
 unsafe impl Send for Module {}
 
 impl Module {
-    pub fn raw(&self) -> sys::wasm_module_t {
+    pub(crate) fn raw(&self) -> sys::wasm_module_t {
         self.raw
     }
 
     /// Loads `bytes` as `mode`, checks what the bytes are before WAMR sees
     /// them, and links every function import to `native` (the import
     /// trampoline: see [`crate::load_module`]).
-    pub fn load(mut bytes: Vec<u8>, mode: Mode, native: sys::NativeRawFn) -> Result<Module, Error> {
+    pub(crate) fn load(
+        mut bytes: Vec<u8>,
+        mode: Mode,
+        native: sys::NativeRawFn,
+    ) -> Result<Module, Error> {
         ensure_runtime()?;
         check_package(&bytes, mode)?;
         let fingerprint = match mode {

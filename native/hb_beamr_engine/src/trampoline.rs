@@ -10,6 +10,7 @@ use hb_wamr_sys as sys;
 use crate::host::{self, Host};
 use crate::imports::{ImportDesc, ImportKind};
 use crate::instance::{EngineInstance, InstanceRef};
+use crate::trap::Trap;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::{ValKind, Value};
 
@@ -19,7 +20,7 @@ use hb_beamr_core::values::{ValKind, Value};
 /// # Safety
 /// Called by WAMR only, with the exec env of the running call and an
 /// argument array with one 64-bit slot per parameter (and at least one).
-pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u64) {
+pub(crate) unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u64) {
     // SAFETY: WAMR sets the attachment of the import being called; it points
     // at an ImportDesc owned by the module, alive while the module is.
     let desc = unsafe { sys::wasm_runtime_get_function_attachment(exec_env) } as *const ImportDesc;
@@ -57,7 +58,7 @@ pub unsafe extern "C" fn trampoline(exec_env: sys::wasm_exec_env_t, args: *mut u
     let outcome = catch_unwind(AssertUnwindSafe(|| serve(&*host, instance, desc, slots)));
     match outcome {
         Ok(Ok(())) => {}
-        Ok(Err(text)) => instance.raise(&text),
+        Ok(Err(trap)) => instance.raise(trap.text()),
         Err(_) => instance.raise("internal error serving an import"),
     }
 }
@@ -67,13 +68,13 @@ fn serve(
     instance: InstanceRef,
     desc: &ImportDesc,
     slots: &mut [u64],
-) -> Result<(), String> {
+) -> Result<(), Trap> {
     let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
     if sig.results.len() > 1 {
-        return Err(format!(
+        return Err(Trap::new(format!(
             "import {}.{} returns several values; hb_beamr serves imports with at most one result",
             desc.module, desc.name
-        ));
+        )));
     }
     let args: Vec<Value> = sig
         .params
@@ -98,7 +99,7 @@ fn serve(
 }
 
 /// emscripten's `invoke_<sig>(index, args...)`: call the table element.
-fn invoke(host: &dyn Host, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, String> {
+fn invoke(host: &dyn Host, args: &[Value], results: &[ValKind]) -> Result<Vec<Value>, Trap> {
     let Some((Value::I32(index), rest)) = args.split_first() else {
         return Err("invoke_* without a table index".into());
     };
@@ -108,10 +109,10 @@ fn invoke(host: &dyn Host, args: &[Value], results: &[ValKind]) -> Result<Vec<Va
     engine
         .call_table_checked(*index as u32, rest, results)
         .map_err(|error| match error {
-            Error::Trap(text) => text,
-            Error::NoFunctionTable => {
-                "invoke_*: the module exports no function table to check the callee against".into()
-            }
-            other => format!("invoke_*: {other:?}"),
+            Error::Trap(text) => Trap::new(text),
+            Error::NoFunctionTable => Trap::new(
+                "invoke_*: the module exports no function table to check the callee against",
+            ),
+            other => Trap::new(format!("invoke_*: {other}")),
         })
 }

@@ -5,7 +5,7 @@ use hb_beamr_core::values::{ValKind, Value};
 use hb_wamr_sys::{wasm_val_of, wasm_val_t, WASM_F32, WASM_F64, WASM_I32, WASM_I64};
 
 /// The kind of a WAMR `wasm_valkind_t`, or `None` for v128 and references.
-pub fn kind_from_wamr(kind: u8) -> Option<ValKind> {
+pub(crate) fn kind_from_wamr(kind: u8) -> Option<ValKind> {
     match kind {
         WASM_I32 => Some(ValKind::I32),
         WASM_I64 => Some(ValKind::I64),
@@ -24,7 +24,7 @@ fn kind_to_wamr(kind: ValKind) -> u8 {
     }
 }
 
-pub fn to_wamr(value: Value) -> wasm_val_t {
+pub(crate) fn to_wamr(value: Value) -> wasm_val_t {
     let of = match value {
         Value::I32(v) => wasm_val_of { i32: v },
         Value::I64(v) => wasm_val_of { i64: v },
@@ -38,7 +38,7 @@ pub fn to_wamr(value: Value) -> wasm_val_t {
     }
 }
 
-pub fn from_wamr(val: &wasm_val_t) -> Option<Value> {
+pub(crate) fn from_wamr(val: &wasm_val_t) -> Option<Value> {
     // SAFETY (union reads): the member read is the one `kind` names, which
     // WAMR wrote; every bit pattern is valid for these plain number types.
     match kind_from_wamr(val.kind)? {

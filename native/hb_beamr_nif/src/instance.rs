@@ -13,19 +13,14 @@ use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 
 use crate::mailbox::ReplyTo;
 use hb_beamr_core::errors::Error;
+use hb_beamr_core::protocol;
 use hb_beamr_core::values::Number;
-use hb_beamr_engine::Target;
+use hb_beamr_engine::{Interrupter, Target};
 
-/// How a call's imports are served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImportMode {
-    /// Each import goes to the caller as `{import, ...}`.
-    Erlang,
-    /// Imports answer zeros at once (`hb_beamr:stub/3`, without a round trip).
-    Stub,
-    /// Imports are an error (a start function run without an import function).
-    Refuse,
-}
+/// A call request, as the protocol sees it.
+pub type Call = protocol::Call<LocalPid, CallBody>;
+/// A memory or state operation, as the protocol sees it.
+pub type Op = protocol::Op<LocalPid, OpBody>;
 
 /// A process monitor held for the life of one call request; dropping it
 /// (the call replied to, refused or forgotten) releases the monitor.
@@ -53,13 +48,30 @@ pub enum Job {
     Retire,
 }
 
-/// The part of a call request the protocol does not look at: where its
-/// replies go, what it runs, and the monitor on its caller.
+/// The part of a call request the protocol does not look at: what it runs,
+/// and the monitor on its caller.
 pub struct CallBody {
-    pub reply: ReplyTo,
     pub job: Job,
-    pub imports: ImportMode,
     pub monitor: Option<CallMonitor>,
+}
+
+/// What a memory or state operation does.
+pub enum OpBody {
+    Size,
+    Read {
+        offset: u64,
+        length: u64,
+    },
+    Write {
+        offset: u64,
+        data: WriteData,
+    },
+    /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
+    Snapshot,
+    /// Restores a snapshot (memory grown to its size first).
+    Restore(WriteData),
+    /// Writes raw memory from offset 0, grown to its size first.
+    Deserialize(WriteData),
 }
 
 /// The bytes of a write. Small ones are copied; a large Erlang binary is
@@ -97,14 +109,12 @@ impl WriteData {
     }
 }
 
-/// What Erlang asks of a worker thread.
+/// What Erlang asks of a worker thread: each is an event of the protocol.
 pub enum Command {
-    /// A call, with its request id (raw calls get one too, though their
-    /// replies carry none).
-    Call {
-        id: u64,
-        body: CallBody,
-    },
+    /// A call (raw calls get an id too, though their replies carry none).
+    Call(Call),
+    /// A memory or state operation.
+    Op(Op),
     /// `from` answers the pending import of call `call_id` (`None`: raw).
     ImportResponse {
         from: LocalPid,
@@ -120,33 +130,6 @@ pub enum Command {
     Timeout {
         call_id: u64,
     },
-    Size {
-        reply: ReplyTo,
-    },
-    Read {
-        reply: ReplyTo,
-        offset: u64,
-        length: u64,
-    },
-    Write {
-        reply: ReplyTo,
-        offset: u64,
-        data: WriteData,
-    },
-    /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
-    Snapshot {
-        reply: ReplyTo,
-    },
-    /// Restores a snapshot (memory grown to its size first).
-    Restore {
-        reply: ReplyTo,
-        data: WriteData,
-    },
-    /// Writes raw memory from offset 0, grown to its size first.
-    Deserialize {
-        reply: ReplyTo,
-        data: WriteData,
-    },
     CallerDown(LocalPid),
     Shutdown,
 }
@@ -155,13 +138,8 @@ impl Command {
     /// Where this command's reply would go, if it expects one.
     pub fn reply_to(&self) -> Option<&ReplyTo> {
         match self {
-            Command::Call { body, .. } => Some(&body.reply),
-            Command::Size { reply }
-            | Command::Read { reply, .. }
-            | Command::Write { reply, .. }
-            | Command::Snapshot { reply }
-            | Command::Restore { reply, .. }
-            | Command::Deserialize { reply, .. } => Some(reply),
+            Command::Call(call) => Some(&call.reply),
+            Command::Op(op) => Some(&op.reply),
             _ => None,
         }
     }
@@ -171,38 +149,18 @@ const IMPORTS_UNKNOWN: u8 = 0;
 const IMPORTS_NATIVE_ONLY: u8 = 1;
 const IMPORTS_ERLANG: u8 = 2;
 
-/// The WAMR handles of an instance, kept for interrupting it only.
-#[derive(Clone, Copy)]
-pub struct InstHandle {
-    pub inst: hb_wamr_sys::wasm_module_inst_t,
-    pub exec_env: hb_wamr_sys::wasm_exec_env_t,
-}
-
-// SAFETY: the handles are only used by `hb_beamr_interrupt`, which takes the
-// exec env's lock or calls WAMR's thread-safe terminate, and only while the
-// worker keeps the instance alive (see `Running`).
-unsafe impl Send for InstHandle {}
-
-/// The call the worker is running, so that another thread can stop it.
+/// Which WebAssembly the worker is running, so that another thread can
+/// interrupt it. This decides nothing: a timeout or stop is an event of the
+/// protocol, sent first; the interrupt only makes the worker read it soon.
 #[derive(Default)]
 struct Running {
     /// Set after instantiation, cleared before the instance is freed.
-    inst: Option<InstHandle>,
-    /// Whether a top-level call is running, and its request id.
-    call: Option<Option<u64>>,
-    /// Why it was interrupted, if it was.
-    interrupt: Option<Error>,
-    /// Calls interrupted before they began (a timeout of 0, a stop while
-    /// queued), by request id.
-    cancelled: Vec<(u64, Error)>,
-    /// A stop that came while nothing ran: whatever begins next is
-    /// interrupted at once (a start function not yet begun, for instance).
-    stop_requested: Option<Error>,
+    inst: Option<Interrupter>,
+    /// The request id of the top-level call running now (or instantiating).
+    call: Option<u64>,
+    /// Whether it was interrupted.
+    interrupted: bool,
 }
-
-/// At most this many early cancellations are remembered (one can outlive
-/// its call only in a rare race with the call's reply).
-const MAX_CANCELLED: usize = 64;
 
 /// State shared between the NIFs and one worker thread.
 pub struct Shared {
@@ -243,90 +201,54 @@ impl Shared {
     }
 
     /// Worker: the instance exists (`Some`) or is about to be freed (`None`).
-    pub fn set_instance(&self, inst: Option<InstHandle>) {
+    pub fn set_instance(&self, inst: Option<Interrupter>) {
         self.running().inst = inst;
     }
 
-    /// Worker: a top-level call with request id `id` starts, unless it was
-    /// cancelled while queued (then the reason comes back and it must not run).
-    pub fn begin_call(&self, id: Option<u64>) -> Option<Error> {
+    /// Worker: the top-level call with request id `id` is about to run
+    /// WebAssembly; from here it can be interrupted. The worker then reads
+    /// the events that came meanwhile (see [`Shared::interrupt`]).
+    pub fn begin_call(&self, id: u64) {
         let mut running = self.running();
-        if let Some(reason) = &running.stop_requested {
-            return Some(reason.clone());
-        }
-        if let Some(id) = id {
-            if let Some(at) = running.cancelled.iter().position(|(c, _)| *c == id) {
-                return Some(running.cancelled.remove(at).1);
-            }
-        }
         running.call = Some(id);
-        running.interrupt = None;
-        None
+        running.interrupted = false;
     }
 
     /// Worker: instantiation runs its start function or constructors (call
-    /// `id`) on `handle`; a timeout or stop that came first interrupts them
-    /// at once. [`Shared::end_call`] and `set_instance(None)` end it.
-    pub fn begin_instantiation(&self, handle: InstHandle, id: u64) {
-        let mut running = self.running();
-        running.inst = Some(handle);
-        let early = running.stop_requested.clone().or_else(|| {
-            let at = running.cancelled.iter().position(|(c, _)| *c == id)?;
-            Some(running.cancelled.remove(at).1)
-        });
-        running.call = Some(Some(id));
-        running.interrupt = None;
-        if let Some(reason) = early {
-            running.interrupt = Some(reason);
-            // SAFETY: the instance and exec env are alive: WAMR is about to
-            // run the start function on them, and ends only after the hook
-            // has cleared them under this lock.
-            unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
-        }
+    /// `id`) on `handle`. [`Shared::end_call`] and `set_instance(None)` end it.
+    pub fn begin_instantiation(&self, handle: &Interrupter, id: u64) {
+        self.running().inst = Some(handle.clone());
+        self.begin_call(id);
     }
 
-    /// Worker: the top-level call ended; why it was interrupted, if it was.
-    /// After this no interrupt can reach the instance until the next call.
-    pub fn end_call(&self) -> Option<Error> {
+    /// Worker: the top-level call ended; whether it was interrupted (its
+    /// exec env must then be cleared). After this no interrupt can reach
+    /// the instance until the next call.
+    pub fn end_call(&self) -> bool {
         let mut running = self.running();
         running.call = None;
-        running.interrupt.take()
+        std::mem::take(&mut running.interrupted)
     }
 
-    /// Stops the running call inside WebAssembly, if it is call `id` (or any
-    /// call, for `None`). Returns whether a call was interrupted.
-    pub fn interrupt(&self, id: Option<u64>, reason: Error) -> bool {
+    /// Stops the running WebAssembly, if it is call `id`'s (or any, for
+    /// `None`). The event that dooms the call must have been sent first: a
+    /// call that begins later reads it before its WebAssembly does, and one
+    /// interrupted here reads it when the interrupt returns.
+    pub fn interrupt(&self, id: Option<u64>) {
         let mut running = self.running();
         let matches = match (running.call, id) {
+            (Some(current), Some(wanted)) => current == wanted,
             (Some(_), None) => true,
-            (Some(current), Some(wanted)) => current == Some(wanted),
             (None, _) => false,
         };
-        if !matches {
-            // Not running (yet): cancel it before it begins.
-            if id.is_none() {
-                running.stop_requested = Some(reason.clone());
-            }
-            if let Some(wanted) = id {
-                if running.cancelled.len() >= MAX_CANCELLED {
-                    running.cancelled.remove(0);
-                }
-                running.cancelled.push((wanted, reason));
-            }
-            return false;
+        if !matches || running.interrupted {
+            return;
         }
-        if running.interrupt.is_some() {
-            return false;
-        }
-        let Some(handle) = running.inst else {
-            return false;
+        let Some(handle) = running.inst.clone() else {
+            return;
         };
-        running.interrupt = Some(reason);
-        // SAFETY: the instance is alive while `running.inst` is set, and the
-        // lock is held, so the worker cannot free it meanwhile; the interrupt
-        // is made to be sent from another thread.
-        unsafe { hb_wamr_sys::hb_beamr_interrupt(handle.exec_env, handle.inst) };
-        true
+        running.interrupted = true;
+        handle.interrupt();
     }
 
     pub fn set_has_erlang_imports(&self, yes: bool) {
@@ -396,8 +318,9 @@ pub fn unregister(worker: &LocalPid) -> Option<ResourceArc<InstanceResource>> {
 /// anything still queued with `{error, stopped}`.
 pub fn stop(worker: &LocalPid) {
     if let Some(resource) = unregister(worker) {
-        resource.shared.interrupt(None, Error::Stopped);
-        let _ = resource.shared.send(Command::Shutdown);
+        if resource.shared.send(Command::Shutdown).is_ok() {
+            resource.shared.interrupt(None);
+        }
     }
 }
 

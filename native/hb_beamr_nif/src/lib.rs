@@ -6,7 +6,11 @@
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
+pub mod calls;
+pub mod codec;
+pub mod context;
 pub mod errors;
+pub mod imports;
 pub mod instance;
 pub mod mailbox;
 pub mod reclaim;
@@ -14,14 +18,15 @@ pub mod state;
 pub mod worker;
 
 use rustler::types::tuple::get_tuple;
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 
+use codec::{decode_numbers, decode_target};
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::values::Number;
-use hb_beamr_engine::{Limits, Mode, Target};
+use hb_beamr_core::protocol::ImportMode;
+use hb_beamr_engine::{Limits, Mode};
 use instance::{
-    CallBody, CallMonitor, Command, ImportMode, InstanceResource, Job, Shared, WriteData,
+    Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
 };
 use mailbox::ReplyTo;
 
@@ -38,9 +43,6 @@ mod atoms {
         read,
         write,
         invalid_command,
-        infinity,
-        neg_infinity,
-        nan,
     }
 }
 
@@ -59,73 +61,16 @@ fn instance_of(worker: &LocalPid) -> Result<ResourceArc<InstanceResource>, Error
     instance::lookup(worker).ok_or(Error::Stopped)
 }
 
-/// Sends a command that expects a reply; returns the reply's id.
-fn request(
-    env: Env,
-    worker: &LocalPid,
-    make: impl FnOnce(ReplyTo) -> Command,
-) -> Result<u64, Error> {
+/// Sends a memory or state operation; returns the reply's id.
+fn request(env: Env, worker: &LocalPid, body: OpBody) -> Result<u64, Error> {
     let resource = instance_of(worker)?;
     let id = instance::next_id();
     let reply = ReplyTo {
         pid: env.pid(),
         id: Some(id),
     };
-    resource.shared.send(make(reply))?;
+    resource.shared.send(Command::Op(Op { reply, body }))?;
     Ok(id)
-}
-
-fn decode_number(term: Term) -> Option<Number> {
-    match term.get_type() {
-        TermType::Integer => term.decode::<i128>().ok().map(Number::Int),
-        TermType::Float => term.decode::<f64>().ok().map(Number::Float),
-        TermType::Atom => {
-            let atom = term.decode::<Atom>().ok()?;
-            if atom == atoms::infinity() {
-                Some(Number::Float(f64::INFINITY))
-            } else if atom == atoms::neg_infinity() {
-                Some(Number::Float(f64::NEG_INFINITY))
-            } else if atom == atoms::nan() {
-                Some(Number::Float(f64::NAN))
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
-fn decode_numbers(term: Term) -> Result<Vec<Number>, Error> {
-    let items: Vec<Term> = term.decode().map_err(|_| Error::InvalidArgs)?;
-    items
-        .into_iter()
-        .map(decode_number)
-        .collect::<Option<Vec<_>>>()
-        .ok_or(Error::InvalidArgs)
-}
-
-/// A function name (string or binary) or a table index.
-fn decode_target(term: Term) -> Result<Target, Error> {
-    match term.get_type() {
-        TermType::Integer => term
-            .decode::<u32>()
-            .map(Target::TableIndex)
-            .map_err(|_| Error::InvalidArgs),
-        TermType::Binary => term
-            .decode::<String>()
-            .map(Target::Name)
-            .map_err(|_| Error::FunctionNotFound),
-        TermType::List => {
-            let chars: Vec<u32> = term.decode().map_err(|_| Error::FunctionNotFound)?;
-            chars
-                .into_iter()
-                .map(char::from_u32)
-                .collect::<Option<String>>()
-                .map(Target::Name)
-                .ok_or(Error::FunctionNotFound)
-        }
-        _ => Err(Error::FunctionNotFound),
-    }
 }
 
 /// Starts an instance of `bytes` for the Erlang worker process `worker`.
@@ -176,18 +121,21 @@ fn start<'a>(
     } else {
         None
     };
-    let start = CallBody {
+    let start = Call {
+        id,
         reply: ReplyTo {
             pid: caller,
             id: Some(id),
         },
-        job: Job::Instantiate,
         imports: if serve_imports {
             ImportMode::Erlang
         } else {
             ImportMode::Refuse
         },
-        monitor,
+        body: CallBody {
+            job: Job::Instantiate,
+            monitor,
+        },
     };
     instance::register(worker, resource);
     let startup = worker::Startup {
@@ -197,7 +145,6 @@ fn start<'a>(
         mode,
         deterministic,
         limits,
-        start_id: id,
         start,
     };
     match worker::spawn(startup) {
@@ -239,13 +186,13 @@ fn call_command(
         None
     };
     let id = reply.id.unwrap_or_else(instance::next_id);
-    let body = CallBody {
+    let call = Call {
+        id,
         reply,
-        job,
         imports,
-        monitor,
+        body: CallBody { job, monitor },
     };
-    (id, Command::Call { id, body })
+    (id, Command::Call(call))
 }
 
 /// Calls a function. `stub` says that imports answer zeros natively.
@@ -308,17 +255,13 @@ fn abort_import(env: Env, worker: LocalPid, id: u64) -> Atom {
 
 #[rustler::nif]
 fn size(env: Env, worker: LocalPid) -> Term {
-    let result = request(env, &worker, |reply| Command::Size { reply });
+    let result = request(env, &worker, OpBody::Size);
     reply_result(env, result)
 }
 
 #[rustler::nif]
 fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
-    let result = request(env, &worker, |reply| Command::Read {
-        reply,
-        offset,
-        length,
-    });
+    let result = request(env, &worker, OpBody::Read { offset, length });
     reply_result(env, result)
 }
 
@@ -327,18 +270,14 @@ fn read(env: Env, worker: LocalPid, offset: u64, length: u64) -> Term {
 #[rustler::nif]
 fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Write {
-        reply,
-        offset,
-        data,
-    });
+    let result = request(env, &worker, OpBody::Write { offset, data });
     reply_result(env, result)
 }
 
 /// Takes a snapshot: `{ok, Snapshot}` arrives as the reply.
 #[rustler::nif]
 fn snapshot(env: Env, worker: LocalPid) -> Term {
-    let result = request(env, &worker, |reply| Command::Snapshot { reply });
+    let result = request(env, &worker, OpBody::Snapshot);
     reply_result(env, result)
 }
 
@@ -363,7 +302,7 @@ fn retire(env: Env, worker: LocalPid) -> Term {
 #[rustler::nif]
 fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Restore { reply, data });
+    let result = request(env, &worker, OpBody::Restore(data));
     reply_result(env, result)
 }
 
@@ -371,7 +310,7 @@ fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
 #[rustler::nif]
 fn deserialize<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
     let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, |reply| Command::Deserialize { reply, data });
+    let result = request(env, &worker, OpBody::Deserialize(data));
     reply_result(env, result)
 }
 
@@ -424,19 +363,26 @@ fn decode_raw(
             call_id: None,
             results: decode_numbers(items[1])?,
         }),
-        1 if tag == atoms::size() => Ok(Command::Size { reply }),
-        3 if tag == atoms::read() => Ok(Command::Read {
+        1 if tag == atoms::size() => Ok(Command::Op(Op {
             reply,
-            offset: u64_at(1)?,
-            length: u64_at(2)?,
-        }),
+            body: OpBody::Size,
+        })),
+        3 if tag == atoms::read() => Ok(Command::Op(Op {
+            reply,
+            body: OpBody::Read {
+                offset: u64_at(1)?,
+                length: u64_at(2)?,
+            },
+        })),
         3 if tag == atoms::write() => {
             let data: Binary = items[2].decode().map_err(|_| bad())?;
-            Ok(Command::Write {
+            Ok(Command::Op(Op {
                 reply,
-                offset: u64_at(1)?,
-                data: WriteData::from_binary(env, data),
-            })
+                body: OpBody::Write {
+                    offset: u64_at(1)?,
+                    data: WriteData::from_binary(env, data),
+                },
+            }))
         }
         _ => Err(bad()),
     }
@@ -456,8 +402,15 @@ fn stop(worker: LocalPid) -> Atom {
 #[rustler::nif]
 fn timeout(worker: LocalPid, id: u64) -> Atom {
     if let Ok(resource) = instance_of(&worker) {
-        resource.shared.interrupt(Some(id), Error::Timeout);
-        let _ = resource.shared.send(Command::Timeout { call_id: id });
+        // The event first: the protocol decides; the interrupt only makes
+        // the worker read it now if the call runs WebAssembly.
+        if resource
+            .shared
+            .send(Command::Timeout { call_id: id })
+            .is_ok()
+        {
+            resource.shared.interrupt(Some(id));
+        }
     }
     atoms::ok()
 }

@@ -1,10 +1,60 @@
-//! An instance's state as data: snapshots (memory, every mutable global,
-//! the module's fingerprint) and raw memory restored into a fresh instance.
-//! The format is `hb_beamr_core::snapshot`'s.
+//! An instance's memory and state: serving the memory and state operations
+//! the protocol lets through (size, read, write, snapshot, restore,
+//! deserialize), and the state as data: snapshots (memory, every mutable
+//! global, the module's fingerprint) and raw memory restored into a fresh
+//! instance. The format is `hb_beamr_core::snapshot`'s.
 
+use crate::context::Worker;
+use crate::instance::{Op, OpBody};
+use crate::mailbox::{Message, ReplyTo};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::snapshot;
 use hb_beamr_engine::InstanceRef;
+
+/// Serves an operation the protocol let through, and replies to it.
+pub fn serve(worker: &Worker, op: Op) {
+    let reply = op.reply;
+    let Some(engine) = worker.memory_instance() else {
+        return worker.send(&reply, Message::Failed(&Error::Stopped));
+    };
+    let done = match op.body {
+        OpBody::Size => {
+            worker.send(&reply, Message::Size(engine.memory_size()));
+            Ok(())
+        }
+        // Straight from linear memory into the reply's binary.
+        OpBody::Read { offset, length } => engine.read_with(offset, length, |bytes| {
+            worker.send(&reply, Message::Bytes(bytes))
+        }),
+        OpBody::Write { offset, data } => data
+            .with_bytes(|bytes| engine.write(offset, bytes))
+            .map(|()| worker.send(&reply, Message::Written)),
+        OpBody::Deserialize(data) => data
+            .with_bytes(|bytes| grow_and_write(engine, bytes))
+            .map(|()| worker.send(&reply, Message::Written)),
+        OpBody::Snapshot => send_snapshot(worker, engine, &reply),
+        OpBody::Restore(data) => data
+            .with_bytes(|bytes| restore(engine, &worker.fingerprint()?, bytes))
+            .map(|()| worker.send(&reply, Message::Written)),
+    };
+    if let Err(error) = done {
+        worker.send(&reply, Message::Failed(&error));
+    }
+}
+
+/// Sends `{ok, Snapshot}` straight from linear memory (one copy).
+pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
+    let header = snapshot_header(engine, worker.fingerprint()?)?;
+    engine.read_with(0, engine.memory_size(), |memory| {
+        worker.send(
+            reply,
+            Message::Snapshot {
+                header: &header,
+                memory,
+            },
+        )
+    })
+}
 
 /// A snapshot's header and globals; its memory is sent right after them.
 pub fn snapshot_header(engine: InstanceRef, fingerprint: [u8; 32]) -> Result<Vec<u8>, Error> {

@@ -1,5 +1,5 @@
 //! The Rust runner: each file's steps through `hb_beamr_engine`, the code
-//! the NIF's instance threads run (Module::load, EngineInstance, calls, the
+//! the NIF's instance threads run (load_module, EngineInstance, calls, the
 //! import trampoline through a [`Host`]), with every value bit-exact (NaN
 //! payloads included). AOT mode loads the `.aot` files the Erlang runner
 //! compiled with `hb_beamr:compile/2` next to each module's `.wasm`.
@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::Value as EValue;
-use hb_beamr_engine::imports::ImportDesc;
-use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Module, Target};
+use hb_beamr_engine::{
+    install_host, EngineInstance, Host, ImportDesc, InstanceRef, Interrupter, Limits, Mode, Module,
+    Target, Trap,
+};
 
 use crate::extract::REGISTER;
 use crate::manifest::{Action, Command, Expected, FileManifest, Value};
@@ -53,11 +55,14 @@ impl Host for SpecHost {
         _instance: InstanceRef,
         desc: &ImportDesc,
         _args: &[EValue],
-    ) -> Result<Vec<EValue>, String> {
+    ) -> Result<Vec<EValue>, Trap> {
         if desc.module == "spectest" && desc.name.starts_with("print") {
             Ok(Vec::new())
         } else {
-            Err(format!("unknown import {}.{}", desc.module, desc.name))
+            Err(Trap::new(format!(
+                "unknown import {}.{}",
+                desc.module, desc.name
+            )))
         }
     }
 }
@@ -69,9 +74,8 @@ enum Slot {
     Tainted,
 }
 
-/// The call in progress: when it started and its instance's WAMR handles
-/// (as addresses: they only go back to `hb_beamr_interrupt`).
-type Running = Arc<Mutex<Option<(Instant, usize, usize)>>>;
+/// The call in progress: when it started, and how to stop it.
+type Running = Arc<Mutex<Option<(Instant, Interrupter)>>>;
 
 /// Stops calls that run past [`CALL_TIMEOUT`], until `running` is dropped
 /// by the file's thread.
@@ -80,19 +84,13 @@ fn watchdog(running: &Running) {
     std::thread::spawn(move || {
         while let Some(running) = running.upgrade() {
             let mut slot = running.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((started, exec_env, inst)) = *slot {
-                if started.elapsed() > CALL_TIMEOUT {
-                    // SAFETY: the handles belong to the instance whose call is
-                    // in progress; the file's thread clears `running` (under
-                    // this lock) before that call returns its instance to any
-                    // other use, so they are live here.
-                    unsafe {
-                        hb_wamr_sys::hb_beamr_interrupt(
-                            exec_env as hb_wamr_sys::wasm_exec_env_t,
-                            inst as hb_wamr_sys::wasm_module_inst_t,
-                        )
-                    };
-                    *slot = None;
+            if slot
+                .as_ref()
+                .is_some_and(|(started, _)| started.elapsed() > CALL_TIMEOUT)
+            {
+                // Taking the slot tells the file's thread it was stopped.
+                if let Some((_, interrupter)) = slot.take() {
+                    interrupter.interrupt();
                 }
             }
             drop(slot);
@@ -125,7 +123,7 @@ pub fn file(dir: &Path, manifest: &FileManifest, mode: Mode) -> FileResult {
     let mode_name = mode_name(mode);
     let run = move || {
         let _env = hb_beamr_engine::ThreadEnv::enter();
-        let _host = host::install(Rc::new(SpecHost));
+        let _host = install_host(Rc::new(SpecHost));
         let running: Running = Arc::new(Mutex::new(None));
         watchdog(&running);
         let mut state = State {
@@ -411,9 +409,8 @@ impl State<'_> {
         name: &str,
         values: &[EValue],
     ) -> Result<Vec<EValue>, Error> {
-        let handles = (instance.exec_env() as usize, instance.raw() as usize);
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), handles.0, handles.1));
+            Some((Instant::now(), instance.interrupter()));
         let result = instance.call_typed(&Target::Name(name.to_string()), values);
         let finished = self
             .running

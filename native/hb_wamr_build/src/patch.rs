@@ -25,7 +25,7 @@ pub struct Patch {
     pub flavours: &'static [Flavour],
 }
 
-#[allow(dead_code)] // for patches both builds need
+/// For patches both builds need.
 const BOTH: &[Flavour] = &[Flavour::Runtime, Flavour::Compiler];
 const COMPILER: &[Flavour] = &[Flavour::Compiler];
 const RUNTIME: &[Flavour] = &[Flavour::Runtime];

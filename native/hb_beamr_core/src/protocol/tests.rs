@@ -3,17 +3,41 @@
 use super::*;
 
 type P = u32;
-type Machine = Protocol<P, ()>;
+type Machine = Protocol<P, (), ()>;
 
 fn call(id: CallId, caller: P) -> Call<P, ()> {
     Call {
         id,
-        caller,
+        reply: ReplyTo {
+            pid: caller,
+            id: Some(id),
+        },
+        imports: ImportMode::Erlang,
         body: (),
     }
 }
 
-fn ran(actions: &[Action<P, ()>]) -> Vec<CallId> {
+fn op(caller: P) -> Op<P, ()> {
+    Op {
+        reply: ReplyTo {
+            pid: caller,
+            id: None,
+        },
+        body: (),
+    }
+}
+
+fn ask(owner: P, id: CallId) -> ImportStep<P> {
+    ImportStep::Ask {
+        to: ReplyTo {
+            pid: owner,
+            id: Some(id),
+        },
+        id,
+    }
+}
+
+fn ran(actions: &[Action<P, (), ()>]) -> Vec<CallId> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -27,7 +51,7 @@ fn ran(actions: &[Action<P, ()>]) -> Vec<CallId> {
 fn waiting() -> Machine {
     let mut m = Machine::new();
     assert_eq!(ran(&m.arrive(call(1, 10))), vec![1]);
-    assert_eq!(m.import_requested(), ImportStep::Ask { owner: 10, id: 1 });
+    assert_eq!(m.import_requested(), ask(10, 1));
     m
 }
 
@@ -35,8 +59,8 @@ fn waiting() -> Machine {
 fn an_idle_instance_runs_a_call_at_once() {
     let mut m = Machine::new();
     assert_eq!(ran(&m.arrive(call(1, 10))), vec![1]);
-    let (done, next) = m.finished().unwrap();
-    assert_eq!((done.id, done.caller, done.failure), (1, 10, None));
+    let (done, next) = m.finished(Ok(())).unwrap();
+    assert_eq!((done.id, done.to.pid, done.result), (1, 10, Ok(())));
     assert!(next.is_empty());
     assert!(m.is_idle());
 }
@@ -46,10 +70,10 @@ fn calls_from_others_queue_and_run_in_order() {
     let mut m = waiting();
     assert!(m.arrive(call(2, 20)).is_empty());
     assert!(m.arrive(call(3, 30)).is_empty());
-    assert!(matches!(m.answer(10, Some(1)), Action::Deliver));
-    let (_, next) = m.finished().unwrap();
+    assert!(matches!(m.answer(10, Some(1), vec![]), Action::Deliver(_)));
+    let (_, next) = m.finished(Ok(())).unwrap();
     assert_eq!(ran(&next), vec![2]);
-    let (_, next) = m.finished().unwrap();
+    let (_, next) = m.finished(Ok(())).unwrap();
     assert_eq!(ran(&next), vec![3]);
 }
 
@@ -58,40 +82,40 @@ fn the_owner_of_a_waiting_call_nests() {
     let mut m = waiting();
     assert_eq!(ran(&m.arrive(call(2, 10))), vec![2]);
     assert_eq!(m.depth(), 2);
-    let (done, next) = m.finished().unwrap();
+    let (done, next) = m.finished(Ok(())).unwrap();
     assert_eq!(done.id, 2);
     assert!(next.is_empty());
-    assert!(matches!(m.answer(10, Some(1)), Action::Deliver));
+    assert!(matches!(m.answer(10, Some(1), vec![]), Action::Deliver(_)));
 }
 
 #[test]
 fn a_stranger_cannot_answer_an_import() {
     let mut m = waiting();
     assert!(matches!(
-        m.answer(99, None),
+        m.answer(99, None, vec![]),
         Action::Reject {
-            to: 99,
+            to: ReplyTo { pid: 99, .. },
             why: Rejection::NotOwner,
             ..
         }
     ));
     // The owner's answer still goes through.
-    assert!(matches!(m.answer(10, None), Action::Deliver));
+    assert!(matches!(m.answer(10, None, vec![]), Action::Deliver(_)));
 }
 
 #[test]
 fn an_answer_for_another_call_or_none_pending_is_rejected() {
     let mut m = waiting();
     assert!(matches!(
-        m.answer(10, Some(7)),
+        m.answer(10, Some(7), vec![]),
         Action::Reject {
             why: Rejection::NoPendingImport,
             ..
         }
     ));
-    assert!(matches!(m.answer(10, Some(1)), Action::Deliver));
+    assert!(matches!(m.answer(10, Some(1), vec![]), Action::Deliver(_)));
     assert!(matches!(
-        m.answer(10, Some(1)),
+        m.answer(10, Some(1), vec![]),
         Action::Reject {
             why: Rejection::NoPendingImport,
             ..
@@ -99,7 +123,7 @@ fn an_answer_for_another_call_or_none_pending_is_rejected() {
     ));
     let mut idle = Machine::new();
     assert!(matches!(
-        idle.answer(10, None),
+        idle.answer(10, None, vec![]),
         Action::Reject {
             why: Rejection::NoPendingImport,
             ..
@@ -113,9 +137,9 @@ fn a_dead_queued_caller_is_dropped_and_blocks_nobody() {
     assert!(m.arrive(call(2, 20)).is_empty());
     assert!(m.arrive(call(3, 30)).is_empty());
     let actions = m.caller_down(20);
-    assert!(matches!(actions.as_slice(), [Action::Drop(c)] if c.id == 2));
-    assert!(matches!(m.answer(10, None), Action::Deliver));
-    let (_, next) = m.finished().unwrap();
+    assert!(matches!(actions.as_slice(), [Action::Drop(Request::Call(c))] if c.id == 2));
+    assert!(matches!(m.answer(10, None, vec![]), Action::Deliver(_)));
+    let (_, next) = m.finished(Ok(())).unwrap();
     assert_eq!(ran(&next), vec![3]);
 }
 
@@ -128,8 +152,8 @@ fn a_dead_owner_unwinds_its_waiting_call() {
         actions.as_slice(),
         [Action::Unwind(Failure::CallerExited)]
     ));
-    let (done, next) = m.finished().unwrap();
-    assert_eq!(done.failure, Some(Failure::CallerExited));
+    let (done, next) = m.finished(Ok(())).unwrap();
+    assert_eq!(done.result, Err(Error::CallerExited));
     assert_eq!(ran(&next), vec![2]);
 }
 
@@ -137,20 +161,20 @@ fn a_dead_owner_unwinds_its_waiting_call() {
 fn a_dead_owner_of_nested_calls_unwinds_them_all() {
     let mut m = waiting();
     m.arrive(call(2, 10));
-    assert_eq!(m.import_requested(), ImportStep::Ask { owner: 10, id: 2 });
+    assert_eq!(m.import_requested(), ask(10, 2));
     let actions = m.caller_down(10);
     assert!(matches!(
         actions.as_slice(),
         [Action::Unwind(Failure::CallerExited)]
     ));
-    let (inner, next) = m.finished().unwrap();
+    let (inner, next) = m.finished(Ok(())).unwrap();
     assert_eq!(inner.id, 2);
     assert!(matches!(
         next.as_slice(),
         [Action::Unwind(Failure::CallerExited)]
     ));
-    let (outer, _) = m.finished().unwrap();
-    assert_eq!(outer.failure, Some(Failure::CallerExited));
+    let (outer, _) = m.finished(Ok(())).unwrap();
+    assert_eq!(outer.result, Err(Error::CallerExited));
 }
 
 #[test]
@@ -169,8 +193,8 @@ fn a_timeout_of_a_waiting_call_unwinds_it() {
         m.timeout(1).as_slice(),
         [Action::Unwind(Failure::Timeout)]
     ));
-    let (done, _) = m.finished().unwrap();
-    assert_eq!(done.failure, Some(Failure::Timeout));
+    let (done, _) = m.finished(Ok(())).unwrap();
+    assert_eq!(done.result, Err(Error::Timeout));
 }
 
 #[test]
@@ -179,7 +203,7 @@ fn a_timeout_of_a_queued_call_refuses_it() {
     m.arrive(call(2, 20));
     assert!(matches!(
         m.timeout(2).as_slice(),
-        [Action::Refuse(c, Failure::Timeout)] if c.id == 2
+        [Action::Refuse(Request::Call(c), Failure::Timeout)] if c.id == 2
     ));
     assert!(m.timeout(42).is_empty());
 }
@@ -202,10 +226,10 @@ fn stop_refuses_the_queue_unwinds_the_running_and_refuses_what_comes() {
     let actions = m.stop();
     assert!(matches!(
         actions.as_slice(),
-        [Action::Refuse(c, Failure::Stopped), Action::Unwind(Failure::Stopped)] if c.id == 2
+        [Action::Refuse(Request::Call(c), Failure::Stopped), Action::Unwind(Failure::Stopped)] if c.id == 2
     ));
-    let (done, next) = m.finished().unwrap();
-    assert_eq!(done.failure, Some(Failure::Stopped));
+    let (done, next) = m.finished(Ok(())).unwrap();
+    assert_eq!(done.result, Err(Error::Stopped));
     assert!(next.is_empty());
     assert!(matches!(
         m.arrive(call(3, 30)).as_slice(),
@@ -223,8 +247,141 @@ fn a_call_arriving_for_a_doomed_owner_queues() {
     // owner while it is doomed and waiting must not nest into it.
     assert_eq!(m.import_requested(), ImportStep::Unwind(Failure::Timeout));
     assert!(m.arrive(call(2, 10)).is_empty());
-    let (_, next) = m.finished().unwrap();
+    let (_, next) = m.finished(Ok(())).unwrap();
     assert_eq!(ran(&next), vec![2]);
+}
+
+#[test]
+fn operations_of_strangers_queue_behind_the_waiting_call() {
+    let mut m = waiting();
+    assert!(m.operation(op(20)).is_empty());
+    assert!(m.arrive(call(2, 30)).is_empty());
+    assert!(m.operation(op(40)).is_empty());
+    assert!(matches!(m.answer(10, Some(1), vec![]), Action::Deliver(_)));
+    // In arrival order: the operation, then the call; the operation after
+    // that call waits for it.
+    let (_, next) = m.finished(Ok(())).unwrap();
+    assert!(matches!(
+        next.as_slice(),
+        [Action::Serve(o), Action::Run(c)] if o.reply.pid == 20 && c.id == 2
+    ));
+    let (_, next) = m.finished(Ok(())).unwrap();
+    assert!(matches!(next.as_slice(), [Action::Serve(o)] if o.reply.pid == 40));
+    assert!(m.is_idle());
+}
+
+#[test]
+fn the_owner_of_a_waiting_call_is_served_at_once() {
+    let mut m = waiting();
+    assert!(matches!(m.operation(op(10)).as_slice(), [Action::Serve(_)]));
+    let mut idle = Machine::new();
+    assert!(matches!(
+        idle.operation(op(10)).as_slice(),
+        [Action::Serve(_)]
+    ));
+    // While the call runs WebAssembly (not waiting), even the owner queues.
+    let mut running = Machine::new();
+    running.arrive(call(1, 10));
+    assert!(running.operation(op(10)).is_empty());
+}
+
+#[test]
+fn queued_operations_are_refused_on_stop_and_dropped_with_their_caller() {
+    let mut m = waiting();
+    m.operation(op(20));
+    m.operation(op(30));
+    assert!(matches!(
+        m.caller_down(20).as_slice(),
+        [Action::Drop(Request::Op(_))]
+    ));
+    assert!(matches!(
+        m.stop().as_slice(),
+        [
+            Action::Refuse(Request::Op(_), Failure::Stopped),
+            Action::Unwind(Failure::Stopped)
+        ]
+    ));
+    assert!(matches!(
+        m.operation(op(30)).as_slice(),
+        [Action::Refuse(Request::Op(_), Failure::Stopped)]
+    ));
+}
+
+#[test]
+fn a_call_doomed_before_its_webassembly_begins_does_not_enter() {
+    let mut m = Machine::new();
+    m.arrive(call(1, 10));
+    assert_eq!(m.entering(), Ok(()));
+    m.timeout(1);
+    assert_eq!(m.entering(), Err(Failure::Timeout));
+    let (done, _) = m.finished(Err::<(), _>(Error::Stopped)).unwrap();
+    assert_eq!(done.result, Err(Error::Timeout));
+    // A stop before the call begins: it does not enter either.
+    let mut m = Machine::new();
+    m.arrive(call(1, 10));
+    m.stop();
+    assert_eq!(m.entering(), Err(Failure::Stopped));
+}
+
+#[test]
+fn imports_are_served_as_the_call_asked() {
+    let mut m = Machine::new();
+    let mut stub = call(1, 10);
+    stub.imports = ImportMode::Stub;
+    m.arrive(stub);
+    assert_eq!(m.import_requested(), ImportStep::Stub);
+    m.finished(Ok(()));
+    let mut refused = call(2, 10);
+    refused.imports = ImportMode::Refuse;
+    m.arrive(refused);
+    assert_eq!(m.import_requested(), ImportStep::Refuse);
+    m.finished(Ok(()));
+    assert_eq!(m.import_requested(), ImportStep::Refuse);
+    // A raw call's import goes untagged, as its replies do.
+    let mut raw = call(3, 10);
+    raw.reply.id = None;
+    m.arrive(raw);
+    assert_eq!(
+        m.import_requested(),
+        ImportStep::Ask {
+            to: ReplyTo { pid: 10, id: None },
+            id: 3
+        }
+    );
+}
+
+#[test]
+fn the_answer_is_delivered_as_given() {
+    let mut m = waiting();
+    let answer = vec![crate::values::Number::Int(7)];
+    assert!(matches!(m.answer(10, Some(1), answer.clone()), Action::Deliver(r) if r == answer));
+}
+
+#[test]
+fn which_error_a_call_ends_with() {
+    let trap = || Err::<(), _>(Error::Trap("unreachable".into()));
+    // An unfit answer: the trap it causes reports it.
+    let mut m = waiting();
+    m.answer(10, Some(1), vec![]);
+    m.answer_unfit(Error::InvalidImportResponse("bad".into()));
+    let (done, _) = m.finished(trap()).unwrap();
+    assert_eq!(done.result, Err(Error::InvalidImportResponse("bad".into())));
+    // An aborted import: the call reports the abort, not the trap.
+    let mut m = waiting();
+    m.abort(10, 1);
+    let (done, _) = m.finished(trap()).unwrap();
+    assert_eq!(done.result, Err(Error::ImportAborted));
+    // A doom wins over both, and over a result.
+    let mut m = waiting();
+    m.abort(10, 1);
+    m.timeout(1);
+    let (done, _) = m.finished(Ok(())).unwrap();
+    assert_eq!(done.result, Err(Error::Timeout));
+    // Other errors are the call's own.
+    let mut m = waiting();
+    m.answer(10, Some(1), vec![]);
+    let (done, _) = m.finished(Err::<(), _>(Error::FunctionNotFound)).unwrap();
+    assert_eq!(done.result, Err(Error::FunctionNotFound));
 }
 
 mod model;

@@ -1,27 +1,40 @@
-//! Model-based test: random interleavings of calls from several callers,
-//! nested calls, imports, answers from owners and strangers, aborts, caller
-//! deaths, timeouts and stops, driven the way the worker drives the machine
-//! (events reach it only while no WebAssembly runs). After every step the
-//! protocol's guarantees are checked; at the end every call from a live
-//! caller must have had exactly one reply.
+//! Model-based test: random interleavings of calls (tagged or raw, with
+//! imports from Erlang, stubbed or refused) and memory or state operations
+//! from several callers, nested calls, imports, answers that fit or not from
+//! owners and strangers, aborts, caller deaths, timeouts and stops, driven
+//! the way the worker drives the machine: events reach it only while no
+//! WebAssembly runs (while a call waits for an import, before its
+//! WebAssembly begins, after it returned, or when idle). The world mirrors
+//! which calls are doomed and why their imports failed, and after every step
+//! the protocol's guarantees are checked; at the end every request from a
+//! live caller must have had exactly one reply.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
 
 use super::super::*;
+use crate::values::Number;
 
 type P = u32;
+/// Calls carry nothing; operations carry their id in the world.
+type Machine = Protocol<P, (), u64>;
+type Act = Action<P, (), u64>;
 const CALLERS: P = 4;
 
 #[derive(Clone, Debug)]
-enum Op {
-    /// Caller `c` calls the instance.
-    Call(P),
-    /// The running WebAssembly returns (`false`) or asks for an import.
-    Engine(bool),
-    /// `c` answers an import; `pick` chooses the call id it names.
-    Answer(P, u8),
+enum Step {
+    /// Caller `c` calls the instance: raw (untagged) or not, and how its
+    /// imports are served (0: Erlang, 1: stub, 2: refused).
+    Call(P, bool, u8),
+    /// Caller `c` reads, writes, snapshots or restores.
+    Operation(P),
+    /// The engine moves: the running WebAssembly returns (0: a result,
+    /// 1: a trap, 2: another error) or asks for an import (3).
+    Engine(u8),
+    /// `c` answers an import; `pick` chooses the call id it names; `fits`
+    /// says whether the results fit the import.
+    Answer(P, u8, bool),
     /// `c` aborts its import.
     Abort(P, u8),
     /// Caller `c` dies.
@@ -32,38 +45,73 @@ enum Op {
     Stop,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..CALLERS).prop_map(Op::Call),
-        6 => any::<bool>().prop_map(Op::Engine),
-        4 => (0..CALLERS + 1, any::<u8>()).prop_map(|(c, p)| Op::Answer(c, p)),
-        1 => (0..CALLERS, any::<u8>()).prop_map(|(c, p)| Op::Abort(c, p)),
-        1 => (0..CALLERS).prop_map(Op::Kill),
-        1 => any::<u8>().prop_map(Op::Timeout),
-        1 => Just(Op::Stop),
+        4 => (0..CALLERS, any::<bool>(), 0..3u8).prop_map(|(c, r, i)| Step::Call(c, r, i)),
+        3 => (0..CALLERS).prop_map(Step::Operation),
+        7 => (0..4u8).prop_map(Step::Engine),
+        4 => (0..CALLERS + 1, any::<u8>(), any::<bool>()).prop_map(|(c, p, f)| Step::Answer(c, p, f)),
+        1 => (0..CALLERS, any::<u8>()).prop_map(|(c, p)| Step::Abort(c, p)),
+        1 => (0..CALLERS).prop_map(Step::Kill),
+        1 => any::<u8>().prop_map(Step::Timeout),
+        1 => Just(Step::Stop),
     ]
 }
 
-/// What the worker's engine is doing with a running call.
+/// What the worker's engine is doing with a call in progress.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Sim {
+    /// Run, but its WebAssembly has not begun (events are read meanwhile).
+    Starting,
     Running,
     Awaiting,
-    /// Told to unwind: it returns at the next engine step.
+    /// Its import failed (unwound, unfit answer, refused): it traps next.
     Unwinding,
+    /// Its WebAssembly returned this; events are read before it finishes.
+    Returned(Ended),
+}
+
+/// How a call's WebAssembly ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ended {
+    Value,
+    Trap,
+    Other,
+}
+
+impl Ended {
+    fn result(self) -> Result<(), Error> {
+        match self {
+            Ended::Value => Ok(()),
+            Ended::Trap => Err(Error::Trap("trap".into())),
+            Ended::Other => Err(Error::FunctionNotFound),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    id: CallId,
+    sim: Sim,
+    /// The mirror of the machine's doom: the first reason sticks.
+    doom: Option<Failure>,
+    /// Why one of its imports failed (the mirror of the machine's).
+    failure: Option<Error>,
 }
 
 #[derive(Default)]
 struct World {
-    machine: Protocol<P, ()>,
-    /// Mirror of the running calls, outermost first: (id, caller, state).
-    stack: Vec<(CallId, P, Sim)>,
+    machine: Machine,
+    /// Mirror of the calls in progress, outermost first.
+    stack: Vec<Frame>,
     next_id: CallId,
     dead: Vec<P>,
-    /// Every call made: its caller.
-    calls: HashMap<CallId, P>,
+    /// Every call made: where its replies go, and how its imports are served.
+    calls: HashMap<CallId, (ReplyTo<P>, ImportMode)>,
+    /// Every operation made: its caller.
+    ops: HashMap<u64, P>,
     replies: HashMap<CallId, u32>,
-    dropped: Vec<CallId>,
+    op_replies: HashMap<u64, u32>,
     stopped: bool,
 }
 
@@ -77,127 +125,320 @@ impl World {
         CallId::from(pick) % (self.next_id + 2)
     }
 
-    fn reply(&mut self, id: CallId, to: P) {
-        assert_eq!(self.calls.get(&id), Some(&to), "reply to a stranger");
+    fn caller(&self, id: CallId) -> P {
+        self.calls[&id].0.pid
+    }
+
+    fn reply(&mut self, id: CallId, to: ReplyTo<P>) {
+        assert_eq!(
+            self.calls.get(&id).map(|c| c.0),
+            Some(to),
+            "reply to a stranger"
+        );
         *self.replies.entry(id).or_default() += 1;
         assert!(self.replies[&id] <= 1, "call {id} got two replies");
     }
 
-    fn apply(&mut self, actions: Vec<Action<P, ()>>) {
+    fn op_reply(&mut self, op: &Op<P, u64>) {
+        assert_eq!(
+            self.ops.get(&op.body),
+            Some(&op.reply.pid),
+            "op reply to a stranger"
+        );
+        *self.op_replies.entry(op.body).or_default() += 1;
+        assert!(
+            self.op_replies[&op.body] <= 1,
+            "op {} got two replies",
+            op.body
+        );
+    }
+
+    /// May `caller`'s request run or be served now?
+    fn admits(&self, caller: P) -> bool {
+        match self.stack.last() {
+            None => true,
+            Some(top) => {
+                top.sim == Sim::Awaiting && top.doom.is_none() && self.caller(top.id) == caller
+            }
+        }
+    }
+
+    fn refused(&mut self, request: Request<P, (), u64>) {
+        match request {
+            Request::Call(call) => self.reply(call.id, call.reply),
+            Request::Op(op) => self.op_reply(&op),
+        }
+    }
+
+    /// The innermost call's import fails with `failure` (an unwind).
+    fn unwound(&mut self, failure: Failure) {
+        let top = self.stack.last_mut().expect("unwind with nothing running");
+        assert_eq!(
+            top.sim,
+            Sim::Awaiting,
+            "unwound a call that was not waiting"
+        );
+        // An abort unwinds a call that is not doomed; anything else, its doom.
+        let doom = (failure != Failure::ImportAborted).then_some(failure);
+        assert_eq!(top.doom, doom, "unwound with another reason than its doom");
+        top.failure.get_or_insert(failure.error());
+        top.sim = Sim::Unwinding;
+    }
+
+    fn apply(&mut self, actions: Vec<Act>) {
         for action in actions {
             match action {
                 Action::Run(call) => {
                     assert!(!self.stopped, "a call ran after stop");
-                    assert!(self.alive(call.caller) || self.calls.contains_key(&call.id));
-                    if let Some(top) = self.stack.last() {
-                        assert_eq!(
-                            top.2,
-                            Sim::Awaiting,
-                            "nested into a call that is not waiting"
-                        );
-                        assert_eq!(top.1, call.caller, "a stranger's call nested");
-                    }
-                    self.stack.push((call.id, call.caller, Sim::Running));
+                    assert!(self.alive(call.caller()), "a dead caller's call ran");
+                    assert!(
+                        self.admits(call.caller()),
+                        "a call ran while another holds the instance"
+                    );
+                    assert_eq!(self.calls[&call.id], (call.reply, call.imports));
+                    self.stack.push(Frame {
+                        id: call.id,
+                        sim: Sim::Starting,
+                        doom: None,
+                        failure: None,
+                    });
                 }
-                Action::Refuse(call, _) => self.reply(call.id, call.caller),
-                Action::Drop(call) => {
-                    assert!(!self.alive(call.caller), "a live caller's call dropped");
-                    self.dropped.push(call.id);
+                Action::Serve(op) => {
+                    assert!(!self.stopped, "an operation was served after stop");
+                    assert!(
+                        self.alive(op.reply.pid),
+                        "a dead caller's operation was served"
+                    );
+                    assert!(
+                        self.admits(op.reply.pid),
+                        "an operation was served while a stranger's call holds the instance"
+                    );
+                    self.op_reply(&op);
                 }
-                Action::Reject { to, id, why } => {
-                    // Only ever to whoever answered; never a delivery.
-                    let _ = (to, id, why);
+                Action::Refuse(request, _) => self.refused(request),
+                Action::Drop(request) => {
+                    assert!(
+                        !self.alive(request.caller()),
+                        "a live caller's request dropped"
+                    );
                 }
-                Action::Deliver => {
-                    let top = self.stack.last_mut().expect("deliver with nothing running");
-                    assert_eq!(top.2, Sim::Awaiting);
-                    top.2 = Sim::Running;
-                }
-                Action::Unwind(_) => {
-                    let top = self.stack.last_mut().expect("unwind with nothing running");
-                    assert_eq!(top.2, Sim::Awaiting, "unwound a call that was not waiting");
-                    top.2 = Sim::Unwinding;
-                }
+                Action::Reject { .. } => {}
+                Action::Deliver(_) => panic!("a delivery outside an answer"),
+                Action::Unwind(failure) => self.unwound(failure),
             }
         }
     }
 
-    fn engine_finishes(&mut self) {
-        let (id, caller, _) = self.stack.pop().expect("nothing to finish");
-        let (done, next) = self.machine.finished().expect("machine has no call");
-        assert_eq!((done.id, done.caller), (id, caller));
-        self.reply(id, caller);
+    /// Dooms the frames from `from` up, as the machine must.
+    fn doom(&mut self, from: usize, failure: Failure) {
+        for frame in self.stack.iter_mut().skip(from) {
+            frame.doom.get_or_insert(failure);
+        }
+    }
+
+    fn finish(&mut self, ended: Ended) {
+        let frame = self.stack.pop().expect("nothing to finish");
+        let (reply, next) = self
+            .machine
+            .finished(ended.result())
+            .expect("machine has no call");
+        assert_eq!(reply.id, frame.id);
+        let expected = match (frame.doom, &frame.failure, ended.result()) {
+            (Some(doom), _, _) => Err(doom.error()),
+            (None, Some(failure), Err(Error::Trap(_))) => Err(failure.clone()),
+            (None, _, result) => result,
+        };
+        assert_eq!(
+            reply.result, expected,
+            "call {} ended with the wrong reply",
+            frame.id
+        );
+        self.reply(reply.id, reply.to);
         self.apply(next);
     }
 
-    fn step(&mut self, op: Op) {
-        // While WebAssembly runs, only the engine acts.
-        if let Some(&(_, _, sim)) = self.stack.last() {
-            if sim != Sim::Awaiting {
-                let asks = matches!(op, Op::Engine(true)) && sim == Sim::Running;
-                if asks {
-                    match self.machine.import_requested() {
-                        ImportStep::Ask { owner, id } => {
-                            let top = self.stack.last_mut().unwrap();
-                            assert_eq!((top.0, top.1), (id, owner));
-                            top.2 = Sim::Awaiting;
-                        }
-                        ImportStep::Unwind(_) => self.engine_finishes(),
-                    }
-                } else {
-                    self.engine_finishes();
+    /// The engine moves the innermost call on. Returns false when it cannot
+    /// (nothing runs, or the call waits for its import).
+    fn engine(&mut self, how: u8) -> bool {
+        let Some(top) = self.stack.last().cloned() else {
+            return false;
+        };
+        match top.sim {
+            Sim::Awaiting => return false,
+            Sim::Starting => match self.machine.entering() {
+                Ok(()) => {
+                    assert_eq!(top.doom, None, "a doomed call entered WebAssembly");
+                    self.top().sim = Sim::Running;
                 }
-                return;
+                Err(failure) => {
+                    assert_eq!(top.doom, Some(failure), "a call that may run was kept out");
+                    self.finish(Ended::Other);
+                }
+            },
+            Sim::Running if how == 3 => self.import(&top),
+            Sim::Running => {
+                let ended = [Ended::Value, Ended::Trap, Ended::Other][usize::from(how % 3)];
+                self.top().sim = Sim::Returned(ended);
             }
+            Sim::Unwinding => self.top().sim = Sim::Returned(Ended::Trap),
+            Sim::Returned(ended) => self.finish(ended),
         }
-        match op {
-            Op::Call(c) if self.alive(c) => {
+        true
+    }
+
+    fn top(&mut self) -> &mut Frame {
+        self.stack.last_mut().expect("a call in progress")
+    }
+
+    fn import(&mut self, top: &Frame) {
+        let (reply, imports) = self.calls[&top.id];
+        match (self.machine.import_requested(), imports) {
+            (ImportStep::Stub, ImportMode::Stub) => {}
+            (ImportStep::Refuse, ImportMode::Refuse) => self.top().sim = Sim::Unwinding,
+            (ImportStep::Ask { to, id }, ImportMode::Erlang) => {
+                assert_eq!(
+                    (to, id),
+                    (reply, top.id),
+                    "the import asked of the wrong process"
+                );
+                assert_eq!(top.doom, None, "a doomed call asked for an import");
+                self.top().sim = Sim::Awaiting;
+            }
+            (ImportStep::Unwind(failure), ImportMode::Erlang) => {
+                assert_eq!(top.doom, Some(failure), "unwound a call that is not doomed");
+                let frame = self.top();
+                frame.failure.get_or_insert(failure.error());
+                frame.sim = Sim::Unwinding;
+            }
+            (step, mode) => panic!("import of a {mode:?} call served as {step:?}"),
+        }
+    }
+
+    fn step(&mut self, step: Step) {
+        // While WebAssembly runs, only the engine acts.
+        let sim = self.stack.last().map(|t| t.sim);
+        if matches!(sim, Some(Sim::Running | Sim::Unwinding)) {
+            let how = match step {
+                Step::Engine(how) => how,
+                _ => 0,
+            };
+            self.engine(how);
+            return;
+        }
+        match step {
+            Step::Call(c, raw, imports) if self.alive(c) => {
                 self.next_id += 1;
                 let id = self.next_id;
-                self.calls.insert(id, c);
-                let actions = self.machine.arrive(Call {
+                let reply = ReplyTo {
+                    pid: c,
+                    id: (!raw).then_some(id),
+                };
+                let imports = [ImportMode::Erlang, ImportMode::Stub, ImportMode::Refuse]
+                    [usize::from(imports)];
+                self.calls.insert(id, (reply, imports));
+                let call = Call {
                     id,
-                    caller: c,
+                    reply,
+                    imports,
                     body: (),
-                });
+                };
+                let admitted = self.admits(c) && !self.stopped;
+                let actions = self.machine.arrive(call);
                 self.apply(actions);
+                let ran = self.stack.last().is_some_and(|top| top.id == id);
+                assert_eq!(ran, admitted, "call {id} ran or queued against the rule");
             }
-            Op::Call(_) | Op::Engine(_) => {}
-            Op::Answer(c, pick) => {
-                let id = (pick % 2 == 0).then(|| self.pick(pick / 2));
-                let owner_waiting = self
-                    .stack
-                    .last()
-                    .filter(|t| t.2 == Sim::Awaiting)
-                    .map(|t| (t.1, t.0));
-                let action = self.machine.answer(c, id);
-                if matches!(action, Action::Deliver) {
-                    let (owner, call) = owner_waiting.expect("delivered with nothing waiting");
-                    assert_eq!(owner, c, "a stranger's answer was delivered");
-                    assert!(id.is_none_or(|id| id == call));
-                }
-                self.apply(vec![action]);
+            Step::Operation(c) if self.alive(c) => {
+                let id = self.ops.len() as u64;
+                self.ops.insert(id, c);
+                let reply = ReplyTo { pid: c, id: None };
+                let admitted = self.admits(c) && !self.stopped;
+                let actions = self.machine.operation(Op { reply, body: id });
+                self.apply(actions);
+                // Served at once when admitted (refused at once after a stop).
+                let replied = self.op_replies.contains_key(&id);
+                assert_eq!(
+                    replied,
+                    admitted || self.stopped,
+                    "op {id} served or queued against the rule"
+                );
             }
-            Op::Abort(c, pick) => {
+            Step::Call(..) | Step::Operation(_) => {}
+            Step::Engine(how) => {
+                self.engine(how);
+            }
+            Step::Answer(c, pick, fits) => self.answer(c, pick, fits),
+            Step::Abort(c, pick) => {
                 let actions = self.machine.abort(c, self.pick(pick));
                 self.apply(actions);
             }
-            Op::Kill(c) => {
+            Step::Kill(c) => {
                 if self.alive(c) {
                     self.dead.push(c);
+                    if let Some(at) = self.stack.iter().position(|f| self.caller(f.id) == c) {
+                        self.doom(at, Failure::CallerExited);
+                    }
                     let actions = self.machine.caller_down(c);
                     self.apply(actions);
                 }
             }
-            Op::Timeout(pick) => {
-                let actions = self.machine.timeout(self.pick(pick));
+            Step::Timeout(pick) => {
+                let id = self.pick(pick);
+                if let Some(at) = self.stack.iter().position(|f| f.id == id) {
+                    self.doom(at, Failure::Timeout);
+                }
+                let actions = self.machine.timeout(id);
                 self.apply(actions);
             }
-            Op::Stop => {
+            Step::Stop => {
                 self.stopped = true;
+                self.doom(0, Failure::Stopped);
                 let actions = self.machine.stop();
                 self.apply(actions);
             }
+        }
+    }
+
+    fn answer(&mut self, c: P, pick: u8, fits: bool) {
+        let id = pick.is_multiple_of(2).then(|| self.pick(pick / 2));
+        let results = vec![Number::Int(i128::from(pick))];
+        let waiting = self
+            .stack
+            .last()
+            .filter(|t| t.sim == Sim::Awaiting)
+            .cloned();
+        match self.machine.answer(c, id, results.clone()) {
+            Action::Deliver(given) => {
+                let top = waiting.expect("delivered with nothing waiting");
+                assert_eq!(self.caller(top.id), c, "a stranger's answer was delivered");
+                assert!(
+                    id.is_none_or(|id| id == top.id),
+                    "an answer for another call taken"
+                );
+                assert_eq!(
+                    given, results,
+                    "the import got another answer than the owner's"
+                );
+                if fits {
+                    self.top().sim = Sim::Running;
+                } else {
+                    let error = Error::InvalidImportResponse(format!("{pick}"));
+                    self.machine.answer_unfit(error.clone());
+                    let frame = self.top();
+                    frame.failure.get_or_insert(error);
+                    frame.sim = Sim::Unwinding;
+                }
+            }
+            Action::Reject { to, why } => {
+                assert_eq!(to, ReplyTo { pid: c, id }, "a rejection to someone else");
+                let owns = waiting.as_ref().is_some_and(|t| self.caller(t.id) == c);
+                let names_it = waiting
+                    .as_ref()
+                    .is_some_and(|t| id.is_none_or(|id| id == t.id));
+                assert!(!(owns && names_it), "the owner's answer was rejected");
+                let _ = why;
+            }
+            other => panic!("an answer led to {other:?}"),
         }
     }
 
@@ -206,13 +447,18 @@ impl World {
         if self.machine.depth() == 0 {
             assert!(
                 self.machine.is_idle(),
-                "calls queued behind an idle instance"
+                "requests queued behind an idle instance"
             );
         }
         assert_eq!(self.machine.depth(), self.stack.len());
         // A dead caller never holds the instance.
-        if let Some(&(_, owner, Sim::Awaiting)) = self.stack.last() {
-            assert!(self.alive(owner), "the instance waits for a dead caller");
+        if let Some(top) = self.stack.last() {
+            if top.sim == Sim::Awaiting {
+                assert!(
+                    self.alive(self.caller(top.id)),
+                    "the instance waits for a dead caller"
+                );
+            }
         }
     }
 
@@ -220,27 +466,36 @@ impl World {
     /// returns.
     fn drain(&mut self) {
         for _ in 0..10_000 {
-            match self.stack.last().copied() {
+            match self.stack.last().cloned() {
                 None => break,
-                Some((id, owner, Sim::Awaiting)) => {
-                    let action = self.machine.answer(owner, Some(id));
-                    assert!(matches!(action, Action::Deliver));
-                    self.apply(vec![action]);
+                Some(top) if top.sim == Sim::Awaiting => {
+                    let owner = self.caller(top.id);
+                    let action = self.machine.answer(owner, Some(top.id), Vec::new());
+                    assert!(matches!(action, Action::Deliver(_)));
+                    self.top().sim = Sim::Running;
                 }
-                Some(_) => self.engine_finishes(),
+                Some(_) => {
+                    self.engine(0);
+                }
             }
             self.check();
         }
         assert!(self.stack.is_empty() && self.machine.is_idle());
-        for (id, caller) in &self.calls {
+        for (id, (reply, _)) in &self.calls {
             let replies = self.replies.get(id).copied().unwrap_or(0);
-            if self.alive(*caller) {
+            if self.alive(reply.pid) {
                 assert_eq!(
                     replies, 1,
                     "call {id} of a live caller got {replies} replies"
                 );
             } else {
                 assert!(replies <= 1);
+            }
+        }
+        for (id, caller) in &self.ops {
+            let replies = self.op_replies.get(id).copied().unwrap_or(0);
+            if self.alive(*caller) {
+                assert_eq!(replies, 1, "op {id} of a live caller got {replies} replies");
             }
         }
     }
@@ -252,10 +507,10 @@ proptest! {
     ))]
 
     #[test]
-    fn every_interleaving_keeps_the_protocol(ops in proptest::collection::vec(op(), 1..80)) {
+    fn every_interleaving_keeps_the_protocol(steps in proptest::collection::vec(step(), 1..80)) {
         let mut world = World::default();
-        for op in ops {
-            world.step(op);
+        for step in steps {
+            world.step(step);
             world.check();
         }
         world.drain();

@@ -1,0 +1,156 @@
+//! Running the calls the protocol starts: the instantiation (the first
+//! call), calls of exports, and the retiring snapshot. Each reads the events
+//! that came just before its WebAssembly begins and just after it returns,
+//! and reports the engine's result to the protocol, which gives the reply.
+
+use crate::context::Worker;
+use crate::instance::{Call, Job};
+use crate::mailbox::Message;
+use crate::state;
+use hb_beamr_core::errors::Error;
+use hb_beamr_core::snapshot;
+use hb_beamr_engine::{EngineInstance, Limits, Mode, Module};
+
+/// Runs a call of an export (or the retiring snapshot).
+pub fn run(worker: &Worker, call: Call) {
+    let (target, args) = match &call.body.job {
+        Job::Call { target, args } => (target, args),
+        Job::Retire => return retire(worker, &call),
+        // Only ever the first call, which `instantiate` runs.
+        Job::Instantiate => return finish(worker, Err(Error::Stopped)),
+    };
+    let top_level = worker.protocol.borrow().depth() == 1;
+    if top_level {
+        worker.shared.begin_call(call.id);
+    }
+    worker.read_events();
+    let entering = worker.protocol.borrow().entering();
+    let result = match (entering, worker.engine.get()) {
+        (Err(failure), _) => Err(failure.error()),
+        (Ok(()), None) => Err(Error::Stopped),
+        (Ok(()), Some(engine)) => engine.call(target, args),
+    };
+    if top_level && worker.shared.end_call() {
+        // Interrupted (timeout, stop): no exception or flag may linger for
+        // the next call. The event that caused it is read next.
+        if let Some(engine) = worker.engine.get() {
+            engine.clear_interrupt();
+        }
+    }
+    worker.read_events();
+    finish(worker, result);
+    // `call.body` drops here: the monitor on the caller is released.
+}
+
+fn finish(worker: &Worker, result: Result<Vec<hb_beamr_core::values::Value>, Error>) {
+    let finished = worker.protocol.borrow_mut().finished(result);
+    if let Some((reply, next)) = finished {
+        worker.reply(reply);
+        worker.decided(next);
+    }
+}
+
+/// Takes the snapshot of a retiring instance, then stops serving: every
+/// queued request is refused, nothing runs after.
+fn retire(worker: &Worker, call: &Call) {
+    let taken = match worker.engine.get() {
+        Some(engine) => state::send_snapshot(worker, engine.as_ref(), &call.reply),
+        None => Err(Error::Stopped),
+    };
+    match taken {
+        Ok(()) => {
+            let refused = worker.protocol.borrow_mut().stop();
+            worker.decided(refused);
+        }
+        Err(error) => worker.send(&call.reply, Message::Failed(&error)),
+    }
+    // The reply was the snapshot (or its error); stopped first, so that no
+    // queued call runs next.
+    let finished = worker.protocol.borrow_mut().finished(Ok(()));
+    if let Some((_, next)) = finished {
+        worker.decided(next);
+    }
+}
+
+/// Runs the instantiation, the first call: loads the module, instantiates
+/// it (its start function and constructors may import, and may be
+/// interrupted), and replies with its imports and exports.
+pub fn instantiate(
+    worker: &Worker,
+    call: Call,
+    bytes: Vec<u8>,
+    (mode, deterministic): (Mode, bool),
+    limits: Limits,
+) {
+    let module = load(bytes, mode, deterministic);
+    let id = call.id;
+    let watch = |interrupter: Option<&_>| match interrupter {
+        Some(interrupter) => {
+            worker.shared.begin_instantiation(interrupter, id);
+            worker.read_events();
+            let entering = worker.protocol.borrow().entering();
+            if entering.is_err() {
+                // Doomed before its start function begins: it is
+                // interrupted at once.
+                worker.shared.interrupt(Some(id));
+            }
+        }
+        None => {
+            // Whether it was interrupted does not matter: if it was, it is
+            // doomed, and the instance is freed.
+            let _ = worker.shared.end_call();
+            worker.shared.set_instance(None);
+        }
+    };
+    let started = module.and_then(|module| {
+        worker
+            .shared
+            .set_has_erlang_imports(module.has_host_imports);
+        EngineInstance::new_watched(module, limits, &watch)
+    });
+    // A timeout or stop that ended the start function (the interpreter
+    // returns from an interrupted start as if it had finished) is among
+    // these, and dooms the call.
+    worker.read_events();
+    let finished = worker.protocol.borrow_mut().finished(started);
+    let Some((reply, next)) = finished else {
+        return;
+    };
+    match reply.result {
+        Ok(engine) => {
+            worker.send(
+                &reply.to,
+                Message::Started {
+                    imports: &engine.module().imports,
+                    exports: &engine.module().exports,
+                },
+            );
+            worker.shared.set_instance(Some(engine.interrupter()));
+            let _ = worker.engine.set(engine);
+        }
+        Err(error) => worker.send(&reply.to, Message::Failed(&error)),
+    }
+    worker.decided(next);
+}
+
+/// Loads the module, here on the instance's thread. With `deterministic`,
+/// bytecode is rewritten to canonicalize NaNs (its fingerprint stays the
+/// original's, so its snapshots restore into AOT code compiled from it), and
+/// an AOT file must have been compiled so.
+fn load(bytes: Vec<u8>, mode: Mode, deterministic: bool) -> Result<Module, Error> {
+    match (deterministic, mode) {
+        (false, _) => hb_beamr_engine::load_module(bytes, mode),
+        (true, Mode::Wasm) => {
+            let fingerprint = snapshot::fingerprint(&bytes);
+            let canonical = hb_beamr_nan::canonicalize(&bytes)
+                .map_err(|why| Error::InvalidWasm(why.to_string()))?;
+            let mut module = hb_beamr_engine::load_module(canonical, mode)?;
+            module.fingerprint = fingerprint;
+            Ok(module)
+        }
+        (true, Mode::Aot) => match hb_beamr_core::aot_tag::deterministic_refusal(&bytes) {
+            Some(why) => Err(Error::InvalidAot(why)),
+            None => hb_beamr_engine::load_module(bytes, mode),
+        },
+    }
+}
