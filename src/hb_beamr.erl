@@ -109,7 +109,7 @@
     | {runtime_init_failed, binary()}
     | {thread_spawn_failed, binary()}
     | {hb_beamr_not_loaded, node()}
-    | {erpc, term()}
+    | {start_failed, term()}
     | {compile_failed, term()}
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
@@ -120,8 +120,8 @@
 %% could not be set up, or the instance's thread could not be created.
 %% `{invalid_option, {Name, Value}}' is the one shape of every refused
 %% option (an unknown one too). `{hb_beamr_not_loaded, Node}' and
-%% `{erpc, Reason}': a start on another node (`node') that could not be
-%% made; `{compile_failed, Why}': bytecode started in `aot' mode that did
+%% `{start_failed, Reason}': a start on another node (`node') that could
+%% not be made; `{compile_failed, Why}': bytecode started in `aot' mode that did
 %% not compile.
 
 -type start_opts() :: #{
