@@ -95,6 +95,7 @@
     | {invalid_import_response, binary()}
     | {out_of_bounds, map()}
     | caller_exited
+    | import_aborted
     | not_call_owner
     | no_pending_import
     | {invalid_snapshot, binary()}
@@ -104,11 +105,24 @@
     | {nodedown, node()}
     | {out_of_memory, non_neg_integer()}
     | timeout
-    | {invalid_option, term()}
+    | {invalid_option, {Name :: term(), Value :: term()}}
+    | {runtime_init_failed, binary()}
+    | {thread_spawn_failed, binary()}
+    | {hb_beamr_not_loaded, node()}
+    | {start_failed, term()}
+    | {compile_failed, term()}
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
-%% before or during the request.
+%% before or during the request. `import_aborted': an import function's call
+%% was abandoned (its caller timed out or exited) and the instance unwound
+%% it. `{runtime_init_failed, Why}' and `{thread_spawn_failed, Why}': WAMR
+%% could not be set up, or the instance's thread could not be created.
+%% `{invalid_option, {Name, Value}}' is the one shape of every refused
+%% option (an unknown one too). `{hb_beamr_not_loaded, Node}' and
+%% `{start_failed, Reason}': a start on another node (`node') that could
+%% not be made; `{compile_failed, Why}': bytecode started in `aot' mode that did
+%% not compile.
 
 -type start_opts() :: #{
     max_memory => non_neg_integer(),
@@ -129,8 +143,11 @@
 %% overflow' trap);
 %% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
 %% nested imports run on it; overflowing it is a `native stack overflow'
-%% trap). `timeout' (milliseconds) bounds instantiation: past it the start
-%% returns `{error, timeout}' and the instance is stopped. `import_fun' and
+%% trap). `timeout' (milliseconds) bounds the whole start, compiling
+%% included (bytecode started in `aot' mode on a cache miss): past it the
+%% start returns `{error, timeout}' and the instance, if any, is stopped; a
+%% compilation goes on in the background and fills the cache, so that a
+%% later start finds it compiled. `import_fun' and
 %% `state' serve the imports called during instantiation (see
 %% {@link start/3}). `deterministic' (default `false'): every NaN that the
 %% module's float arithmetic produces is the positive canonical NaN, in both
@@ -145,8 +162,7 @@
     size_level => 0..3,
     bounds_checks => true,
     target_cpu => host | generic | string(),
-    deterministic => boolean(),
-    node => node()
+    deterministic => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
@@ -176,7 +192,7 @@ start(WasmBinary, Mode) ->
     start(WasmBinary, Mode, #{}).
 
 %% @doc Like {@link start/2}, with options (see {@link start_opts()}):
-%% limits for the instance, a `timeout' for instantiation, and an
+%% limits for the instance, a `timeout' for the whole start, and an
 %% `import_fun' (with its initial `state') that serves the imports a start
 %% function or constructor calls during instantiation, exactly as a call
 %% serves them. With `import_fun' the result carries the final state:
@@ -242,13 +258,13 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
-    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_call:timeout_option(Opts)} of
+    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_opts:call(Opts)} of
         {false, _, _} ->
             {error, function_not_found};
         {true, false, _} ->
             {error, {invalid_args, Args}};
-        {true, true, error} ->
-            {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
+        {true, true, {error, _} = Error} ->
+            Error;
         {true, true, {ok, Timeout}} ->
             hb_beamr_call:call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout)
     end;
@@ -393,12 +409,15 @@ compile(WasmBinary) ->
     compile(WasmBinary, #{}).
 
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
-%% Runs on a dirty CPU scheduler; compilations run one at a time. Modules
+%% Runs on a compiler thread of the NIF's own, one compilation at a time:
+%% waiting for it holds no scheduler, so instances start and calls run
+%% while modules compile. Modules
 %% that use exception handling are rewritten into host calls first
 %% (hb_beamr_eh). The output is sealed with this node's key (hb_beamr_seal)
 %% and is the same for the same input and options. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance exception
-%% handling the rewrite cannot take), `{invalid_option, Option}', and
+%% handling the rewrite cannot take), `{invalid_option, {Name, Value}}',
+%% `{thread_spawn_failed, Why}' (the compiler thread could not start), and
 %% `compiler_unavailable' where hb_beamr was built without LLVM.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) ->

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc A call's life on the caller's side: the request, the wait for its
 %%% reply (polling briefly before blocking), the imports it asks for, served
 %%% by the import function with the state threaded through, nested calls,
@@ -6,7 +7,7 @@
 %%% for a start, whose imports are served the same way.
 -module(hb_beamr_call).
 
--export([call/5, await_start/4, with_timeout/3, is_valid_arg_list/1, timeout_option/1]).
+-export([call/5, await_start/4, with_timeout/3, is_valid_arg_list/1]).
 
 -include("include/hb.hrl").
 
@@ -228,15 +229,6 @@ await_interrupted(Call = #call{id = Id}, State) ->
     after ?ABORT_ACK_TIMEOUT ->
         {error, timeout}
     end.
-
-timeout_option(#{timeout := infinity}) ->
-    {ok, infinity};
-timeout_option(#{timeout := Ms}) when is_integer(Ms), Ms >= 0 ->
-    {ok, Ms};
-timeout_option(#{timeout := _}) ->
-    error;
-timeout_option(_) ->
-    {ok, infinity}.
 
 deadline(infinity) ->
     infinity;
