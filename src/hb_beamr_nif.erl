@@ -67,14 +67,16 @@ guarded(Fun) ->
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with
 %% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes,
-%% ModulesMaxBytes, ModulesIdleBytes}' (the last two bound the registry of
-%% shared modules from now on).
+%% {ModulesMaxBytes, ModulesIdleBytes, Share}}' (the bounds of the registry
+%% of shared modules from now on; without `Share' the instance loads its
+%% own module).
 %% With `ServeImports', imports called during instantiation come to the
 %% caller as `{import, ...}' replies, as in a call. With `Deterministic',
 %% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
 %% been compiled so.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer(), non_neg_integer(), non_neg_integer()},
+            {non_neg_integer(), pos_integer(), pos_integer(),
+             {non_neg_integer(), non_neg_integer(), boolean()}},
             boolean(), boolean()) -> reply().
 start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Deterministic) -> ?NOT_LOADED.
 

@@ -72,12 +72,14 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origi
             Id
     end.
 
-%% The instance's limits with the bounds of the shared-module registry
-%% (application env, read at every start, so a change applies to the next).
+%% The instance's limits with the bounds of the shared-module registry and
+%% whether to share at all (application env `module_sharing', default true;
+%% read at every start, so a change applies to the next).
 module_bounds({MaxMemory, WasmStack, NativeStack}) ->
     Max = bound(module_cache_max_bytes, 1024 * ?MIB),
     Idle = bound(module_cache_idle_bytes, 64 * ?MIB),
-    {MaxMemory, WasmStack, NativeStack, Max, Idle}.
+    Share = application:get_env(hb_beamr, module_sharing, true) =/= false,
+    {MaxMemory, WasmStack, NativeStack, {Max, Idle, Share}}.
 
 bound(Key, Default) ->
     case application:get_env(hb_beamr, Key, Default) of

@@ -9,7 +9,7 @@ use crate::mailbox::Message;
 use crate::state;
 use crate::worker::ModuleSource;
 use hb_beamr_core::errors::Error;
-use hb_beamr_engine::{EngineInstance, Limits, Mode, Module, Refusal, SharedModule, MODULES};
+use hb_beamr_engine::{EngineInstance, Limits, Mode, Module, ModuleHold, Refusal, MODULES};
 
 /// Runs a call of an export (or the retiring snapshot).
 pub fn run(worker: &Worker, call: Call) {
@@ -82,7 +82,7 @@ pub fn instantiate(
     (mode, deterministic): (Mode, bool),
     limits: Limits,
 ) {
-    let module = shared_module(source, mode, deterministic);
+    let module = module(source, mode, deterministic);
     let id = call.id;
     let watch = |interrupter: Option<&_>| match interrupter {
         Some(interrupter) => {
@@ -136,17 +136,17 @@ pub fn instantiate(
 /// The instance's module: the shared one the start NIF found, or the one of
 /// its key in the registry, loaded here (once, however many start it at
 /// once: the others wait for this load).
-fn shared_module(
-    source: ModuleSource,
-    mode: Mode,
-    deterministic: bool,
-) -> Result<SharedModule, Error> {
+fn module(source: ModuleSource, mode: Mode, deterministic: bool) -> Result<ModuleHold, Error> {
     match source {
-        ModuleSource::Shared(lease) => Ok(lease),
+        ModuleSource::Shared(lease) => Ok(lease.into()),
+        ModuleSource::Own { key, bytes } => {
+            load(bytes, mode, deterministic, key.sha256).map(ModuleHold::from)
+        }
         ModuleSource::Bytes { key, bytes } => {
             let size = bytes.len() as u64;
             MODULES
                 .lease_or_load(key, size, || load(bytes, mode, deterministic, key.sha256))
+                .map(ModuleHold::from)
                 .map_err(|refusal| match refusal {
                     Refusal::Load(error) => error,
                     Refusal::Full { live, size, max } => Error::ModuleLimit {

@@ -86,11 +86,11 @@ fn start<'a>(
     worker: LocalPid,
     bytes: Binary,
     mode: Atom,
-    limits: (u64, u32, u64, u64, u64),
+    limits: (u64, u32, u64, (u64, u64, bool)),
     serve_imports: bool,
     deterministic: bool,
 ) -> Term<'a> {
-    let (max_memory, wasm_stack, native_stack, modules_max, modules_idle) = limits;
+    let (max_memory, wasm_stack, native_stack, (modules_max, modules_idle, share)) = limits;
     let limits = Limits {
         max_memory,
         wasm_stack,
@@ -112,6 +112,7 @@ fn start<'a>(
             max_bytes: modules_max,
             idle_bytes: modules_idle,
         },
+        share,
     );
     let (shared, rx) = Shared::new();
     let resource = ResourceArc::new(InstanceResource {

@@ -25,6 +25,8 @@ use hb_beamr_engine::{install_host, Bounds, Limits, Mode, ModuleKey, SharedModul
 pub enum ModuleSource {
     Shared(SharedModule),
     Bytes { key: ModuleKey, bytes: Vec<u8> },
+    /// Sharing is off (`module_sharing`): loaded for this instance alone.
+    Own { key: ModuleKey, bytes: Vec<u8> },
 }
 
 impl ModuleSource {
@@ -32,14 +34,27 @@ impl ModuleSource {
     /// fingerprint of bytecode, so it is computed once), the mode and the
     /// rewrite flags, and takes a lease on a loaded module of that key; the
     /// bytes are copied only when it is not loaded. `bounds` bound the
-    /// registry from now on.
-    pub fn of(bytes: &[u8], mode: Mode, deterministic: bool, bounds: Bounds) -> ModuleSource {
+    /// registry from now on. Without `share`, the module is the instance's
+    /// own, as before sharing (for comparison, and as a way out).
+    pub fn of(
+        bytes: &[u8],
+        mode: Mode,
+        deterministic: bool,
+        bounds: Bounds,
+        share: bool,
+    ) -> ModuleSource {
         MODULES.set_bounds(bounds);
         let key = ModuleKey {
             sha256: hb_beamr_core::snapshot::fingerprint(bytes),
             aot: mode == Mode::Aot,
             flags: u32::from(deterministic),
         };
+        if !share {
+            return ModuleSource::Own {
+                key,
+                bytes: bytes.to_vec(),
+            };
+        }
         match MODULES.lease_loaded(&key) {
             Some(lease) => ModuleSource::Shared(lease),
             None => ModuleSource::Bytes {
