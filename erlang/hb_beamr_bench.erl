@@ -511,12 +511,12 @@ start_rows(Root, Rounds, Count) ->
     Loads0 = maps:get(loads, hb_beamr:module_stats()),
     Samples = rounds(Rounds, fun() -> lists:append([StartStop(M, B) || {M, B} <- Modes]) end),
     SharedLoads = maps:get(loads, hb_beamr:module_stats()) - Loads0,
-    Extra = [{{Mode, Share}, sharing(Share, fun() -> rss_per_instance(?EXTRA_INSTANCES, Bytes, Mode) end)}
-             || {Mode, Bytes} <- Modes, Share <- [false, true]],
+    AoShape = filename:join(Root, "test/ao-shape.wasm"),
+    Extra = [{{Mode, Share}, rss_per_instance(?EXTRA_INSTANCES, AoShape, Mode, Share)}
+             || {Mode, _} <- Modes, Share <- [false, true]],
     [hb_beamr:stop(A) || A <- Anchors],
-    Test = read(Root, "test/test.wasm"),
-    Scale = [{Share, sharing(Share, fun() -> rss_per_instance(Count, Test, wasm) end)}
-             || Share <- [false, true]],
+    Test = filename:join(Root, "test/test.wasm"),
+    Scale = [{Share, rss_per_instance(Count, Test, wasm, Share)} || Share <- [false, true]],
     ModeRows = lists:append([
         begin
             Anew = median(maps:get({Mode, anew}, Samples)),
@@ -528,33 +528,48 @@ start_rows(Root, Rounds, Count) ->
                   median = Shared, unit = "ms", baseline = "anew",
                   ratio = paired_ratio(Samples, {Mode, shared}, {Mode, anew}),
                   target = "< 1.0", met = Shared < Anew},
-             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance, ~s, loading anew", [Name]),
+             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance (~w, fresh VM), ~s, loading anew", [?EXTRA_INSTANCES, Name]),
                   median = proplists:get_value({Mode, false}, Extra), unit = "KiB"},
-             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance, ~s, shared module", [Name]),
+             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance (~w, fresh VM), ~s, shared module", [?EXTRA_INSTANCES, Name]),
                   median = proplists:get_value({Mode, true}, Extra), unit = "KiB"}]
         end
      || {Mode, _} <- Modes
     ]),
     ModeRows ++ [
-        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w, loading anew", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
              median = proplists:get_value(false, Scale), unit = "KiB"},
-        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w, shared module", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), shared module", [Count]),
              median = proplists:get_value(true, Scale), unit = "KiB"},
         #row{section = "start", what = "modules loaded by the shared start+stop rounds",
              median = SharedLoads, unit = "loads", target = "0", met = SharedLoads =:= 0}
     ].
 
-%% RSS growth (KiB) per live instance of Count, started from 100 processes.
-rss_per_instance(Count, Bytes, Mode) ->
-    Live0 = hb_beamr_nif:live_instances(),
-    erlang:garbage_collect(),
-    {Rss0, _} = proc_status(),
-    Instances = parallel(100, Count, fun(_) -> start(Bytes, Mode) end),
-    Count = length(Instances),
-    {Rss1, _} = proc_status(),
-    parallel_map(100, Instances, fun hb_beamr:stop/1),
-    settle_instances(Live0, 20000),
-    (Rss1 - Rss0) / Count.
+%% RSS growth (KiB) per extra live instance of Count (after a first one),
+%% started from 100 processes, with module sharing on or off. Measured in a
+%% fresh VM each, since memory freed in this one would be reused by the
+%% next measure and hide its growth.
+rss_per_instance(Count, File, Mode, Share) ->
+    Expr = lists:flatten(io_lib:format(
+        "application:set_env(hb_beamr, module_sharing, ~w),"
+        "{ok, B0} = file:read_file(~0p),"
+        "B = case ~w of aot -> {ok, A} = hb_beamr:compile(B0), A; wasm -> B0 end,"
+        "{ok, _First, _, _} = hb_beamr:start(B, ~w),"
+        "Rss = fun() -> {ok, S} = file:read_file(\"/proc/self/status\"),"
+        "  {match, [V]} = re:run(S, \"VmRSS:\\\\s+(\\\\d+)\", [{capture, all_but_first, list}]),"
+        "  list_to_integer(V) end,"
+        "erlang:garbage_collect(), R0 = Rss(), Self = self(),"
+        "Per = ~w div 100,"
+        "[spawn(fun() -> [{ok, _, _, _} = hb_beamr:start(B, ~w) || _ <- lists:seq(1, Per)],"
+        "  Self ! done, receive never -> ok end end) || _ <- lists:seq(1, 100)],"
+        "[receive done -> ok end || _ <- lists:seq(1, 100)],"
+        "io:format(\"~~p~~n\", [(Rss() - R0) / (Per * 100)]), halt().",
+        [Share, File, Mode, Mode, Count, Mode])),
+    Erl = filename:join([code:root_dir(), "bin", "erl"]),
+    Out = os:cmd(Erl ++ " -noshell -eval '" ++ Expr ++ "'"),
+    case string:lexemes(Out, "\n") of
+        [] -> error({rss_child, Out});
+        Lines -> list_to_float(lists:last(Lines))
+    end.
 
 %% Waits until at most N instances are live (or Ms pass).
 settle_instances(N, Ms) ->

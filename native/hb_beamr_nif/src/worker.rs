@@ -24,9 +24,15 @@ use hb_beamr_engine::{install_host, Bounds, Limits, Mode, ModuleKey, SharedModul
 /// instance's thread.
 pub enum ModuleSource {
     Shared(SharedModule),
-    Bytes { key: ModuleKey, bytes: Vec<u8> },
+    Bytes {
+        key: ModuleKey,
+        bytes: Vec<u8>,
+    },
     /// Sharing is off (`module_sharing`): loaded for this instance alone.
-    Own { key: ModuleKey, bytes: Vec<u8> },
+    Own {
+        key: ModuleKey,
+        bytes: Vec<u8>,
+    },
 }
 
 impl ModuleSource {
