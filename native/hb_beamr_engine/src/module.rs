@@ -125,7 +125,7 @@ unsafe impl Send for Module {}
 //   time would write the module's string list: hb_beamr never calls them;
 // * hb_beamr's own WAMR hooks (start-function exec env, direct import
 //   calls) are thread-local.
-// `shared_module_tests` in hb_beamr_engine's tests and the EUnit module
+// hb_beamr_engine/tests/shared.rs and the EUnit module
 // hb_beamr_shared_tests (also under ASan) run siblings on many threads.
 unsafe impl Sync for Module {}
 
