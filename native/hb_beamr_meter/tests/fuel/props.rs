@@ -1,0 +1,122 @@
+//! The properties, on wasm-smith modules: the metered module validates,
+//! computes what the unmetered one computes (in the interpreter), and uses
+//! the same fuel in every mode, with plenty of fuel and with scarce fuel.
+
+use hb_beamr_engine::Mode;
+use hb_beamr_meter::{meter, Options};
+
+use crate::modes;
+use crate::run::{self, Fuel};
+use crate::smith::{self, Rng};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Fuel enough for anything: the first `out_of_fuel` (in the start
+/// function or the first call: the counter starts at 0) gives 2^50.
+pub fn plenty(global: u32) -> Fuel {
+    Fuel {
+        global: Some(global),
+        start: None,
+        refill: 1 << 50,
+        refills: 1,
+    }
+}
+
+/// Fuel that runs out: six refuels of 300 beyond what is missing.
+pub fn scarce(global: u32) -> Fuel {
+    Fuel {
+        global: Some(global),
+        start: None,
+        refill: 300,
+        refills: 6,
+    }
+}
+
+const UNMETERED: Fuel = Fuel {
+    global: None,
+    start: None,
+    refill: 0,
+    refills: 0,
+};
+
+#[test]
+fn smith_modules_use_the_same_fuel_in_every_mode() {
+    let cases = env_number("HB_BEAMR_METER_CASES", 40) as usize;
+    let seed = env_number("HB_BEAMR_METER_SEED", 1);
+    let mut rng = Rng::new(seed);
+    let (mut modules, mut attempts, mut calls, mut ran_out, mut instantiated) = (0, 0, 0, 0, 0);
+    let mut failures = Vec::new();
+    while modules < cases && attempts < cases * 20 {
+        attempts += 1;
+        let Some(wasm) = smith::module(&mut rng, attempts % 2 == 0) else {
+            continue;
+        };
+        modules += 1;
+        let metered = meter(&wasm, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        wasmparser::Validator::new()
+            .validate_all(&metered.wasm)
+            .unwrap_or_else(|e| panic!("module {modules}: {e}"));
+        let exports = run::exports(&wasm);
+        let global = metered.info.fuel_global;
+
+        // Metering changes no result.
+        let plain = run::run(&wasm, Mode::Wasm, &exports, UNMETERED);
+        let with_fuel = run::run(&metered.wasm, Mode::Wasm, &exports, plenty(global));
+        let results = |o: &run::Outcome| {
+            o.as_ref()
+                .map(|calls| calls.iter().map(|c| c.result.clone()).collect::<Vec<_>>())
+                .map_err(|e| e.contains("trap") || e.contains("Trap"))
+        };
+        if results(&plain) != results(&with_fuel) {
+            failures.push(format!(
+                "module {modules} (seed {seed}): metering changed a result:\n  plain: {plain:?}\n  metered: {with_fuel:?}"
+            ));
+            continue;
+        }
+
+        // The same fuel in every mode.
+        let name = format!("smith{seed}_{modules}");
+        let outcomes = modes::run_all(
+            &metered.wasm,
+            &name,
+            &exports,
+            &[plenty(global), scarce(global)],
+        )
+        .unwrap_or_else(|e| panic!("module {modules}: {e}"));
+        for o in &outcomes {
+            if let Err(why) = modes::agree(o) {
+                let path = crate::aot::scratch().join(format!("{name}.wasm"));
+                let _ = std::fs::write(&path, &wasm);
+                failures.push(format!("module {modules} ({}): {why}", path.display()));
+            }
+            calls += modes::calls(o);
+            instantiated += usize::from(o[0].is_ok());
+            ran_out += o[0].as_ref().map_or(0, |calls| {
+                calls
+                    .iter()
+                    .filter(|c| {
+                        c.result
+                            .as_ref()
+                            .is_err_and(|t| t.contains(run::OUT_OF_FUEL))
+                    })
+                    .count()
+            });
+        }
+    }
+    eprintln!(
+        "hb_beamr_meter: {modules} wasm-smith modules (seed {seed}, {attempts} attempts), \
+         2 fuel budgets each ({instantiated} runs instantiated), {calls} calls compared in \
+         {} ({ran_out} ran out of fuel)",
+        modes::MODES.join(", ")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        modules >= cases / 2,
+        "only {modules} modules in {attempts} attempts"
+    );
+}
