@@ -13,15 +13,18 @@
 //!
 //! A bulk operation's run-time charge, just before it, with its size
 //! operand `n` on top of the stack (kept in a scratch local):
-//! `local.tee $n  i64.extend_i32_u` (or, for a 64-bit operand, the
-//! unsigned minimum of `n` and `OPERAND_CLAMP`), then the unit's
-//! conversion, `call $charge`, `local.get $n`.
+//! `local.set $n  local.get $n  i64.extend_i32_u` (or, for a 64-bit
+//! operand, the unsigned minimum of `n` and `OPERAND_CLAMP`), then the
+//! unit's conversion, `call $charge`, `local.get $n`. A grow keeps `n`
+//! (`local.tee $n`) and is charged after it returns `r`: `local.set $r`,
+//! the fuel for `n`, `i64.const 0`, `r != -1`, `select`, `call $charge`,
+//! `local.get $r`.
 
 use wasm_encoder::reencode::{Error, Reencode};
 use wasm_encoder::{BlockType, Function, Instruction, ValType};
 use wasmparser::FunctionBody;
 
-use crate::cost::{Bulk, SizeType, Unit, BYTES_PER_FUEL, FUEL_PER_PAGE, OPERAND_CLAMP};
+use crate::cost::{Bulk, SizeType, Unit, When, BYTES_PER_FUEL, FUEL_PER_PAGE, OPERAND_CLAMP};
 use crate::plan;
 use crate::MeterError;
 
@@ -79,12 +82,20 @@ fn fixed_charge(f: &mut Function, ctx: &BodyCtx, fuel: u64) {
     }
 }
 
-fn bulk_charge(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: (Option<u32>, Option<u32>)) {
-    let restore = if ctx.is64(bulk.size) {
-        let Some(s) = scratch.1 else { return };
+/// The scratch locals of one function: for i32 and i64 size operands, the
+/// operand and a grow's result.
+#[derive(Clone, Copy, Default)]
+struct Scratch {
+    size: [Option<u32>; 2],
+    result: [Option<u32>; 2],
+}
+
+/// Pushes the fuel for the size in local `s`: the size as an unsigned i64
+/// (at most `OPERAND_CLAMP` when 64-bit), converted by the unit.
+fn size_fuel(f: &mut Function, wide: bool, s: u32, unit: Unit) {
+    if wide {
         let clamp = OPERAND_CLAMP as i64;
         for i in [
-            Instruction::LocalSet(s),
             Instruction::LocalGet(s),
             Instruction::I64Const(clamp),
             Instruction::LocalGet(s),
@@ -94,14 +105,11 @@ fn bulk_charge(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: (Option<u32
         ] {
             f.instruction(&i);
         }
-        s
     } else {
-        let Some(s) = scratch.0 else { return };
-        f.instruction(&Instruction::LocalTee(s));
+        f.instruction(&Instruction::LocalGet(s));
         f.instruction(&Instruction::I64ExtendI32U);
-        s
-    };
-    match bulk.unit {
+    }
+    match unit {
         Unit::Bytes => {
             f.instruction(&Instruction::I64Const(i64::from(
                 BYTES_PER_FUEL.trailing_zeros(),
@@ -114,8 +122,54 @@ fn bulk_charge(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: (Option<u32
         }
         Unit::Elements => {}
     }
+}
+
+/// What goes before a bulk operation: its size is kept (and, for
+/// `When::Before`, charged).
+fn bulk_before(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: &Scratch) {
+    let wide = ctx.is64(bulk.size);
+    let Some(s) = scratch.size[usize::from(wide)] else {
+        return;
+    };
+    match bulk.when {
+        When::Before => {
+            f.instruction(&Instruction::LocalSet(s));
+            size_fuel(f, wide, s, bulk.unit);
+            f.instruction(&Instruction::Call(ctx.charge_func));
+            f.instruction(&Instruction::LocalGet(s));
+        }
+        When::AfterGrowth => {
+            f.instruction(&Instruction::LocalTee(s));
+        }
+    }
+}
+
+/// What goes after a grow: its size is charged unless it returned -1.
+fn bulk_after(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: &Scratch) {
+    if bulk.when != When::AfterGrowth {
+        return;
+    }
+    let wide = ctx.is64(bulk.size);
+    let (Some(s), Some(r)) = (
+        scratch.size[usize::from(wide)],
+        scratch.result[usize::from(wide)],
+    ) else {
+        return;
+    };
+    f.instruction(&Instruction::LocalSet(r));
+    size_fuel(f, wide, s, bulk.unit);
+    f.instruction(&Instruction::I64Const(0));
+    f.instruction(&Instruction::LocalGet(r));
+    if wide {
+        f.instruction(&Instruction::I64Const(-1));
+        f.instruction(&Instruction::I64Ne);
+    } else {
+        f.instruction(&Instruction::I32Const(-1));
+        f.instruction(&Instruction::I32Ne);
+    }
+    f.instruction(&Instruction::Select);
     f.instruction(&Instruction::Call(ctx.charge_func));
-    f.instruction(&Instruction::LocalGet(restore));
+    f.instruction(&Instruction::LocalGet(r));
 }
 
 /// Re-encodes `body` (of a function with `params` parameters) with its
@@ -140,33 +194,48 @@ pub fn meter_body<R: Reencode<Error = MeterError>>(
         ops.push(reader.read()?);
     }
     let steps = plan::plan(&ops);
-    let needs = |wide: bool| {
-        steps
-            .iter()
-            .any(|s| s.bulk.is_some_and(|b| ctx.is64(b.size) == wide))
-    };
-    let mut scratch = |ty: ValType, needed: bool| -> Result<Option<u32>, Error<MeterError>> {
-        if !needed {
-            return Ok(None);
+    // Which scratch locals the body needs: [i32, i64] sizes and results.
+    let mut need = [[false; 2]; 2];
+    for bulk in steps.iter().filter_map(|s| s.bulk) {
+        let wide = usize::from(ctx.is64(bulk.size));
+        need[0][wide] = true;
+        need[1][wide] |= bulk.when == When::AfterGrowth;
+    }
+    let mut scratch = Scratch::default();
+    for (kind, needed) in need.iter().enumerate() {
+        for (wide, needed) in needed.iter().enumerate() {
+            if !needed {
+                continue;
+            }
+            locals.push((
+                1,
+                if wide == 1 {
+                    ValType::I64
+                } else {
+                    ValType::I32
+                },
+            ));
+            let slot = if kind == 0 {
+                &mut scratch.size[wide]
+            } else {
+                &mut scratch.result[wide]
+            };
+            *slot = Some(count);
+            count = count.checked_add(1).ok_or_else(too_many)?;
         }
-        locals.push((1, ty));
-        let index = count;
-        count = count.checked_add(1).ok_or_else(too_many)?;
-        Ok(Some(index))
-    };
-    let scratch = (
-        scratch(ValType::I32, needs(false))?,
-        scratch(ValType::I64, needs(true))?,
-    );
+    }
     let mut f = Function::new(locals);
     for (op, step) in ops.into_iter().zip(steps) {
         if step.charge > 0 {
             fixed_charge(&mut f, ctx, step.charge);
         }
         if let Some(bulk) = step.bulk {
-            bulk_charge(&mut f, ctx, bulk, scratch);
+            bulk_before(&mut f, ctx, bulk, &scratch);
         }
         f.instruction(&r.instruction(op)?);
+        if let Some(bulk) = step.bulk {
+            bulk_after(&mut f, ctx, bulk, &scratch);
+        }
     }
     Ok(f)
 }

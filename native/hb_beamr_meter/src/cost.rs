@@ -15,15 +15,21 @@
 //! | `call`, `return_call` | 5 |
 //! | `call_indirect`, `return_call_indirect`, `call_ref`, `return_call_ref` | 10 |
 //! | `throw`, `rethrow`, `throw_ref` | 10 |
-//! | `memory.grow` | 10 + [`FUEL_PER_PAGE`] (1024) per page asked for |
+//! | `memory.grow` | 10, and [`FUEL_PER_PAGE`] (1024) per page grown, when it succeeds |
 //! | `memory.fill`, `memory.copy`, `memory.init` | 10 + 1 per [`BYTES_PER_FUEL`] (64) bytes, rounded down |
-//! | `table.grow`, `table.fill`, `table.copy`, `table.init` | 10 + 1 per element |
+//! | `table.grow` | 10, and 1 per element grown, when it succeeds |
+//! | `table.fill`, `table.copy`, `table.init` | 10 + 1 per element |
+//! | GC arrays: `array.new`, `array.new_default`, `array.new_data`, `array.new_elem`, `array.fill`, `array.copy`, `array.init_data`, `array.init_elem` | 10 + 1 per element |
+//! | `array.new_fixed` of N elements | 1 + N |
 //! | everything else (constants, locals, globals, arithmetic, comparisons, conversions, `select`, `drop`, `memory.size`, `data.drop`, ...) | 1 |
 //!
 //! The part of a bulk operation that depends on its size operand is read
 //! from the operand at run time, just before the operation; a 64-bit
 //! operand counts as at most [`OPERAND_CLAMP`] units (so that the charge
-//! cannot overflow; such an operation traps anyway).
+//! cannot overflow; such an operation traps anyway). `memory.grow` and
+//! `table.grow` are charged for their size right after they return, and
+//! only when they succeed: a request that fails does no work, and programs
+//! probe (emscripten's heap resize asks for less after a refusal).
 
 use wasmparser::Operator;
 
@@ -77,11 +83,22 @@ pub enum SizeType {
     I32,
 }
 
+/// When a bulk operation's size is charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Before it runs, from its size operand.
+    Before,
+    /// After it returns, from its size operand, unless it returned -1
+    /// (`memory.grow`, `table.grow`: refused).
+    AfterGrowth,
+}
+
 /// A bulk operation's charge beyond its fixed cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bulk {
     pub unit: Unit,
     pub size: SizeType,
+    pub when: When,
 }
 
 /// The cost of one instruction: fuel known from the code, and what a bulk
@@ -102,7 +119,22 @@ const fn fixed(fuel: u64) -> Cost {
 const fn bulk(unit: Unit, size: SizeType) -> Cost {
     Cost {
         fixed: BULK_BASE,
-        bulk: Some(Bulk { unit, size }),
+        bulk: Some(Bulk {
+            unit,
+            size,
+            when: When::Before,
+        }),
+    }
+}
+
+const fn growth(unit: Unit, size: SizeType) -> Cost {
+    Cost {
+        fixed: BULK_BASE,
+        bulk: Some(Bulk {
+            unit,
+            size,
+            when: When::AfterGrowth,
+        }),
     }
 }
 
@@ -173,18 +205,30 @@ pub fn cost(op: &Operator) -> Cost {
         | V128Store64Lane { .. } => fixed(2),
         I32DivS | I32DivU | I32RemS | I32RemU | I64DivS | I64DivU | I64RemS | I64RemU | F32Div
         | F64Div | F32Sqrt | F64Sqrt => fixed(4),
-        MemoryGrow { mem } => bulk(Unit::Pages, SizeType::Memory(*mem)),
+        MemoryGrow { mem } => growth(Unit::Pages, SizeType::Memory(*mem)),
         MemoryFill { mem } => bulk(Unit::Bytes, SizeType::Memory(*mem)),
         MemoryCopy { dst_mem, src_mem } => {
             bulk(Unit::Bytes, SizeType::Memories(*dst_mem, *src_mem))
         }
         MemoryInit { .. } => bulk(Unit::Bytes, SizeType::I32),
-        TableGrow { table } | TableFill { table } => bulk(Unit::Elements, SizeType::Table(*table)),
+        TableGrow { table } => growth(Unit::Elements, SizeType::Table(*table)),
+        TableFill { table } => bulk(Unit::Elements, SizeType::Table(*table)),
         TableCopy {
             dst_table,
             src_table,
         } => bulk(Unit::Elements, SizeType::Tables(*dst_table, *src_table)),
         TableInit { .. } => bulk(Unit::Elements, SizeType::I32),
+        // GC arrays whose length or range comes from an operand (on top,
+        // always i32); `array.new_fixed` lists its elements in the code.
+        ArrayNew { .. }
+        | ArrayNewDefault { .. }
+        | ArrayNewData { .. }
+        | ArrayNewElem { .. }
+        | ArrayFill { .. }
+        | ArrayCopy { .. }
+        | ArrayInitData { .. }
+        | ArrayInitElem { .. } => bulk(Unit::Elements, SizeType::I32),
+        ArrayNewFixed { array_size, .. } => fixed(1 + u64::from(*array_size)),
         _ => fixed(1),
     }
 }

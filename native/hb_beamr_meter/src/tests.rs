@@ -345,14 +345,14 @@ fn bulk_operations_pay_by_their_size_operand() {
     assert_eq!(charges(&m)[0], vec![25]);
     let ops = bodies(&m.wasm).remove(0);
     let text = ops.join("\n");
-    // memory.fill: bytes / 64.
+    // memory.fill: bytes / 64, before it runs.
     assert!(
-        text.contains("LocalTee { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 6 }\nI64ShrU\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nMemoryFill"),
+        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 6 }\nI64ShrU\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nMemoryFill"),
         "{text}"
     );
-    // memory.grow: 1024 per page.
+    // memory.grow: 1024 per page, after it returns, unless it returned -1.
     assert!(
-        text.contains("I64ExtendI32U\nI64Const { value: 1024 }\nI64Mul\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nMemoryGrow"),
+        text.contains("LocalTee { local_index: 1 }\nMemoryGrow { mem: 0 }\nLocalSet { local_index: 2 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 1024 }\nI64Mul\nI64Const { value: 0 }\nLocalGet { local_index: 2 }\nI32Const { value: -1 }\nI32Ne\nSelect\nCall { function_index: 2 }\nLocalGet { local_index: 2 }\nDrop"),
         "{text}"
     );
 }
@@ -409,4 +409,20 @@ fn the_section_reads_back() {
     };
     assert_eq!(MeterInfo::decode(&info.encode()), Some(info));
     assert_eq!(MeterInfo::decode(&info.encode()[..3]), None);
+}
+
+#[test]
+fn gc_arrays_pay_per_element() {
+    let m = metered(
+        r#"(module (type $a (array (mut i32)))
+             (func (export "f") (param i32) (result i32)
+               (array.len (array.new_default $a (local.get 0)))))"#,
+    );
+    let text = bodies(&m.wasm).remove(0).join("\n");
+    assert!(
+        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nArrayNewDefault"),
+        "{text}"
+    );
+    // get 1, array.new_default 10, array.len 1.
+    assert_eq!(charges(&m)[0], vec![12]);
 }

@@ -150,20 +150,22 @@ fn calls_pay_at_the_site_and_on_entry() {
     assert_eq!(left(&calls), expected);
 }
 
-/// memory.grow pays 1024 a page asked for, memory.fill and memory.copy 1
-/// per 64 bytes, on top of their fixed 10.
+/// memory.grow pays 1024 a page grown (nothing more when refused),
+/// memory.fill and memory.copy 1 per 64 bytes, on top of their fixed 10.
 #[test]
 fn bulk_memory_pays_by_size() {
     let wat = r#"
       (module (memory 1 100)
         (func (export "grow") (result i32) i32.const 3 memory.grow)
+        (func (export "refused") (result i32) i32.const 1000 memory.grow)
         (func (export "fill") i32.const 0 i32.const 7 i32.const 640 memory.fill)
         (func (export "copy") i32.const 64 i32.const 0 i32.const 130 memory.copy)
         (func (export "too_much")
           i32.const 0 i32.const 0 i32.const 0x7fffffff memory.fill))"#;
     let calls = run_all(wat, "bulk", Options::default(), starting_with(100_000));
     assert_eq!(calls[0].result, Ok(vec![1]));
-    let used = [1 + 10 + 3 * 1024, 3 + 10 + 10, 3 + 10 + 2];
+    assert_eq!(calls[1].result, Ok(vec![u32::MAX as u64]));
+    let used = [1 + 10 + 3 * 1024, 1 + 10, 3 + 10 + 10, 3 + 10 + 2];
     let mut fuel = 100_000;
     for (call, u) in calls.iter().zip(used) {
         fuel -= u;
@@ -172,8 +174,8 @@ fn bulk_memory_pays_by_size() {
     // 2 GiB to fill costs 2^25 more than its block's fixed 13, more than
     // is left: out of fuel before the fill runs (and before it would trap
     // out of bounds), with the block's 13 paid.
-    assert_eq!(calls[3].result, Err(run::OUT_OF_FUEL.to_string()));
-    assert_eq!(calls[3].fuel_left, Some(fuel - 13));
+    assert_eq!(calls[4].result, Err(run::OUT_OF_FUEL.to_string()));
+    assert_eq!(calls[4].fuel_left, Some(fuel - 13));
 }
 
 /// A trap in the middle of a block: the block was paid for whole, in
