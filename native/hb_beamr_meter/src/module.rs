@@ -162,17 +162,18 @@ struct Meterer<'a> {
     done: [bool; 6],
 }
 
-impl Meterer<'_> {
-    fn ctx(&self) -> BodyCtx<'_> {
-        BodyCtx {
-            fuel_global: self.info.fuel_global,
-            charge_func: self.info.charge_func,
-            out_of_fuel_func: self.info.out_of_fuel_func,
-            memory64: &self.facts.memory64,
-            table64: &self.facts.table64,
-        }
+/// What the bodies need, from the facts and the counter's place.
+fn body_ctx<'a>(facts: &'a Facts, info: &MeterInfo) -> BodyCtx<'a> {
+    BodyCtx {
+        fuel_global: info.fuel_global,
+        charge_func: info.charge_func,
+        out_of_fuel_func: info.out_of_fuel_func,
+        memory64: &facts.memory64,
+        table64: &facts.table64,
     }
+}
 
+impl Meterer<'_> {
     fn mark(&mut self, added: Added) {
         self.done[added as usize] = true;
     }
@@ -214,7 +215,7 @@ impl Meterer<'_> {
     }
 
     fn add_code(&mut self, code: &mut CodeSection) {
-        code.function(&body::charge_function(&self.ctx()));
+        code.function(&body::charge_function(&body_ctx(self.facts, &self.info)));
         self.mark(Added::Code);
     }
 
@@ -337,14 +338,7 @@ impl Reencode for Meterer<'_> {
         })?;
         self.next_body += 1;
         // The context borrows only the facts, which outlive `self`.
-        let facts = self.facts;
-        let ctx = BodyCtx {
-            fuel_global: self.info.fuel_global,
-            charge_func: self.info.charge_func,
-            out_of_fuel_func: self.info.out_of_fuel_func,
-            memory64: &facts.memory64,
-            table64: &facts.table64,
-        };
+        let ctx = body_ctx(self.facts, &self.info);
         let f = body::meter_body(self, &ctx, &func, params)?;
         code.function(&f);
         Ok(())

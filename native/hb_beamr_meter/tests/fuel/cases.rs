@@ -211,7 +211,7 @@ fn overhead() {
               (i32.load (i32.and (local.get $acc) (i32.const 1020)))))
             (br_if $l (i32.lt_u
               (local.tee $i (i32.add (local.get $i) (i32.const 1)))
-              (i32.const 3000000))))
+              (i32.const 30000000))))
           (local.get $acc)))"#;
     let wasm = wat::parse_str(wat).expect("wat");
     let metered = meter(&wasm, &Options::default()).expect("meter");

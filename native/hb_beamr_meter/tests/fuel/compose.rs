@@ -43,7 +43,7 @@ fn nan_canonicalized_modules_use_the_same_fuel_in_every_mode() {
     let mut attempts = 0;
     while modules < 15 && attempts < 300 {
         attempts += 1;
-        let Some(wasm) = smith::module(&mut rng, false) else {
+        let Some(wasm) = smith::module(&mut rng, false, false) else {
             continue;
         };
         let Ok(canonical) = hb_beamr_nan::canonicalize(&wasm) else {

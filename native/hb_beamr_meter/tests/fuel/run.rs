@@ -104,7 +104,8 @@ impl Host for TestHost {
     }
 }
 
-/// The numeric exported functions of `wasm`, in export order.
+/// The numeric exported functions of `wasm` that it defines (an exported
+/// import is the host's), in export order.
 pub fn exports(wasm: &[u8]) -> Vec<(String, Vec<ValKind>)> {
     use wasmparser::{CompositeInnerType, ExternalKind, Payload, TypeRef, ValType};
     let kind = |t: &ValType| match t {
@@ -116,6 +117,7 @@ pub fn exports(wasm: &[u8]) -> Vec<(String, Vec<ValKind>)> {
     };
     let mut types = Vec::new();
     let mut funcs = Vec::new();
+    let mut imported = 0;
     let mut out = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.expect("valid") {
@@ -137,6 +139,7 @@ pub fn exports(wasm: &[u8]) -> Vec<(String, Vec<ValKind>)> {
                 for i in r.into_imports() {
                     if let TypeRef::Func(t) = i.expect("import").ty {
                         funcs.push(t);
+                        imported += 1;
                     }
                 }
             }
@@ -144,7 +147,7 @@ pub fn exports(wasm: &[u8]) -> Vec<(String, Vec<ValKind>)> {
             Payload::ExportSection(r) => {
                 for e in r {
                     let e = e.expect("export");
-                    if e.kind != ExternalKind::Func {
+                    if e.kind != ExternalKind::Func || e.index < imported {
                         continue;
                     }
                     let ty = funcs[e.index as usize] as usize;

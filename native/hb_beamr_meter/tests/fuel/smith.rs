@@ -1,7 +1,7 @@
-//! wasm-smith modules for the property tests: no imports, no SIMD, no
-//! references; loops and calls bounded by wasm-smith's own fuel global
+//! wasm-smith modules for the property tests: no SIMD, no references;
+//! loops and calls bounded by wasm-smith's own fuel global
 //! (`ensure_termination`), so that every module terminates unmetered too.
-//! Traps allowed or not, by seed.
+//! Traps allowed or not; function imports (from a fixed set) or none.
 
 use arbitrary::Unstructured;
 use wasm_smith::{InstructionKind, InstructionKinds};
@@ -27,8 +27,19 @@ impl Rng {
     }
 }
 
-fn config(traps: bool) -> wasm_smith::Config {
+/// The functions a module may import (the tests' host returns zeros).
+const IMPORTS: &str = r#"
+(module
+  (import "env" "f0" (func (result i32)))
+  (import "env" "f1" (func (param i32) (result i32)))
+  (import "env" "f2" (func (param i64 f64)))
+  (import "env" "f3" (func (param f32) (result i64))))
+"#;
+
+fn config(traps: bool, imports: bool) -> wasm_smith::Config {
     wasm_smith::Config {
+        available_imports: imports.then(|| wat::parse_str(IMPORTS).expect("imports")),
+        min_imports: usize::from(imports),
         allowed_instructions: InstructionKinds::new(&[
             InstructionKind::Numeric,
             InstructionKind::Variable,
@@ -40,7 +51,7 @@ fn config(traps: bool) -> wasm_smith::Config {
         canonicalize_nans: false,
         export_everything: true,
         allow_start_export: true,
-        max_imports: 0,
+        max_imports: if imports { 4 } else { 0 },
         min_funcs: 2,
         max_funcs: 10,
         max_instructions: 300,
@@ -65,10 +76,10 @@ fn config(traps: bool) -> wasm_smith::Config {
 const TERMINATION: u32 = 2000;
 
 /// A module from `rng`, or `None` when the bytes did not make one.
-pub fn module(rng: &mut Rng, traps: bool) -> Option<Vec<u8>> {
+pub fn module(rng: &mut Rng, traps: bool, imports: bool) -> Option<Vec<u8>> {
     let data = rng.bytes(16384);
     let mut u = Unstructured::new(&data);
-    let mut module = wasm_smith::Module::new(config(traps), &mut u).ok()?;
+    let mut module = wasm_smith::Module::new(config(traps, imports), &mut u).ok()?;
     module.ensure_termination(TERMINATION).ok()?;
     Some(module.to_bytes())
 }
