@@ -125,7 +125,8 @@ fn size_fuel(f: &mut Function, wide: bool, s: u32, unit: Unit) {
 }
 
 /// What goes before a bulk operation: its size is kept (and, for
-/// `When::Before`, charged).
+/// `When::Before`, charged). The scratch locals were planned from the same
+/// steps, so the `else` branches below cannot be taken.
 fn bulk_before(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: &Scratch) {
     let wide = ctx.is64(bulk.size);
     let Some(s) = scratch.size[usize::from(wide)] else {
