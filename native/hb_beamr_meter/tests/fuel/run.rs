@@ -9,8 +9,9 @@ use std::rc::Rc;
 
 use hb_beamr_core::snapshot::{self, Global};
 use hb_beamr_core::values::{ValKind, Value};
-use hb_beamr_engine::imports::ImportDesc;
-use hb_beamr_engine::{host, EngineInstance, Host, InstanceRef, Limits, Mode, Target};
+use hb_beamr_engine::{
+    install_host, EngineInstance, Host, ImportDesc, InstanceRef, Limits, Mode, Target, Trap,
+};
 
 /// How the host refuels.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +82,7 @@ impl Host for TestHost {
         instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, Trap> {
         if desc.module != hb_beamr_meter::abi::IMPORT_MODULE
             || desc.name != hb_beamr_meter::abi::OUT_OF_FUEL
         {
@@ -90,7 +91,7 @@ impl Host for TestHost {
         self.calls.set(self.calls.get() + 1);
         let needed = match args {
             [Value::I64(n)] if *n > 0 => *n,
-            other => return Err(format!("out_of_fuel with {other:?}")),
+            other => return Err(format!("out_of_fuel with {other:?}").into()),
         };
         let left = self.refills_left.get();
         let global = self.fuel.global.ok_or("out_of_fuel without a counter")?;
@@ -174,7 +175,7 @@ fn run_here(bytes: Vec<u8>, mode: Mode, calls: &[(String, Vec<ValKind>)], fuel: 
         refills_left: Cell::new(fuel.refills),
         calls: Cell::new(0),
     });
-    let _installed = host::install(host.clone());
+    let _installed = install_host(host.clone());
     let module = hb_beamr_engine::load_module(bytes, mode).map_err(|e| format!("load: {e:?}"))?;
     let limits = Limits {
         wasm_stack: 32 << 20,
