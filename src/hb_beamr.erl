@@ -40,6 +40,8 @@
 -export([migrate/2]).
 %%% AOT compilation:
 -export([compile/1, compile/2, clear_aot_cache/0]).
+%%% Shared modules:
+-export([module_stats/0, purge_modules/0]).
 
 -include("include/hb.hrl").
 
@@ -431,6 +433,24 @@ compile(WasmBinary, Opts) ->
 -spec clear_aot_cache() -> ok | {error, term()}.
 clear_aot_cache() ->
     hb_beamr_aot_cache:clear().
+
+%% @doc The registry of loaded modules that instances of the same bytes
+%% share (see the README's "Shared modules"): `loads' (modules loaded),
+%% `hits' (starts that found theirs loaded), `evictions', `refused' (starts
+%% refused with `{error, {module_limit, _}}'), `live_modules' and
+%% `idle_modules' (loaded, with and without a live instance), `instances'
+%% (of shared modules, live) and `bytes' (of the loaded modules). Bounded by
+%% application env `module_cache_max_bytes' (default 1 GiB, all loaded
+%% modules) and `module_cache_idle_bytes' (default 64 MiB, those kept
+%% without a live instance, least recently used evicted first).
+-spec module_stats() -> #{atom() => non_neg_integer()} | {error, driver_load_failed}.
+module_stats() ->
+    hb_beamr_nif:guarded(fun hb_beamr_nif:module_stats/0).
+
+%% @doc Frees every loaded module without a live instance; returns how many.
+-spec purge_modules() -> non_neg_integer() | {error, driver_load_failed}.
+purge_modules() ->
+    hb_beamr_nif:guarded(fun hb_beamr_nif:purge_modules/0).
 
 %% @doc The default import function: answers `[0]' and keeps the state.
 -spec stub(State, import_request() | map(), map()) -> {ok, [0], State}.

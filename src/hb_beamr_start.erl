@@ -8,6 +8,9 @@
 
 -include("include/hb.hrl").
 
+-define(KIB, 1024).
+-define(MIB, (1024 * 1024)).
+
 %% @doc Starts an instance on this node, watched by `Watcher' until its
 %% start has returned (see {@link hb_beamr:start/3}).
 -spec start_here(binary(), hb_beamr:mode(), map(), tuple(), pid()) -> term().
@@ -64,7 +67,7 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origi
     WASM = spawn(fun() -> starting(Watcher, Origin) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Deterministic)
     end),
     case is_integer(Id) of
         true ->
@@ -77,6 +80,22 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origi
         false ->
             ok = stop(WASM),
             Id
+    end.
+
+%% The instance's limits with the bounds of the shared-module registry and
+%% whether to share at all (application env `module_sharing', default true;
+%% read at every start, so a change applies to the next).
+module_bounds({MaxMemory, WasmStack, NativeStack}) ->
+    Max = bound(module_cache_max_bytes, 1024 * ?MIB),
+    Idle = bound(module_cache_idle_bytes, 64 * ?MIB),
+    Share = application:get_env(hb_beamr, module_sharing, true) =/= false,
+    {MaxMemory, WasmStack, NativeStack, {Max, Idle, Share}}.
+
+bound(Key, Default) ->
+    case application:get_env(hb_beamr, Key, Default) of
+        N when is_integer(N), N >= 0 -> N;
+        infinity -> 1 bsl 63;
+        _ -> Default
     end.
 
 started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
