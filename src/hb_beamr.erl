@@ -326,7 +326,7 @@ deserialize(_, _) ->
 %% @doc The instance's whole state: its linear memory, every mutable global
 %% (exported or not: C code keeps its stack pointer in one), and the
 %% fingerprint of its module (SHA-256 of its bytecode), in a versioned binary
-%% format (see the README). Take it between calls (or from an import
+%% format (see docs/api.md). Take it between calls (or from an import
 %% function, to capture the state at that import).
 -spec snapshot(wasm()) -> {ok, binary()} | {error, error_reason()}.
 snapshot(WASM) when is_pid(WASM) ->
@@ -435,7 +435,7 @@ clear_aot_cache() ->
     hb_beamr_aot_cache:clear().
 
 %% @doc The registry of loaded modules that instances of the same bytes
-%% share (see the README's "Shared modules"): `loads' (modules loaded),
+%% share (see docs/architecture.md, "Shared modules"): `loads' (modules loaded),
 %% `hits' (starts that found theirs loaded), `evictions', `refused' (starts
 %% refused with `{error, {module_limit, _}}'), `live_modules' and
 %% `idle_modules' (loaded, with and without a live instance), `instances'
