@@ -325,9 +325,19 @@ snapshot(_) ->
 %% compared unit by unit. It restores as the chain `[Full, ..., Base, Delta]'.
 %% Another module's base, or a delta that is not the last snapshot, is
 %% `{error, {snapshot_mismatch, Why}}'. `#{}' is {@link snapshot/1}.
--spec snapshot(wasm(), #{base => binary()}) -> {ok, binary()} | {error, error_reason()}.
-snapshot(WASM, #{base := Base}) when is_pid(WASM), is_binary(Base) ->
-    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, snapshot_delta, [Base]));
+%% `method => hash' hashes every unit even where the kernel tracks pages
+%% (the default, `auto', uses the kernel where it can);
+%% {@link snapshot_info/1} says which method ran.
+-spec snapshot(wasm(), #{base => binary(), method => auto | hash}) ->
+    {ok, binary()} | {error, error_reason()}.
+snapshot(WASM, #{base := Base} = Opts) when is_pid(WASM), is_binary(Base) ->
+    case maps:get(method, Opts, auto) of
+        Method when Method =:= auto; Method =:= hash ->
+            Args = [Base, Method =:= hash],
+            hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, snapshot_delta, Args));
+        _ ->
+            {error, badarg}
+    end;
 snapshot(WASM, Opts) when is_pid(WASM), Opts =:= #{} ->
     snapshot(WASM);
 snapshot(_, _) ->

@@ -68,8 +68,13 @@ pub enum OpBody {
     },
     /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
     Snapshot,
-    /// `{ok, Delta}`: the state's difference from a base snapshot.
-    Delta(WriteData),
+    /// `{ok, Delta}`: the state's difference from a base snapshot; with
+    /// `hash_only`, found by hashing every unit even where the kernel tracks
+    /// written pages.
+    Delta {
+        base: WriteData,
+        hash_only: bool,
+    },
     /// Restores a snapshot or a chain `[Full, Delta, ...]` (memory grown to
     /// its size first).
     Restore(WriteData),

@@ -299,9 +299,14 @@ fn retire(env: Env, worker: LocalPid) -> Term {
 
 /// Takes a delta against `base`: `{ok, Delta}` arrives as the reply.
 #[rustler::nif]
-fn snapshot_delta<'a>(env: Env<'a>, worker: LocalPid, base: Binary<'a>) -> Term<'a> {
+fn snapshot_delta<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    base: Binary<'a>,
+    hash_only: bool,
+) -> Term<'a> {
     let base = WriteData::from_binary(env, base);
-    let result = request(env, &worker, OpBody::Delta(base));
+    let result = request(env, &worker, OpBody::Delta { base, hash_only });
     reply_result(env, result)
 }
 

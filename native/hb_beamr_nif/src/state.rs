@@ -23,10 +23,11 @@ pub struct Snapshots {
 
 impl Snapshots {
     /// The unit hashes of memory now, and (when there is a last snapshot)
-    /// the units changed since it and how they were found. Tracking starts
-    /// anew from here.
-    fn advance(&mut self, engine: InstanceRef) -> Result<Advanced, Error> {
-        let candidates = self.tracker.take(engine);
+    /// the units changed since it and how they were found: only the pages
+    /// the kernel says were written are hashed again, or (where it cannot
+    /// say, or `hash_only`) every unit. Tracking starts anew from here.
+    fn advance(&mut self, engine: InstanceRef, hash_only: bool) -> Result<Advanced, Error> {
+        let candidates = self.tracker.take(engine).filter(|_| !hash_only);
         let last = self.last.take();
         engine.read_with(0, engine.memory_size(), |memory| match last {
             Some(Tracked { id, mut hashes }) => {
@@ -76,8 +77,8 @@ pub fn serve(worker: &Worker, op: Op) {
             .with_bytes(|bytes| grow_and_write(engine, &[(0, bytes)], bytes.len() as u64))
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Snapshot => send_snapshot(worker, engine, &reply),
-        OpBody::Delta(base) => base
-            .with_bytes(|base| delta(worker, engine, base))
+        OpBody::Delta { base, hash_only } => base
+            .with_bytes(|base| delta(worker, engine, base, hash_only))
             .map(|bytes| {
                 worker.send(
                     &reply,
@@ -103,7 +104,7 @@ pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> R
     let fingerprint = worker.fingerprint()?;
     let globals = engine.mutable_globals()?;
     let mut snapshots = worker.snapshots.borrow_mut();
-    let Advanced { hashes, .. } = snapshots.advance(engine)?;
+    let Advanced { hashes, .. } = snapshots.advance(engine, false)?;
     let size = engine.memory_size();
     let id = snapshot::state_id(&fingerprint, size, &globals, &hashes);
     let header = Header::full(fingerprint, id, size, globals).encode();
@@ -122,7 +123,12 @@ pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> R
 /// A delta of the state now against `base`: this instance's last snapshot
 /// (or restore), whose changed units the kernel or the units' hashes find,
 /// or any full snapshot of this module, compared unit by unit.
-fn delta(worker: &Worker, engine: InstanceRef, base: &[u8]) -> Result<Vec<u8>, Error> {
+fn delta(
+    worker: &Worker,
+    engine: InstanceRef,
+    base: &[u8],
+    hash_only: bool,
+) -> Result<Vec<u8>, Error> {
     let ours = worker.fingerprint()?;
     let given = snapshot::decode(base)?;
     if given.header.fingerprint != ours {
@@ -146,7 +152,7 @@ fn delta(worker: &Worker, engine: InstanceRef, base: &[u8]) -> Result<Vec<u8>, E
         given.header.id.is_some() && s.last.as_ref().map(|t| Some(t.id)) == Some(given.header.id)
     };
     let (base_id, hashes, changed, method) = if is_last(&snapshots) {
-        let Advanced { hashes, since } = snapshots.advance(engine)?;
+        let Advanced { hashes, since } = snapshots.advance(engine, hash_only)?;
         let (id, changed, method) = since.ok_or(Error::InvalidArgs)?;
         (id, hashes, changed, method)
     } else if let Body::Full(then) = given.body {
