@@ -179,3 +179,15 @@ flip_last_byte(Bin) ->
 snapshot_info_test() ->
     ?assertMatch({error, {invalid_snapshot, _}}, hb_beamr:snapshot_info(<<"nope">>)),
     ?assertEqual({error, badarg}, hb_beamr:snapshot_info(nope)).
+
+%% A module without memory: deltas carry the globals alone.
+a_module_without_memory_test() ->
+    {ok, A, _, _} = hb_beamr:start(fixture("test.wasm")),
+    {ok, Full} = hb_beamr:snapshot(A),
+    ?assertEqual(0, info(Full, memory_size)),
+    {ok, D} = hb_beamr:snapshot(A, #{base => Full}),
+    ?assertEqual(0, info(D, units)),
+    {ok, B, _, _} = hb_beamr:start(fixture("test.wasm")),
+    ?assertEqual(ok, hb_beamr:restore(B, [Full, D])),
+    ?assertEqual({ok, Full}, hb_beamr:snapshot(B)),
+    [hb_beamr:stop(W) || W <- [A, B]].

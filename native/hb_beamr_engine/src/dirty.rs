@@ -23,6 +23,10 @@
 //! other than 4 KiB, memory that moved) [`DirtyTracker::take`] answers
 //! `None`, and the caller hashes every unit instead.
 //!
+//! Each tracked instance holds one userfaultfd descriptor (opened at its
+//! first snapshot); `/proc/self/pagemap` is opened once for all. Should
+//! opening fail (the descriptor limit), that instance falls back to hashing.
+//!
 //! The descriptor is opened with `UFFD_USER_MODE_ONLY`, which needs no
 //! privilege even when `vm.unprivileged_userfaultfd` is 0: asynchronous
 //! write-protection never delivers a fault, so kernel-mode faults do not
@@ -91,10 +95,18 @@ struct PageRegion {
     categories: u64,
 }
 
+/// `/proc/self/pagemap`, opened once for every tracker: `PAGEMAP_SCAN` keeps
+/// no state in the file, so instances share it (one descriptor less each).
+fn pagemap() -> Option<&'static File> {
+    static PAGEMAP: std::sync::OnceLock<Option<File>> = std::sync::OnceLock::new();
+    PAGEMAP
+        .get_or_init(|| File::open("/proc/self/pagemap").ok())
+        .as_ref()
+}
+
 /// The kernel side of tracking one memory.
 struct Kernel {
     uffd: OwnedFd,
-    pagemap: File,
     /// Where the memory was when registered.
     base: usize,
     /// How many bytes from `base` are registered.
@@ -193,10 +205,9 @@ impl Kernel {
         if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_API, &mut api) } != 0 {
             return None;
         }
-        let pagemap = File::open("/proc/self/pagemap").ok()?;
+        pagemap()?;
         Some(Kernel {
             uffd,
-            pagemap,
             base,
             registered: 0,
         })
@@ -243,7 +254,7 @@ impl Kernel {
             };
             // SAFETY: the pagemap of our own process, a valid pm_scan_arg
             // whose vector has `vec_len` entries; the range is registered.
-            let n = unsafe { libc::ioctl(self.pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg) };
+            let n = unsafe { libc::ioctl(pagemap()?.as_raw_fd(), PAGEMAP_SCAN, &mut arg) };
             if n < 0 {
                 return None;
             }
