@@ -208,8 +208,11 @@ fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), 
     }
     let globals = engine.check_globals(&plan.globals)?;
     let mut snapshots = worker.snapshots.borrow_mut();
+    // Growing may fail (then only memory has grown, with zeros: the last
+    // snapshot is still the base of the next delta); writing cannot.
+    let kept = grow(engine, &plan.writes, plan.memory_size)?;
     snapshots.last = None;
-    grow_and_write(engine, &plan.writes, plan.memory_size)?;
+    write(engine, &plan.writes, kept)?;
     engine.set_globals(globals);
     // The restored state is the base of the next delta; the writes above
     // are not changes since it.
@@ -231,8 +234,14 @@ pub fn grow_and_write(
     writes: &[(u64, &[u8])],
     size: u64,
 ) -> Result<(), Error> {
-    let max = match engine.grow_to(size) {
-        Ok(()) => u64::MAX,
+    let kept = grow(engine, writes, size)?;
+    write(engine, writes, kept)
+}
+
+/// Grows memory for [`grow_and_write`]; how many bytes of memory to write.
+fn grow(engine: InstanceRef, writes: &[(u64, &[u8])], size: u64) -> Result<u64, Error> {
+    match engine.grow_to(size) {
+        Ok(()) => Ok(u64::MAX),
         Err(Error::SnapshotTooLarge { max, .. })
             if writes.iter().all(|(at, bytes)| {
                 let from = max.saturating_sub(*at).min(bytes.len() as u64) as usize;
@@ -240,14 +249,18 @@ pub fn grow_and_write(
             }) =>
         {
             engine.grow_to(max)?;
-            max
+            Ok(max)
         }
-        Err(error) => return Err(error),
-    };
+        Err(error) => Err(error),
+    }
+}
+
+/// Makes `writes` within the first `kept` bytes of memory.
+fn write(engine: InstanceRef, writes: &[(u64, &[u8])], kept: u64) -> Result<(), Error> {
     for (at, bytes) in writes {
-        let kept = max.saturating_sub(*at).min(bytes.len() as u64) as usize;
-        if kept > 0 {
-            engine.write(*at, &bytes[..kept])?;
+        let n = kept.saturating_sub(*at).min(bytes.len() as u64) as usize;
+        if n > 0 {
+            engine.write(*at, &bytes[..n])?;
         }
     }
     Ok(())
