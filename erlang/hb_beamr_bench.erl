@@ -19,6 +19,11 @@
 %%%              loop (test/nan.wat) with deterministic floats, against the
 %%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
+%%%   start      start+stop of test/ao-shape.wasm (the AO module's shape)
+%%%              in both modes, RSS per extra live instance of it, RSS per
+%%%              live test/test.wasm instance at 10,000: instances sharing
+%%%              one loaded module against each loading its own (application
+%%%              env module_sharing = false), alternated in the same rounds
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
 %%%   cluster    hb_beamr:call/3 on an instance of another node (a peer on
@@ -77,6 +82,7 @@ main(_) ->
         section("compute", fun() -> compute_rows(Root, Rounds) end),
         section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
+        section("start", fun() -> start_rows(Root, Rounds, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
         section("delta snapshots", fun() -> delta_rows(Root, Rounds) end),
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
@@ -480,6 +486,102 @@ scale_rows(Root, Count) ->
              target = io_lib:format("<= ~w (5% of peak growth)", [(RssPeak - Rss0) div 20]),
              met = RssEnd - Rss0 =< (RssPeak - Rss0) div 20}
     ].
+
+%%% Start: shared modules against loading anew
+
+-define(START_SAMPLES, 25).
+-define(EXTRA_INSTANCES, 200).
+
+%% Runs Fun with application env module_sharing set to Share.
+sharing(Share, Fun) ->
+    application:set_env(hb_beamr, module_sharing, Share),
+    try Fun() after application:unset_env(hb_beamr, module_sharing) end.
+
+start_rows(Root, Rounds, Count) ->
+    Wasm = read(Root, "test/ao-shape.wasm"),
+    {ok, Aot} = hb_beamr:compile(Wasm),
+    Modes = [{wasm, Wasm}, {aot, Aot}],
+    % A sibling keeps each shared module loaded, as a running AO process would.
+    Anchors = [start(Bytes, Mode) || {Mode, Bytes} <- Modes],
+    StartStop = fun(Mode, Bytes) ->
+        P50 = fun() ->
+            median([begin
+                        {Us, ok} = timer:tc(fun() -> hb_beamr:stop(start(Bytes, Mode)) end),
+                        settle_instances(length(Anchors), 5000),
+                        Us / 1000
+                    end || _ <- lists:seq(1, ?START_SAMPLES)])
+        end,
+        [{{Mode, anew}, sharing(false, P50)}, {{Mode, shared}, sharing(true, P50)}]
+    end,
+    Loads0 = maps:get(loads, hb_beamr:module_stats()),
+    Samples = rounds(Rounds, fun() -> lists:append([StartStop(M, B) || {M, B} <- Modes]) end),
+    SharedLoads = maps:get(loads, hb_beamr:module_stats()) - Loads0,
+    AoShape = filename:join(Root, "test/ao-shape.wasm"),
+    Extra = [{{Mode, Share}, rss_per_instance(?EXTRA_INSTANCES, AoShape, Mode, Share)}
+             || {Mode, _} <- Modes, Share <- [false, true]],
+    [hb_beamr:stop(A) || A <- Anchors],
+    Test = filename:join(Root, "test/test.wasm"),
+    Scale = [{Share, rss_per_instance(Count, Test, wasm, Share)} || Share <- [false, true]],
+    ModeRows = lists:append([
+        begin
+            Anew = median(maps:get({Mode, anew}, Samples)),
+            Shared = median(maps:get({Mode, shared}, Samples)),
+            Name = atom_to_list(Mode),
+            [#row{section = "start", what = "start+stop p50, ao-shape, " ++ Name ++ ", loading anew",
+                  median = Anew, unit = "ms"},
+             #row{section = "start", what = "start+stop p50, ao-shape, " ++ Name ++ ", shared module",
+                  median = Shared, unit = "ms", baseline = "anew",
+                  ratio = paired_ratio(Samples, {Mode, shared}, {Mode, anew}),
+                  target = "< 1.0", met = Shared < Anew},
+             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance (~w, fresh VM), ~s, loading anew", [?EXTRA_INSTANCES, Name]),
+                  median = proplists:get_value({Mode, false}, Extra), unit = "KiB"},
+             #row{section = "start", what = io_lib:format("RSS per extra live ao-shape instance (~w, fresh VM), ~s, shared module", [?EXTRA_INSTANCES, Name]),
+                  median = proplists:get_value({Mode, true}, Extra), unit = "KiB"}]
+        end
+     || {Mode, _} <- Modes
+    ]),
+    ModeRows ++ [
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
+             median = proplists:get_value(false, Scale), unit = "KiB"},
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), shared module", [Count]),
+             median = proplists:get_value(true, Scale), unit = "KiB"},
+        #row{section = "start", what = "modules loaded by the shared start+stop rounds",
+             median = SharedLoads, unit = "loads", target = "0", met = SharedLoads =:= 0}
+    ].
+
+%% RSS growth (KiB) per extra live instance of Count (after a first one),
+%% started from 100 processes, with module sharing on or off. Measured in a
+%% fresh VM each, since memory freed in this one would be reused by the
+%% next measure and hide its growth.
+rss_per_instance(Count, File, Mode, Share) ->
+    Expr = lists:flatten(io_lib:format(
+        "application:set_env(hb_beamr, module_sharing, ~w),"
+        "{ok, B0} = file:read_file(~0p),"
+        "B = case ~w of aot -> {ok, A} = hb_beamr:compile(B0), A; wasm -> B0 end,"
+        "{ok, _First, _, _} = hb_beamr:start(B, ~w),"
+        "Rss = fun() -> {ok, S} = file:read_file(\"/proc/self/status\"),"
+        "  {match, [V]} = re:run(S, \"VmRSS:\\\\s+(\\\\d+)\", [{capture, all_but_first, list}]),"
+        "  list_to_integer(V) end,"
+        "erlang:garbage_collect(), R0 = Rss(), Self = self(),"
+        "Per = ~w div 100,"
+        "[spawn(fun() -> [{ok, _, _, _} = hb_beamr:start(B, ~w) || _ <- lists:seq(1, Per)],"
+        "  Self ! done, receive never -> ok end end) || _ <- lists:seq(1, 100)],"
+        "[receive done -> ok end || _ <- lists:seq(1, 100)],"
+        "io:format(\"~~p~~n\", [(Rss() - R0) / (Per * 100)]), halt().",
+        [Share, File, Mode, Mode, Count, Mode])),
+    Erl = filename:join([code:root_dir(), "bin", "erl"]),
+    Out = os:cmd(Erl ++ " -noshell -eval '" ++ Expr ++ "'"),
+    case string:lexemes(Out, "\n") of
+        [] -> error({rss_child, Out});
+        Lines -> list_to_float(lists:last(Lines))
+    end.
+
+%% Waits until at most N instances are live (or Ms pass).
+settle_instances(N, Ms) ->
+    case hb_beamr_nif:live_instances() =< N orelse Ms =< 0 of
+        true -> ok;
+        false -> timer:sleep(1), settle_instances(N, Ms - 1)
+    end.
 
 %% Waits until the native thread count is back to `Threads' (or `Ms' pass).
 settle(Threads, Ms) when Ms =< 0 ->

@@ -26,7 +26,8 @@ main([FuzzDir, Profile]) ->
         {"cache: swapped and damaged cache files", fun() -> cache_swaps(P) end},
         {"leaks: start/call/stop cycles", fun() -> cycles(P) end},
         {"wasi: iovec amplification, fs budget (wasm)", fun() -> wasi_limits(wasm, P) end},
-        {"wasi: iovec amplification, fs budget (aot)", fun() -> wasi_limits(aot, P) end}
+        {"wasi: iovec amplification, fs budget (aot)", fun() -> wasi_limits(aot, P) end},
+        {"cluster: operations on a stalled remote node", fun() -> stalled_node(P) end}
     ],
     Results = [{Name, timed(Fun)} || {Name, Fun} <- Sections],
     io:format("~n~-46s ~8s ~8s ~6s ~9s ~8s~n", ["section", "cases", "crashes", "hangs", "failures", "seconds"]),
@@ -49,11 +50,11 @@ main(_) ->
 profile(fast) ->
     #{fuzz_modules => 400, aot_every => 8, arg_calls => 2000, procs => 100, calls => 1000,
       instances => 1000, instance_calls => 20, cycles => 2000, kill_rounds => 300,
-      cache_rounds => 60};
+      cache_rounds => 60, stall_rounds => 4};
 profile(long) ->
     #{fuzz_modules => 4000, aot_every => 2, arg_calls => 50000, procs => 100, calls => 1000,
       instances => 1000, instance_calls => 200, cycles => 10000, kill_rounds => 3000,
-      cache_rounds => 600}.
+      cache_rounds => 600, stall_rounds => 20}.
 
 timed(Fun) ->
     {Micros, Tally} = timer:tc(Fun),
@@ -425,6 +426,8 @@ wasi_sample(Parent, Base, Max) ->
     Peak = max(Max, erlang:memory(total) - Base),
     receive {stop, Parent} -> Parent ! {peak, self(), Peak}
     after 1 -> wasi_sample(Parent, Base, Peak)
+    end.
+
 %%% Cache: in a cache directory of its own, another module's cache file
 %%% copied over an entry, or the entry flipped, truncated, replaced by a
 %%% symlink or by an unbound (old) seal: start(Wasm, aot) must start the
@@ -497,6 +500,112 @@ pick_other(Victim, Mods) ->
     case element(rand:uniform(tuple_size(Mods)), Mods) of
         Victim -> pick_other(Victim, Mods);
         Other -> Other
+    end.
+
+%%% Cluster: a peer node stopped (SIGSTOP) while operations on its
+%%% instances are in flight or about to start. Every operation answers
+%%% within its timeout, or the node timeout (set to 500 ms here), with its
+%%% result or `{error, timeout}'; after SIGCONT the instance answers again,
+%%% and no stray message reaches the callers.
+
+-define(STALL_NODE_TIMEOUT, 500).
+
+stalled_node(#{stall_rounds := N}) ->
+    case stall_peer() of
+        {ok, Peer, Node, OsPid} ->
+            ok = application:set_env(hb_beamr, node_timeout, ?STALL_NODE_TIMEOUT),
+            try
+                {ok, Bytes} = file:read_file("test/test.wasm"),
+                lists:foldl(fun(Round, T) -> stall_round(Round, Bytes, Node, OsPid, T) end,
+                            #tally{}, lists:seq(1, N))
+            after
+                _ = os:cmd("kill -CONT " ++ OsPid),
+                application:unset_env(hb_beamr, node_timeout),
+                peer:stop(Peer)
+            end;
+        {error, Why} ->
+            note(#tally{}, "skipped: no peer node (~p)", [Why])
+    end.
+
+stall_peer() ->
+    try
+        _ = os:cmd("epmd -daemon"),
+        timer:sleep(200),
+        case node() of
+            nonode@nohost ->
+                {ok, _} = net_kernel:start([list_to_atom("hb_beamr_stress_" ++ os:getpid()), shortnames]);
+            _ ->
+                ok
+        end,
+        Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "_build") =/= nomatch]),
+        {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(), args => Paths}),
+        {ok, Peer, Node, erpc:call(Node, os, getpid, [])}
+    catch
+        Class:Reason -> {error, {Class, Reason}}
+    end.
+
+%% One round: a kept instance and one to stop on the peer; each operation
+%% runs in a caller of its own, started a little before or after the stop.
+stall_round(Round, Bytes, Node, OsPid, T) ->
+    {ok, Kept, _, _} = hb_beamr:start(Bytes, wasm, #{node => Node}),
+    {ok, Gone, _, _} = hb_beamr:start(Bytes, wasm, #{node => Node}),
+    Ops = [
+        {start, 100, fun() -> hb_beamr:start(Bytes, wasm, #{node => Node, timeout => 100}) end},
+        {call_timeout, 100, fun() -> hb_beamr:call(Kept, "fac", [5.0], fun hb_beamr:stub/3, #{}, #{timeout => 100}) end},
+        {call, ?STALL_NODE_TIMEOUT, fun() -> hb_beamr:call(Kept, "fac", [5.0]) end},
+        {size, ?STALL_NODE_TIMEOUT, fun() -> hb_beamr_io:size(Kept) end},
+        {snapshot, ?STALL_NODE_TIMEOUT, fun() -> hb_beamr:snapshot(Kept) end},
+        {stop, ?STALL_NODE_TIMEOUT, fun() -> hb_beamr:stop(Gone) end}
+    ],
+    Self = self(),
+    Callers = [
+        {What, Bound, spawn(fun() ->
+            timer:sleep(rand:uniform(3) - 1),
+            T0 = erlang:monotonic_time(millisecond),
+            R = Op(),
+            Ms = erlang:monotonic_time(millisecond) - T0,
+            % What reached this caller besides its answer: nothing may.
+            timer:sleep(2 * ?STALL_NODE_TIMEOUT),
+            {messages, Stray} = process_info(self(), messages),
+            Self ! {stalled, self(), R, Ms, Stray}
+        end)}
+     || {What, Bound, Op} <- Ops],
+    timer:sleep(rand:uniform(2) - 1),
+    [] = os:cmd("kill -STOP " ++ OsPid),
+    % A round of a bounded length: the callers answer within it.
+    timer:sleep(?STALL_NODE_TIMEOUT + 300),
+    [] = os:cmd("kill -CONT " ++ OsPid),
+    T1 = lists:foldl(fun({What, Bound, Pid}, Acc) -> tally_case(Acc, stall_outcome(What, Bound, Pid)) end, T, Callers),
+    Probe =
+        case hb_beamr:call(Kept, "fac", [5.0]) of
+            {ok, [120.0]} -> ok;
+            Other -> {failure, {round, Round, kept_instance, Other}}
+        end,
+    _ = hb_beamr:stop(Kept),
+    tally_case(T1, Probe).
+
+stall_outcome(What, Bound, Pid) ->
+    receive
+        {stalled, Pid, R, Ms, Stray} ->
+            Answer =
+                case {What, R} of
+                    {_, {error, timeout}} -> ok;
+                    {stop, ok} -> ok;
+                    {start, {ok, W, _, _}} -> hb_beamr:stop(W);
+                    {call_timeout, {ok, [120.0], _}} -> ok;
+                    {call, {ok, [120.0]}} -> ok;
+                    {size, {ok, _}} -> ok;
+                    {snapshot, {ok, _}} -> ok;
+                    _ -> {unexpected, R}
+                end,
+            if
+                Answer =/= ok -> {failure, {What, Answer}};
+                Ms > Bound + 500 -> {failure, {What, late, Ms}};
+                Stray =/= [] -> {failure, {What, stray, Stray}};
+                true -> ok
+            end
+    after 10000 ->
+        {hang, What}
     end.
 
 %%% Leaks: RSS and native threads back to where they started.

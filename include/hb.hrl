@@ -7,7 +7,7 @@
 %%% `{hb_beamr, [{log_events, true}]}' is set. Then each event is a debug-level
 %%% report `#{event => X}' (with `topic' for ?event/2,3) under the logger
 %%% domain `[hb_beamr]', which a logger handler shows when its level and
-%%% filters let it through (README: "Logging").
+%%% filters let it through (docs/api.md: "Logging").
 
 -ifndef(HB_HRL).
 -define(HB_HRL, true).

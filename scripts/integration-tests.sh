@@ -42,7 +42,7 @@ erl_call='{ok, Wasm} = file:read_file("test/test.wasm"),
     {ok, WASM, _, _} = hb_beamr:start(Wasm),
     {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
     ok = hb_beamr:stop(WASM)'
-# The README's switch for events in erl (see "Logging").
+# The switch for events in erl (docs/api.md, "Logging").
 erl_events_on='_ = application:load(hb_beamr),
     application:set_env(hb_beamr, log_events, true),
     logger:set_application_level(hb_beamr, debug),

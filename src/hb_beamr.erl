@@ -40,6 +40,8 @@
 -export([migrate/2]).
 %%% AOT compilation:
 -export([compile/1, compile/2, clear_aot_cache/0]).
+%%% Shared modules:
+-export([module_stats/0, purge_modules/0]).
 
 -include("include/hb.hrl").
 
@@ -95,6 +97,7 @@
     | {invalid_import_response, binary()}
     | {out_of_bounds, map()}
     | caller_exited
+    | import_aborted
     | not_call_owner
     | no_pending_import
     | {invalid_snapshot, binary()}
@@ -104,11 +107,24 @@
     | {nodedown, node()}
     | {out_of_memory, non_neg_integer()}
     | timeout
-    | {invalid_option, term()}
+    | {invalid_option, {Name :: term(), Value :: term()}}
+    | {runtime_init_failed, binary()}
+    | {thread_spawn_failed, binary()}
+    | {hb_beamr_not_loaded, node()}
+    | {start_failed, term()}
+    | {compile_failed, term()}
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
-%% before or during the request.
+%% before or during the request. `import_aborted': an import function's call
+%% was abandoned (its caller timed out or exited) and the instance unwound
+%% it. `{runtime_init_failed, Why}' and `{thread_spawn_failed, Why}': WAMR
+%% could not be set up, or the instance's thread could not be created.
+%% `{invalid_option, {Name, Value}}' is the one shape of every refused
+%% option (an unknown one too). `{hb_beamr_not_loaded, Node}' and
+%% `{start_failed, Reason}': a start on another node (`node') that could
+%% not be made; `{compile_failed, Why}': bytecode started in `aot' mode that did
+%% not compile.
 
 -type start_opts() :: #{
     max_memory => non_neg_integer(),
@@ -129,8 +145,11 @@
 %% overflow' trap);
 %% `native_stack' is the instance thread's stack (default 4 MiB; AOT code and
 %% nested imports run on it; overflowing it is a `native stack overflow'
-%% trap). `timeout' (milliseconds) bounds instantiation: past it the start
-%% returns `{error, timeout}' and the instance is stopped. `import_fun' and
+%% trap). `timeout' (milliseconds) bounds the whole start, compiling
+%% included (bytecode started in `aot' mode on a cache miss): past it the
+%% start returns `{error, timeout}' and the instance, if any, is stopped; a
+%% compilation goes on in the background and fills the cache, so that a
+%% later start finds it compiled. `import_fun' and
 %% `state' serve the imports called during instantiation (see
 %% {@link start/3}). `deterministic' (default `false'): every NaN that the
 %% module's float arithmetic produces is the positive canonical NaN, in both
@@ -145,8 +164,7 @@
     size_level => 0..3,
     bounds_checks => true,
     target_cpu => host | generic | string(),
-    deterministic => boolean(),
-    node => node()
+    deterministic => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
@@ -176,7 +194,7 @@ start(WasmBinary, Mode) ->
     start(WasmBinary, Mode, #{}).
 
 %% @doc Like {@link start/2}, with options (see {@link start_opts()}):
-%% limits for the instance, a `timeout' for instantiation, and an
+%% limits for the instance, a `timeout' for the whole start, and an
 %% `import_fun' (with its initial `state') that serves the imports a start
 %% function or constructor calls during instantiation, exactly as a call
 %% serves them. With `import_fun' the result carries the final state:
@@ -191,7 +209,7 @@ start(WasmBinary, Mode, Opts) when
 ->
     case hb_beamr_start:options(Opts) of
         {ok, _Limits, _Serve, _Timeout, Node} when Node =/= node() ->
-            hb_beamr_start:start_remote(Node, WasmBinary, Mode, maps:remove(node, Opts));
+            hb_beamr_node:start(Node, WasmBinary, Mode, maps:remove(node, Opts));
         {ok, Limits, Serve, Timeout, _Node} ->
             hb_beamr_start:start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, self());
         {error, _} = Error ->
@@ -242,13 +260,13 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
-    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_call:timeout_option(Opts)} of
+    case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_opts:call(Opts)} of
         {false, _, _} ->
             {error, function_not_found};
         {true, false, _} ->
             {error, {invalid_args, Args}};
-        {true, true, error} ->
-            {error, {invalid_option, {timeout, maps:get(timeout, Opts)}}};
+        {true, true, {error, _} = Error} ->
+            Error;
         {true, true, {ok, Timeout}} ->
             hb_beamr_call:call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout)
     end;
@@ -308,7 +326,7 @@ deserialize(_, _) ->
 %% @doc The instance's whole state: its linear memory, every mutable global
 %% (exported or not: C code keeps its stack pointer in one), and the
 %% fingerprint of its module (SHA-256 of its bytecode), in a versioned binary
-%% format (see the README). Take it between calls (or from an import
+%% format (see docs/api.md). Take it between calls (or from an import
 %% function, to capture the state at that import).
 -spec snapshot(wasm()) -> {ok, binary()} | {error, error_reason()}.
 snapshot(WASM) when is_pid(WASM) ->
@@ -410,7 +428,7 @@ restore(_, _) ->
 %% `{error, {migration_failed, Reason, Recovered}}'.
 -spec migrate(wasm(), node()) -> {ok, wasm()} | {error, term()}.
 migrate(WASM, Node) when is_pid(WASM), is_atom(Node) ->
-    case hb_beamr_start:origin(WASM) of
+    case hb_beamr_node:origin(WASM) of
         {ok, {Bytes, Mode, Opts}} ->
             case start(Bytes, Mode, Opts#{node => Node}) of
                 {ok, New, _, _} -> move_state(WASM, New, {Bytes, Mode, Opts});
@@ -460,12 +478,15 @@ compile(WasmBinary) ->
     compile(WasmBinary, #{}).
 
 %% @doc Compiles WebAssembly to a WAMR AOT file (see {@link compile_opts()}).
-%% Runs on a dirty CPU scheduler; compilations run one at a time. Modules
+%% Runs on a compiler thread of the NIF's own, one compilation at a time:
+%% waiting for it holds no scheduler, so instances start and calls run
+%% while modules compile. Modules
 %% that use exception handling are rewritten into host calls first
 %% (hb_beamr_eh). The output is sealed with this node's key (hb_beamr_seal)
 %% and is the same for the same input and options. Errors:
 %% `{invalid_wasm, Why}', `{compile_failed, Why}' (for instance exception
-%% handling the rewrite cannot take), `{invalid_option, Option}', and
+%% handling the rewrite cannot take), `{invalid_option, {Name, Value}}',
+%% `{thread_spawn_failed, Why}' (the compiler thread could not start), and
 %% `compiler_unavailable' where hb_beamr was built without LLVM.
 -spec compile(binary(), compile_opts()) -> {ok, binary()} | {error, term()}.
 compile(WasmBinary, Opts) ->
@@ -479,6 +500,24 @@ compile(WasmBinary, Opts) ->
 -spec clear_aot_cache() -> ok | {error, term()}.
 clear_aot_cache() ->
     hb_beamr_aot_cache:clear().
+
+%% @doc The registry of loaded modules that instances of the same bytes
+%% share (see docs/architecture.md, "Shared modules"): `loads' (modules loaded),
+%% `hits' (starts that found theirs loaded), `evictions', `refused' (starts
+%% refused with `{error, {module_limit, _}}'), `live_modules' and
+%% `idle_modules' (loaded, with and without a live instance), `instances'
+%% (of shared modules, live) and `bytes' (of the loaded modules). Bounded by
+%% application env `module_cache_max_bytes' (default 1 GiB, all loaded
+%% modules) and `module_cache_idle_bytes' (default 64 MiB, those kept
+%% without a live instance, least recently used evicted first).
+-spec module_stats() -> #{atom() => non_neg_integer()} | {error, driver_load_failed}.
+module_stats() ->
+    hb_beamr_nif:guarded(fun hb_beamr_nif:module_stats/0).
+
+%% @doc Frees every loaded module without a live instance; returns how many.
+-spec purge_modules() -> non_neg_integer() | {error, driver_load_failed}.
+purge_modules() ->
+    hb_beamr_nif:guarded(fun hb_beamr_nif:purge_modules/0).
 
 %% @doc The default import function: answers `[0]' and keeps the state.
 -spec stub(State, import_request() | map(), map()) -> {ok, [0], State}.

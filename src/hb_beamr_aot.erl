@@ -1,38 +1,43 @@
+%%% @private
 %%% @doc What `start(_, aot)' loads: the AOT file inside a seal checked by
 %%% {@link hb_beamr_seal} (or any file with `trust_aot'), or bytecode
 %%% compiled through the compile cache ({@link hb_beamr_aot_cache}).
 -module(hb_beamr_aot).
--export([prepare/3]).
+-export([prepare/3, prepare/4]).
 
-%% @doc `start/3''s hook: for `aot', the AOT file to load (the seal checked
-%% unless `trust_aot'; bytecode compiled through hb_beamr_aot_cache); the
-%% options without `trust_aot'.
+%% @equiv prepare(Bin, Mode, Opts, infinity)
 -spec prepare(binary(), hb_beamr:mode(), map()) ->
     {ok, binary(), map()} | {error, term()}.
 prepare(Bin, Mode, Opts) ->
-    case maps:get(trust_aot, Opts, false) of
-        Trust when is_boolean(Trust) ->
-            Rest = maps:remove(trust_aot, Opts),
-            case Mode of
-                wasm ->
-                    {ok, Bin, Rest};
-                aot ->
-                    case aot_file(Bin, Trust, compile_opts(Opts)) of
-                        {ok, Aot} -> {ok, Aot, Rest};
-                        {error, _} = Error -> Error
-                    end
-            end;
-        Other ->
-            {error, {invalid_option, {trust_aot, Other}}}
+    prepare(Bin, Mode, Opts, infinity).
+
+%% @doc `start/3''s hook: for `aot', the AOT file to load (the seal checked
+%% unless `trust_aot'; bytecode compiled through hb_beamr_aot_cache, waited
+%% for at most `Timeout' milliseconds: past it `{error, timeout}', and the
+%% compilation goes on to fill the cache); the options without `trust_aot'.
+%% The options are start/3's, already checked (hb_beamr_opts).
+-spec prepare(binary(), hb_beamr:mode(), map(), timeout()) ->
+    {ok, binary(), map()} | {error, term()}.
+prepare(Bin, Mode, Opts, Timeout) ->
+    Trust = maps:get(trust_aot, Opts, false) =:= true,
+    Rest = maps:remove(trust_aot, Opts),
+    case Mode of
+        wasm ->
+            {ok, Bin, Rest};
+        aot ->
+            case aot_file(Bin, Trust, compile_opts(Opts), Timeout) of
+                {ok, Aot} -> {ok, Aot, Rest};
+                {error, _} = Error -> Error
+            end
     end.
 
 %% Bytecode in `aot' mode goes through the compile cache.
-aot_file(<<0, "asm", _/binary>> = Wasm, _Trust, CompileOpts) ->
-    case hb_beamr_aot_cache:compiled(Wasm, CompileOpts) of
+aot_file(<<0, "asm", _/binary>> = Wasm, _Trust, CompileOpts, Timeout) ->
+    case hb_beamr_aot_cache:compiled(Wasm, CompileOpts, Timeout) of
         {ok, Sealed} -> hb_beamr_seal:open(Sealed, false);
         {error, _} = Error -> Error
     end;
-aot_file(Bin, Trust, _CompileOpts) ->
+aot_file(Bin, Trust, _CompileOpts, _Timeout) ->
     hb_beamr_seal:open(Bin, Trust).
 
 %% What start/3's options ask of the compiled code (a bad value is left to

@@ -26,16 +26,20 @@
 %%% `<cache_dir>/aot' are entries: nothing else is counted or deleted,
 %%% symlinks are never followed, and a `<cache_dir>/aot' that is itself a
 %%% symlink is not evicted from. {@link clear/0} deletes every entry.
+%%%
+%%% The cache is a process registered as `hb_beamr_aot_cache': a child of
+%%% hb_beamr_sup when the hb_beamr application is started (restarted if it
+%%% crashes), else started on first use, unsupervised, so that the library
+%%% works without the application (see hb_beamr_app).
 -module(hb_beamr_aot_cache).
 -behaviour(gen_server).
--export([compiled/1, compiled/2, stats/0, forget/0, clear/0, max_bytes/0]).
+-export([compiled/1, compiled/2, compiled/3, stats/0, forget/0, clear/0, max_bytes/0, start_link/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/file.hrl").
 
 -define(SERVER, ?MODULE).
 -define(MEMORY_ENTRIES, 16).
--define(DEFAULT_MAX_BYTES, 1 bsl 30).
 %% Refusals are logged whatever `log_events' says, under hb_beamr's domain.
 -define(LOG_META, #{domain => [hb_beamr, aot_cache]}).
 %% Changes whenever the compiler's output would (WAMR, hb_beamr_eh, the
@@ -73,39 +77,84 @@
 compiled(Wasm) ->
     compiled(Wasm, #{}).
 
-%% @doc The sealed AOT file for bytecode `Wasm' compiled with
-%% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once.
-%% Errors: the compiler's, `{invalid_option, {Name, Value}}' for a bad
-%% `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing key's
-%% ({@link hb_beamr_seal:key/0}).
+%% @equiv compiled(Wasm, CompileOpts, infinity)
 -spec compiled(binary(), hb_beamr:compile_opts()) -> {ok, binary()} | {error, term()}.
-compiled(Wasm, CompileOpts) when is_binary(Wasm), is_map(CompileOpts) ->
+compiled(Wasm, CompileOpts) ->
+    compiled(Wasm, CompileOpts, infinity).
+
+%% @doc The sealed AOT file for bytecode `Wasm' compiled with
+%% `CompileOpts' ({@link hb_beamr:compile/2}), compiled at most once,
+%% waited for at most `Timeout' milliseconds (key and all). Past the
+%% timeout it is `{error, timeout}': the compilation is not cancelled, it
+%% goes on in the background and fills the cache for the next lookup.
+%% Errors: the compiler's, `timeout', `{invalid_option, {Name, Value}}' for
+%% a bad `cache_dir', `aot_key' or `aot_cache_max_bytes', the sealing
+%% key's ({@link hb_beamr_seal:key/0}).
+-spec compiled(binary(), hb_beamr:compile_opts(), timeout()) -> {ok, binary()} | {error, term()}.
+compiled(Wasm, CompileOpts, infinity) when is_binary(Wasm), is_map(CompileOpts) ->
+    lookup(Wasm, CompileOpts);
+compiled(Wasm, CompileOpts, Timeout) when
+    is_binary(Wasm), is_map(CompileOpts), is_integer(Timeout), Timeout >= 0
+->
+    % The whole lookup (the key too: hashing the module, reading the key
+    % file, loading crypto on first use) runs in a helper, so that the
+    % caller returns on time. A helper still waiting at the deadline goes
+    % on (the compilation is queued and fills the cache); its answer then
+    % goes to an alias that is no more, and is dropped.
+    Alias = alias([reply]),
+    _ = spawn(fun() ->
+        Result = try lookup(Wasm, CompileOpts)
+                 catch Class:Reason -> {error, {compile_failed, {cache, {Class, Reason}}}}
+                 end,
+        Alias ! {Alias, Result}
+    end),
+    receive
+        {Alias, Result} -> Result
+    after Timeout ->
+        _ = unalias(Alias),
+        receive
+            {Alias, Result} -> Result
+        after 0 ->
+            {error, timeout}
+        end
+    end;
+compiled(_, _, _) ->
+    {error, badarg}.
+
+lookup(Wasm, CompileOpts) ->
     case config() of
         {ok, SealKey, Dir, Max} ->
             Key = key(Wasm, CompileOpts, SealKey),
             Job = #{key => Key, wasm => Wasm, opts => CompileOpts, dir => Dir, max => Max,
                     binding => binding(Key, Wasm, CompileOpts)},
             try
-                gen_server:call(server(), {get, Job}, infinity)
+                call({get, Job}, infinity)
             catch
                 exit:Reason -> {error, {compile_failed, {cache, Reason}}}
             end;
         {error, _} = Error ->
             Error
-    end;
-compiled(_, _) ->
-    {error, badarg}.
+    end.
+
+%% A call to the cache process; once more if it was gone when asked (it
+%% had just crashed: server/0 waits for its restart).
+call(Request, Timeout) ->
+    try
+        gen_server:call(server(), Request, Timeout)
+    catch
+        exit:{noproc, _} -> gen_server:call(server(), Request, Timeout)
+    end.
 
 %% @doc Compilations run, hits served (memory or disk), files on disk
 %% refused (by reason, see {@link refusal()}) and entries evicted so far.
 -spec stats() -> stats().
 stats() ->
-    gen_server:call(server(), stats).
+    call(stats, infinity).
 
 %% @doc Empties the in-memory cache (the disk cache stays).
 -spec forget() -> ok.
 forget() ->
-    gen_server:call(server(), forget).
+    call(forget, infinity).
 
 %% @doc Empties the cache, in memory and on disk: deletes every entry of
 %% `<cache_dir>/aot' (and the temporary files of entries being written),
@@ -113,7 +162,7 @@ forget() ->
 %% entry afterwards.
 -spec clear() -> ok | {error, term()}.
 clear() ->
-    gen_server:call(server(), clear, infinity).
+    call(clear, infinity).
 
 %% @doc The disk cache's budget in bytes: application env
 %% `aot_cache_max_bytes', a non-negative integer or `infinity', default
@@ -121,35 +170,59 @@ clear() ->
 -spec max_bytes() -> {ok, non_neg_integer() | infinity}
                    | {error, {invalid_option, {aot_cache_max_bytes, term()}}}.
 max_bytes() ->
-    case application:get_env(hb_beamr, aot_cache_max_bytes) of
-        undefined -> {ok, ?DEFAULT_MAX_BYTES};
-        {ok, Max} when is_integer(Max), Max >= 0 -> {ok, Max};
-        {ok, infinity} -> {ok, infinity};
-        {ok, Bad} -> {error, {invalid_option, {aot_cache_max_bytes, Bad}}}
-    end.
+    hb_beamr_opts:max_bytes().
 
 config() ->
-    case {hb_beamr_seal:cache_dir(), max_bytes()} of
-        {{ok, Dir}, {ok, Max}} ->
+    case hb_beamr_opts:cache() of
+        {ok, #{cache_dir := Dir, aot_cache_max_bytes := Max}} ->
             case hb_beamr_seal:key() of
                 {ok, SealKey} -> {ok, SealKey, Dir, Max};
                 {error, _} = Error -> Error
             end;
-        {{error, _} = Error, _} ->
-            Error;
-        {_, {error, _} = Error} ->
+        {error, _} = Error ->
             Error
     end.
 
+%% @doc Starts the cache under hb_beamr_sup (the hb_beamr application). A
+%% cache started on demand before the application (unsupervised, by its
+%% first use) is stopped first, and this one takes its name; its
+%% callers waiting for a compilation get an error.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    case gen_server:start_link({local, ?SERVER}, ?MODULE, [], []) of
+        {error, {already_started, Standalone}} ->
+            try gen_server:stop(Standalone, normal, 5000) catch exit:_ -> ok end,
+            gen_server:start_link({local, ?SERVER}, ?MODULE, [], []);
+        Started ->
+            Started
+    end.
+
+%% The cache process. With the application started, it is hb_beamr_sup's
+%% child: if it is not there, the supervisor is restarting it, and a call to
+%% the supervisor returns once that is done. Without the application (an
+%% escript, a node with only hb_beamr's code path), the first use starts it
+%% unsupervised, linked to nothing.
 server() ->
     case whereis(?SERVER) of
         undefined ->
-            case gen_server:start({local, ?SERVER}, ?MODULE, [], []) of
-                {ok, Pid} -> Pid;
-                {error, {already_started, Pid}} -> Pid
+            case whereis(hb_beamr_sup) of
+                undefined ->
+                    standalone();
+                Sup ->
+                    _ = try supervisor:count_children(Sup) catch exit:_ -> [] end,
+                    case whereis(?SERVER) of
+                        undefined -> standalone();
+                        Pid -> Pid
+                    end
             end;
         Pid ->
             Pid
+    end.
+
+standalone() ->
+    case gen_server:start({local, ?SERVER}, ?MODULE, [], []) of
+        {ok, Pid} -> Pid;
+        {error, {already_started, Pid}} -> Pid
     end.
 
 key(Wasm, CompileOpts, SealKey) ->
@@ -219,7 +292,7 @@ handle_call(stats, _From, S) ->
 handle_call(forget, _From, S) ->
     {reply, ok, S#state{memory = #{}}};
 handle_call(clear, _From, S) ->
-    Reply = case hb_beamr_seal:cache_dir() of
+    Reply = case hb_beamr_opts:cache_dir() of
         {ok, Dir} -> delete_all(aot_dir(Dir));
         {error, _} = Error -> Error
     end,

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc A call's life on the caller's side: the request, the wait for its
 %%% reply (polling briefly before blocking), the imports it asks for, served
 %%% by the import function with the state threaded through, nested calls,
@@ -6,7 +7,7 @@
 %%% for a start, whose imports are served the same way.
 -module(hb_beamr_call).
 
--export([call/5, await_start/4, with_timeout/3, is_valid_arg_list/1, timeout_option/1]).
+-export([call/5, await_start/4, with_timeout/3, is_valid_arg_list/1]).
 
 -include("include/hb.hrl").
 
@@ -167,12 +168,22 @@ handle_reply(Call = #call{args = Args}, State, Message) ->
             {error, Reason}
     end.
 
-await_reply(Call = #call{id = Id, watch = Watch}, State) ->
+%% A remote instance's node that stays silent ends the wait (see
+%% hb_beamr_node:check/2).
+await_reply(Call = #call{wasm = WASM, id = Id, watch = Watch}, State) ->
     receive
         {hb_beamr, Id, Message} -> handle_reply(Call, State, Message);
-        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(Call#call.wasm)}}
-    after remaining(Call#call.deadline) ->
-        interrupt(Call, State)
+        {'DOWN', Watch, process, _, _} -> {error, {nodedown, node(WASM)}}
+    after min(remaining(Call#call.deadline), hb_beamr_node:check_after(Watch)) ->
+        case remaining(Call#call.deadline) =:= 0 of
+            true ->
+                interrupt(Call, State);
+            false ->
+                case hb_beamr_node:check(WASM, Watch) of
+                    ok -> await_reply(Call, State);
+                    {error, _} = Error -> Error
+                end
+        end
     end.
 
 serve_or_interrupt(Call = #call{wasm = WASM, id = Id}, State, Module, Func, ImportArgs, Signature) ->
@@ -218,15 +229,6 @@ await_interrupted(Call = #call{id = Id}, State) ->
     after ?ABORT_ACK_TIMEOUT ->
         {error, timeout}
     end.
-
-timeout_option(#{timeout := infinity}) ->
-    {ok, infinity};
-timeout_option(#{timeout := Ms}) when is_integer(Ms), Ms >= 0 ->
-    {ok, Ms};
-timeout_option(#{timeout := _}) ->
-    error;
-timeout_option(_) ->
-    {ok, infinity}.
 
 deadline(infinity) ->
     infinity;

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc Loader and stub of hb_beamr's AOT compiler NIF
 %%% (`priv/hb_beamr_compiler_nif.so', built only where LLVM 19 is installed).
 %%%
@@ -5,9 +6,14 @@
 %%% module is first used, so that nodes that never compile never load LLVM.
 %%% Where the library is missing, the module still loads and
 %%% {@link compile/6} raises `nif_not_loaded'.
+%%%
+%%% Compiles run on the library's compiler thread, one at a time: the NIF
+%%% only queues the module and returns at once, and the result comes back
+%%% as a message (`{hb_beamr_compiled, Tag, Result}'). Waiting for the
+%%% compiler holds no scheduler, dirty or not.
 -module(hb_beamr_compiler_nif).
 
--export([compile/6, rewrite_eh/1, loaded/0]).
+-export([compile/6, submit/7, rewrite_eh/1, loaded/0]).
 
 -on_load(init/0).
 
@@ -24,17 +30,40 @@ init() ->
 %% @doc Whether the compiler library is loaded.
 -spec loaded() -> boolean().
 loaded() ->
-    try compile(<<>>, 0, 0, true, host, false) of
+    % A target that is not one is refused before anything is queued.
+    try submit(make_ref(), <<>>, 0, 0, true, not_a_cpu, false) of
         _ -> true
     catch
         error:nif_not_loaded -> false
     end.
 
 %% @doc Compiles WebAssembly bytes to a WAMR AOT file; `Deterministic'
-%% canonicalizes the module's NaNs first and marks the file so.
+%% canonicalizes the module's NaNs first and marks the file so. Queues the
+%% module for the compiler thread ({@link submit/7}) and waits for its
+%% result in a receive: the caller holds no scheduler meanwhile. Raises
+%% `nif_not_loaded' where the library is missing.
 -spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
     {ok, binary()} | {error, term()}.
-compile(_Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
+compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) ->
+    Tag = make_ref(),
+    case submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) of
+        ok ->
+            % The compiler thread answers every request it queued, once.
+            receive
+                {hb_beamr_compiled, Tag, Result} -> Result
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Queues a compile and returns at once: `ok', after which the calling
+%% process gets `{hb_beamr_compiled, Tag, {ok, Aot} | {error, Reason}}'
+%% exactly once, or `{error, Reason}' (`{invalid_option, TargetCpu}' for a
+%% target other than `host', `generic' or a CPU name LLVM knows,
+%% `{thread_spawn_failed, Why}') and no message.
+-spec submit(term(), binary(), 0..3, 0..3, boolean(), atom() | binary(), boolean()) ->
+    ok | {error, term()}.
+submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc The exception-handling rewriting {@link hb_beamr:compile/2} applies

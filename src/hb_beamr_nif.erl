@@ -15,6 +15,7 @@
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 -export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
 -export([canonicalize_nans/1]).
+-export([module_stats/0, purge_modules/0]).
 
 -on_load(init/0).
 
@@ -65,13 +66,18 @@ guarded(Fun) ->
     end.
 
 %% @doc Starts an instance for the Erlang worker process `Worker', with
-%% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes}'.
+%% `{MaxMemoryBytes (0: the module's), WasmStackBytes, NativeStackBytes,
+%% {ModulesMaxBytes, ModulesIdleBytes, Share}}' (the bounds of the registry
+%% of shared modules from now on; without `Share' the instance loads its
+%% own module).
 %% With `ServeImports', imports called during instantiation come to the
 %% caller as `{import, ...}' replies, as in a call. With `Deterministic',
 %% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
 %% been compiled so.
 -spec start(pid(), binary(), wasm | aot,
-            {non_neg_integer(), pos_integer(), pos_integer()}, boolean(), boolean()) -> reply().
+            {non_neg_integer(), pos_integer(), pos_integer(),
+             {non_neg_integer(), non_neg_integer(), boolean()}},
+            boolean(), boolean()) -> reply().
 start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Deterministic) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
@@ -138,6 +144,14 @@ deserialize(_Worker, _Memory) -> ?NOT_LOADED.
 %% @doc How many instances are live.
 -spec live_instances() -> non_neg_integer().
 live_instances() -> ?NOT_LOADED.
+
+%% @doc The shared-module registry's counters (see hb_beamr:module_stats/0).
+-spec module_stats() -> #{atom() => non_neg_integer()}.
+module_stats() -> ?NOT_LOADED.
+
+%% @doc Frees the loaded modules without a live instance; returns how many.
+-spec purge_modules() -> non_neg_integer().
+purge_modules() -> ?NOT_LOADED.
 
 %% @doc The module rewritten so that every NaN its float arithmetic produces
 %% is the positive canonical NaN (deterministic floats; see `hb_beamr_nan').

@@ -18,7 +18,7 @@
 %%% `start(Aot, aot, #{trust_aot => true})' is the explicit way to load a
 %%% file from elsewhere (unsealed, or sealed by another node).
 -module(hb_beamr_seal).
--export([seal/1, seal/2, open/2, verify/1, key/0, cache_dir/0]).
+-export([seal/1, seal/2, open/2, verify/1, key/0]).
 
 -include_lib("kernel/include/file.hrl").
 
@@ -148,35 +148,16 @@ mac2(Key, Aot, B) ->
 %% key file is never readable by anyone else, not even while it is written.
 -spec key() -> {ok, binary()} | {error, term()}.
 key() ->
-    case application:get_env(hb_beamr, aot_key) of
-        {ok, Key} when is_binary(Key), byte_size(Key) >= 16 ->
-            {ok, Key};
-        {ok, Bad} ->
-            {error, {invalid_option, {aot_key, Bad}}};
-        undefined ->
-            case cache_dir() of
+    case hb_beamr_opts:aot_key() of
+        {ok, undefined} ->
+            case hb_beamr_opts:cache_dir() of
                 {ok, Dir} -> file_key(filename:join(Dir, ?KEY_FILE));
                 {error, _} = Error -> Error
-            end
-    end.
-
-%% @doc The cache directory: application env `cache_dir' (a non-empty
-%% string or binary), default `filename:basedir(user_cache, "hb_beamr")'.
-%% It holds the key file and the compile cache (hb_beamr_aot_cache).
--spec cache_dir() -> {ok, file:filename_all()} | {error, {invalid_option, {cache_dir, term()}}}.
-cache_dir() ->
-    case application:get_env(hb_beamr, cache_dir) of
-        undefined ->
-            {ok, filename:basedir(user_cache, "hb_beamr")};
-        {ok, Dir} when is_binary(Dir), Dir =/= <<>> ->
-            {ok, Dir};
-        {ok, Dir} when is_list(Dir), Dir =/= [] ->
-            case io_lib:char_list(Dir) of
-                true -> {ok, Dir};
-                false -> {error, {invalid_option, {cache_dir, Dir}}}
             end;
-        {ok, Bad} ->
-            {error, {invalid_option, {cache_dir, Bad}}}
+        {ok, Key} ->
+            {ok, Key};
+        {error, _} = Error ->
+            Error
     end.
 
 %% The key in `Path', created if missing. Kept in a persistent term per path

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc Starting instances: options, the process that names an instance
 %%% (and keeps what it was started from, for migrate), starts on other
 %%% nodes, and stopping.
@@ -7,23 +8,35 @@
 
 -include("include/hb.hrl").
 
+-define(KIB, 1024).
+-define(MIB, (1024 * 1024)).
+
 %% @doc Starts an instance on this node, watched by `Watcher' until its
 %% start has returned (see {@link hb_beamr:start/3}).
 -spec start_here(binary(), hb_beamr:mode(), map(), tuple(), pid()) -> term().
 start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+    % The timeout bounds the whole start: a compile (bytecode in `aot'
+    % mode) spends from it, and instantiation gets what is left.
+    Deadline = deadline(Timeout),
     % What the instance was started from, for migrate/2.
     Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
     % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
-    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts) of
+    case hb_beamr_aot:prepare(WasmBinary, Mode, Opts, remaining(Deadline)) of
         {ok, Loadable, _} ->
             hb_beamr_call:with_timeout(
                 fun(Report) -> start_instance(Loadable, Mode, Limits, Serve, {Watcher, Origin}, Report) end,
-                Timeout,
+                remaining(Deadline),
                 fun(WASM) -> stop(WASM) end
             );
         {error, _} = Error ->
             Error
     end.
+
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% Starts the instance on `Node' (the module's bytes travel once); the
 %% instance there watches this process until its start has returned here.
@@ -54,7 +67,7 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origi
     WASM = spawn(fun() -> starting(Watcher, Origin) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, Limits, Serve =/= none, Deterministic)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Deterministic)
     end),
     case is_integer(Id) of
         true ->
@@ -69,6 +82,22 @@ start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origi
             Id
     end.
 
+%% The instance's limits with the bounds of the shared-module registry and
+%% whether to share at all (application env `module_sharing', default true;
+%% read at every start, so a change applies to the next).
+module_bounds({MaxMemory, WasmStack, NativeStack}) ->
+    Max = bound(module_cache_max_bytes, 1024 * ?MIB),
+    Idle = bound(module_cache_idle_bytes, 64 * ?MIB),
+    Share = application:get_env(hb_beamr, module_sharing, true) =/= false,
+    {MaxMemory, WasmStack, NativeStack, {Max, Idle, Share}}.
+
+bound(Key, Default) ->
+    case application:get_env(hb_beamr, Key, Default) of
+        N when is_integer(N), N >= 0 -> N;
+        infinity -> 1 bsl 63;
+        _ -> Default
+    end.
+
 started(WASM, Serve, Watcher, {started, Imports, Exports, State}) ->
     ?event({wasm_init_success, WASM}),
     WASM ! {hb_beamr_started, Watcher},
@@ -80,48 +109,23 @@ started(WASM, _Serve, _Watcher, Error) ->
     ok = stop(WASM),
     Error.
 
--define(KIB, 1024).
--define(MIB, (1024 * 1024)).
-
-%% @doc start/3's options: `{ok, {Limits, Deterministic}, Serve, Timeout,
-%% Node}' or `{error, {invalid_option, O}}'.
+%% @doc start/3's options (checked by {@link hb_beamr_opts:start/1}):
+%% `{ok, {Limits, Deterministic}, Serve, Timeout, Node}' or
+%% `{error, {invalid_option, {Name, Value}}}'.
 -spec options(map()) -> {ok, term(), none | {hb_beamr:import_fun(), term()}, timeout(), node()} | {error, term()}.
 options(Opts) ->
-    Known = [max_memory, wasm_stack, native_stack, import_fun, state, timeout, deterministic, node,
-             trust_aot],
-    case maps:keys(maps:without(Known, Opts)) of
-        [] ->
-            MaxMemory = maps:get(max_memory, Opts, 0),
-            WasmStack = maps:get(wasm_stack, Opts, 64 * ?KIB),
-            NativeStack = maps:get(native_stack, Opts, 4 * ?MIB),
-            ImportFun = maps:get(import_fun, Opts, none),
-            Timeout = maps:get(timeout, Opts, infinity),
-            Deterministic = maps:get(deterministic, Opts, false),
-            Node = maps:get(node, Opts, node()),
+    case hb_beamr_opts:start(Opts) of
+        {ok, #{max_memory := MaxMemory, wasm_stack := WasmStack, native_stack := NativeStack,
+               import_fun := ImportFun, state := State, timeout := Timeout,
+               deterministic := Deterministic, node := Node}} ->
             Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
-            if
-                not (is_integer(MaxMemory) andalso MaxMemory >= 0 andalso MaxMemory < 1 bsl 48) ->
-                    {error, {invalid_option, {max_memory, MaxMemory}}};
-                not (is_integer(WasmStack) andalso WasmStack >= 4 * ?KIB andalso WasmStack =< 256 * ?MIB) ->
-                    {error, {invalid_option, {wasm_stack, WasmStack}}};
-                not (is_integer(NativeStack) andalso NativeStack >= 256 * ?KIB andalso NativeStack =< 1024 * ?MIB) ->
-                    {error, {invalid_option, {native_stack, NativeStack}}};
-                not (ImportFun =:= none orelse is_function(ImportFun, 3)) ->
-                    {error, {invalid_option, {import_fun, ImportFun}}};
-                not (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0)) ->
-                    {error, {invalid_option, {timeout, Timeout}}};
-                not is_boolean(Deterministic) ->
-                    {error, {invalid_option, {deterministic, Deterministic}}};
-                not is_atom(Node) ->
-                    {error, {invalid_option, {node, Node}}};
-                ImportFun =:= none ->
-                    {ok, Limits, none, Timeout, Node};
-                true ->
-                    State = maps:get(state, Opts, #{}),
-                    {ok, Limits, {ImportFun, State}, Timeout, Node}
-            end;
-        [Unknown | _] ->
-            {error, {invalid_option, Unknown}}
+            Serve = case ImportFun of
+                none -> none;
+                _ -> {ImportFun, State}
+            end,
+            {ok, Limits, Serve, Timeout, Node};
+        {error, _} = Error ->
+            Error
     end.
 
 %% The process that names an instance. The instance lives in the NIF,

@@ -64,9 +64,9 @@ bad_options_are_refused_test_() ->
         ?_assertEqual({error, {invalid_option, {bounds_checks, false}}}, hb_beamr:compile(Wasm, #{bounds_checks => false})),
         ?_assertEqual({error, {invalid_option, {target_cpu, 42}}}, hb_beamr:compile(Wasm, #{target_cpu => 42})),
         % LLVM would abort the process on these; they are checked first.
-        ?_assertEqual({error, {invalid_option, <<"no-such-cpu">>}}, hb_beamr:compile(Wasm, #{target_cpu => "no-such-cpu"})),
-        ?_assertEqual({error, {invalid_option, <<"i386">>}}, hb_beamr:compile(Wasm, #{target_cpu => "i386"})),
-        ?_assertEqual({error, {invalid_option, colour}}, hb_beamr:compile(Wasm, #{colour => blue})),
+        ?_assertEqual({error, {invalid_option, {target_cpu, "no-such-cpu"}}}, hb_beamr:compile(Wasm, #{target_cpu => "no-such-cpu"})),
+        ?_assertEqual({error, {invalid_option, {target_cpu, "i386"}}}, hb_beamr:compile(Wasm, #{target_cpu => "i386"})),
+        ?_assertEqual({error, {invalid_option, {colour, blue}}}, hb_beamr:compile(Wasm, #{colour => blue})),
         ?_assertEqual({error, badarg}, hb_beamr:compile(not_a_binary)),
         ?_assertEqual({error, badarg}, hb_beamr:compile(Wasm, not_a_map))
     ].

@@ -4,6 +4,9 @@
 -module(hb_beamr_cluster_tests).
 -include_lib("eunit/include/eunit.hrl").
 
+%% Run on a peer node.
+-export([peer_census/1]).
+
 -import(hb_beamr_test_util, [fixture/1, mode/0, wait_until/1]).
 
 -define(PAGE, 65536).
@@ -191,3 +194,109 @@ caller_nodedown_mid_import_test_() ->
         ?assertEqual({ok, [6]}, hb_beamr:call(WASM, "inc", [5])),
         ok = hb_beamr:stop(WASM)
     end}.
+
+%%% The instance's node stalled (SIGSTOP of its OS process: the connection
+%%% stays up, the distribution would notice only after its tick, about a
+%%% minute). Every operation answers within its timeout, or within the node
+%%% timeout (hb_beamr_node:node_timeout/0) for those without one, leaves no
+%%% stray message here, and after SIGCONT each instance is usable or gone.
+
+%% Margin over a timeout for an answer, on a loaded machine.
+-define(MARGIN, 1000).
+
+stalled_node_test_() ->
+    {setup,
+        fun() ->
+            {Peer, Node} = peer(),
+            OsPid = erpc:call(Node, os, getpid, []),
+            {Peer, Node, OsPid}
+        end,
+        fun({Peer, _Node, OsPid}) ->
+            % Whatever happened, the peer runs again before it is stopped.
+            _ = os:cmd("kill -CONT " ++ OsPid),
+            peer:stop(Peer)
+        end,
+        fun({_Peer, Node, OsPid}) ->
+            [{timeout, 90, {"every operation answers on a stopped node", fun() -> stalled(Node, OsPid) end}}]
+        end}.
+
+stalled(Node, OsPid) ->
+    NodeTimeout = hb_beamr_node:node_timeout(),
+    ?assertEqual(3000, NodeTimeout),
+    Kept = start_on(Node, "state.wasm"),
+    Stopped = start_on(Node, "test.wasm"),
+    {ok, [1]} = hb_beamr:call(Kept, "grow", [1]),
+    {ok, []} = hb_beamr:call(Kept, "set_all", [7, 8, 9.0, 10.0]),
+    Census0 = census(Node),
+    ?assertMatch(#{instances := 2, starters := 0}, Census0),
+    Bytes = bytes("test.wasm"),
+    flush_mailbox(),
+    stop_os(OsPid),
+    Answers = [
+        {start, 200, fun() -> hb_beamr:start(Bytes, mode(), #{node => Node, timeout => 200}) end},
+        {call_with_timeout, 200, fun() -> hb_beamr:call(Kept, "sp", [], fun hb_beamr:stub/3, #{}, #{timeout => 200}) end},
+        {call, NodeTimeout, fun() -> hb_beamr:call(Kept, "sp", []) end},
+        {size, NodeTimeout, fun() -> hb_beamr_io:size(Kept) end},
+        {write, NodeTimeout, fun() -> hb_beamr_io:write(Kept, 16, <<"late">>) end},
+        {snapshot, NodeTimeout, fun() -> hb_beamr:snapshot(Kept) end},
+        {migrate, NodeTimeout, fun() -> hb_beamr:migrate(Kept, node()) end},
+        {start_no_timeout, NodeTimeout, fun() -> hb_beamr:start(Bytes, mode(), #{node => Node}) end},
+        {stop, NodeTimeout, fun() -> hb_beamr:stop(Stopped) end}
+    ],
+    Timed = [{What, Bound, timed(Op)} || {What, Bound, Op} <- Answers],
+    cont_os(OsPid),
+    ?assertEqual([], [{What, Ms, Bound} || {What, Bound, {Ms, _}} <- Timed, Ms > Bound + ?MARGIN]),
+    Results = [{What, Result} || {What, _, {_, Result}} <- Timed],
+    ?assertMatch(
+        [{start, {error, timeout}}, {call_with_timeout, {error, timeout}}, {call, {error, timeout}},
+         {size, {error, timeout}}, {write, {error, timeout}}, {snapshot, {error, timeout}},
+         {migrate, {error, timeout}}, {start_no_timeout, {error, timeout}}, {stop, ok}],
+        Results),
+    % The node runs again: the late replies are dropped, never here.
+    timer:sleep(500),
+    ?assertEqual({messages, []}, process_info(self(), messages)),
+    % The kept instance is usable, the stopped one gone, and the starts given
+    % up left nothing.
+    ?assertEqual({ok, [7]}, hb_beamr:call(Kept, "sp", [])),
+    ?assertEqual({ok, 2 * ?PAGE}, hb_beamr_io:size(Kept)),
+    ?assertEqual({error, stopped}, hb_beamr:call(Stopped, "fac", [1.0])),
+    Census = #{instances => 1, starters => 0, my_agents => 1},
+    _ = wait_until(fun() -> census(Node) =:= Census end),
+    ?assertEqual(Census, census(Node)),
+    % It answers as before; its write may have landed after the stall.
+    {ok, Snapshot} = hb_beamr:snapshot(Kept),
+    ?assert(is_binary(Snapshot)),
+    ok = hb_beamr:stop(Kept),
+    ?assertEqual({messages, []}, process_info(self(), messages)).
+
+%% Instances, starters and agents of this process on `Node'.
+census(Node) ->
+    erpc:call(Node, ?MODULE, peer_census, [self()]).
+
+%% @private Run on the peer.
+peer_census(Caller) ->
+    Infos = [I || P <- processes(), I <- [process_info(P, [current_function, monitors])], I =/= undefined],
+    Count = fun(Pred) -> length([I || I <- Infos, Pred(I)]) end,
+    In = fun(I, M, Fs) ->
+        {current_function, {M1, F, _}} = lists:keyfind(current_function, 1, I),
+        M1 =:= M andalso lists:member(F, Fs)
+    end,
+    #{
+        instances => Count(fun(I) -> In(I, hb_beamr_start, [worker, starting]) end),
+        starters => Count(fun(I) -> In(I, hb_beamr_node, [starting, confirming, give_up]) end),
+        my_agents => Count(fun(I) ->
+            In(I, hb_beamr_node, [agent_loop]) andalso
+                lists:member({process, Caller}, element(2, lists:keyfind(monitors, 1, I)))
+        end)
+    }.
+
+timed(Fun) ->
+    T0 = erlang:monotonic_time(millisecond),
+    Result = Fun(),
+    {erlang:monotonic_time(millisecond) - T0, Result}.
+
+stop_os(OsPid) -> [] = os:cmd("kill -STOP " ++ OsPid), ok.
+cont_os(OsPid) -> [] = os:cmd("kill -CONT " ++ OsPid), ok.
+
+flush_mailbox() ->
+    receive _ -> flush_mailbox() after 0 -> ok end.

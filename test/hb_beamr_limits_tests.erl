@@ -74,6 +74,6 @@ bad_limits_are_refused_test_() ->
         ?_assertEqual({error, {invalid_option, {max_memory, -1}}}, hb_beamr:start(Wasm, wasm, #{max_memory => -1})),
         ?_assertEqual({error, {invalid_option, {wasm_stack, 10}}}, hb_beamr:start(Wasm, wasm, #{wasm_stack => 10})),
         ?_assertEqual({error, {invalid_option, {native_stack, 1}}}, hb_beamr:start(Wasm, wasm, #{native_stack => 1})),
-        ?_assertEqual({error, {invalid_option, colour}}, hb_beamr:start(Wasm, wasm, #{colour => blue})),
+        ?_assertEqual({error, {invalid_option, {colour, blue}}}, hb_beamr:start(Wasm, wasm, #{colour => blue})),
         ?_assertEqual({error, badarg}, hb_beamr:start(Wasm, wasm, not_a_map))
     ].

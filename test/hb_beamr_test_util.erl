@@ -1,6 +1,7 @@
 %%% @doc Helpers shared by hb_beamr's EUnit suites.
 -module(hb_beamr_test_util).
--export([fixture/1, mode/0, start/1, start/2, with_instance/2, wait_until/1]).
+-export([fixture/1, mode/0, start/1, start/2, with_instance/2, wait_until/1, wait_for/2,
+         many_functions/2]).
 
 %% @doc The bytes of a fixture in test/.
 -spec fixture(string()) -> binary().
@@ -50,6 +51,46 @@ with_instance(Name, Fun) ->
 -spec wait_until(fun(() -> boolean())) -> boolean().
 wait_until(Fun) ->
     wait_until(Fun, 500).
+
+%% @doc Polls `Fun' every 10 ms until it returns true, at most `Ms'
+%% milliseconds; returns its last value.
+-spec wait_for(fun(() -> boolean()), pos_integer()) -> boolean().
+wait_for(Fun, Ms) when Ms >= 10 ->
+    wait_until(Fun, Ms div 10).
+
+%% @doc A valid module of `Funcs' functions `(i32) -> i32' (each a chain of
+%% arithmetic that calls the previous one; `f' is exported), slow to
+%% compile to AOT: about 6 ms a function with LLVM at opt level 3 on a
+%% 2-core VM. `Salt' goes into the constants: another salt, another module
+%% (and another cache key).
+-spec many_functions(pos_integer(), integer()) -> binary().
+many_functions(Funcs, Salt) ->
+    Type = section(1, vec([<<16#60, 1, 16#7f, 1, 16#7f>>])),
+    Functions = section(3, vec([<<0>> || _ <- lists:seq(1, Funcs)])),
+    Export = section(7, vec([<<1, "f", 0, 0>>])),
+    Code = section(10, vec([body(I, Salt) || I <- lists:seq(0, Funcs - 1)])),
+    <<0, "asm", 1, 0, 0, 0, Type/binary, Functions/binary, Export/binary, Code/binary>>.
+
+%% `x' through ten rounds of `(x + c) * d ^ x', plus `f(i - 1)(x)'.
+body(I, Salt) ->
+    Rounds = [[16#41, sleb(I * 7 + K + Salt), 16#6a, 16#41, sleb(K * 3 + 1), 16#6c, 16#20, 0, 16#73]
+              || K <- lists:seq(1, 10)],
+    Last = case I of
+        0 -> [16#20, 0, 16#6a];
+        _ -> [16#20, 0, 16#10, uleb(I - 1), 16#6a]
+    end,
+    Expr = iolist_to_binary([0, 16#20, 0, Rounds, Last, 16#0b]),
+    <<(uleb(byte_size(Expr)))/binary, Expr/binary>>.
+
+section(Id, Bin) -> <<Id, (uleb(byte_size(Bin)))/binary, Bin/binary>>.
+
+vec(Items) -> iolist_to_binary([uleb(length(Items)) | Items]).
+
+uleb(N) when N < 128 -> <<N>>;
+uleb(N) -> <<(N band 127 bor 128), (uleb(N bsr 7))/binary>>.
+
+sleb(N) when N >= -64, N < 64 -> <<(N band 127)>>;
+sleb(N) -> <<(N band 127 bor 128), (sleb(N bsr 7))/binary>>.
 
 wait_until(Fun, 0) ->
     Fun();

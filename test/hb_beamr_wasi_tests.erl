@@ -2,7 +2,7 @@
 %%% command (output, files and exit codes, in the suites' mode), the import
 %%% fun composed with the caller's own imports (test/wasi/compose.wat),
 %%% errno results of single functions, and the in-memory file system's path
-%%% sandbox.
+%%% sandbox. The command line is tested in hb_beamr_cli_tests.
 -module(hb_beamr_wasi_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -147,8 +147,9 @@ start_function_test_() ->
                      hb_beamr_wasi:run(Wasm, #{mode => Mode, env => #{<<"A">> => <<"1">>}}))
     end}.
 
+%% (`{timeout, T, [A, B]}' would bound the group and leave each test 5 s.)
 run_errors_test_() ->
-    {timeout, 60, [
+    [{timeout, 60, T} || T <- [
         ?_assertEqual({error, no_start_function}, hb_beamr_wasi:run(hb_beamr_test_util:fixture("test.wasm"), #{})),
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_wasi:run(<<"not wasm">>, #{})),
         ?_assertEqual({error, {invalid_option, {clock, later}}}, hb_beamr_wasi:run(program(), #{clock => later})),
@@ -159,7 +160,7 @@ run_errors_test_() ->
                       hb_beamr_wasi:run(program(), #{preopens => #{<<"/d">> => #{<<"../x">> => <<>>}}})),
         ?_assertEqual({error, {invalid_option, {max_memory, -1}}},
                       hb_beamr_wasi:run(program(), #{mode => hb_beamr_test_util:mode(), max_memory => -1}))
-    ]}.
+    ]].
 
 %% run/2 compiles bytecode given with mode aot (once, in the aot run only).
 run_compiles_bytecode_for_aot_test_() ->
@@ -171,54 +172,6 @@ run_compiles_bytecode_for_aot_test_() ->
                 ?assertMatch({ok, #{exit_code := 3, stdout := <<"exiting with 3\n">>}},
                              hb_beamr_wasi:run(Wasm, #{mode => aot, args => [<<"p">>, <<"exit">>, <<"3">>]}))
             end}
-    end.
-
-%%% The command line (./hb_beamr run), once: it runs bytecode either way
-
-cli_test_() ->
-    case hb_beamr_test_util:mode() of
-        aot -> [];
-        wasm -> {timeout, 120, [{"exit status and stdin", fun cli_status/0},
-                                {"--dir: written back, never through a symbolic link", fun cli_dir/0}]}
-    end.
-
-%% Runs the CLI through sh; its stdout and exit status.
-cli(Args) ->
-    Lib = filename:dirname(filename:dirname(filename:dirname(code:which(hb_beamr)))),
-    Out = os:cmd("ERL_LIBS=" ++ Lib ++ " escript erlang/hb_beamr_cli.erl " ++ Args ++ "; echo \"status=$?\""),
-    [Status | Lines] = lists:reverse(string:split(Out, "\n", all) -- [""]),
-    {lists:flatten(lists:join("\n", lists:reverse(Lines))), Status}.
-
-cli_status() ->
-    ?assertEqual({"exiting with 5", "status=5"}, cli("run test/wasi/wasi_test.wasm exit 5")),
-    ?assertEqual({"about to abort", "status=134"}, cli("run test/wasi/wasi_test.wasm abort 2>/dev/null")),
-    ?assertEqual({"HI THERE", "status=0"}, cli("run test/wasi/wasi_test.wasm cat 2>/dev/null < test/wasi/cli-stdin.txt")),
-    % WASI called while the module instantiates.
-    ?assertEqual({"ctor\nmain", "status=0"}, cli("run test/wasi/ctor.wasm")),
-    ?assertEqual({"ctor", "status=4"}, cli("run --env A=1 test/wasi/ctor.wasm")),
-    % The other form: call an export of a module that is no WASI command.
-    ?assertEqual({"120.0", "status=0"}, cli("run test/test.wasm fac 5.0")).
-
-cli_dir() ->
-    Dir = filename:join(os:getenv("TMPDIR", "/tmp"), "hb_beamr_wasi_cli_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    Outside = Dir ++ "-outside",
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    ok = filelib:ensure_dir(filename:join(Outside, "x")),
-    try
-        ok = file:write_file(filename:join(Dir, "in.txt"), "abcdef"),
-        ok = file:write_file(filename:join(Dir, "old.txt"), "x"),
-        % "moved" leads outside: the guest does not see it, and the files it
-        % puts under its own "moved" are not written through it.
-        ok = file:make_symlink(Outside, filename:join(Dir, "moved")),
-        {_, "status=0"} = cli("run --dir " ++ Dir ++ "::/data test/wasi/wasi_test.wasm files"),
-        ?assertEqual({ok, <<"@__cba!">>}, file:read_file(filename:join(Dir, "out.txt"))),
-        {Out, "status=0"} = cli("run --dir " ++ Dir ++ "::/data test/wasi/wasi_test.wasm dirs 2>/dev/null"),
-        ?assertMatch({match, _}, re:run(Out, "/data: in.txt old.txt out.txt sub\n")),
-        ?assertEqual({ok, []}, file:list_dir(Outside)),
-        ?assertEqual({error, enoent}, file:read_file(filename:join(Dir, "old.txt"))),
-        ?assertEqual({ok, Outside}, file:read_link(filename:join(Dir, "moved")))
-    after
-        os:cmd("rm -rf '" ++ Dir ++ "' '" ++ Outside ++ "'")
     end.
 
 %%% Composing with the caller's own imports
@@ -299,8 +252,8 @@ errno_test_() ->
         {"a bad whence is inval", fun(W, S) -> {0, S1} = open(W, S, <<"f.txt">>, 0),
                                                call(W, S1, <<"fd_seek">>, [4, 0, 7, 1024]) end, E(inval)}
     ],
-    {timeout, 60, [{Name, fun() -> with_wasi(fun(W, S) -> ?assertMatch({Errno, _}, Fun(W, S)) end) end}
-                   || {Name, Fun, Errno} <- Cases]}.
+    [{Name, {timeout, 60, fun() -> with_wasi(fun(W, S) -> ?assertMatch({Errno, _}, Fun(W, S)) end) end}}
+     || {Name, Fun, Errno} <- Cases].
 
 errno_values_test() ->
     % WASI preview 1's numbering (wasi/api.h: __WASI_ERRNO_*).

@@ -1,12 +1,16 @@
 //! The AOT compiler NIF, `hb_beamr_compiler_nif`: the Erlang face of
 //! `hb_beamr_aotc`. It is a library of its own, loaded only when
 //! `hb_beamr:compile/1,2` is first used, so that the runtime needs no LLVM.
-//! Compiling runs on a dirty CPU scheduler; `hb_beamr_aotc` serialises
-//! compiles (WAMR's compiler keeps its last error in a global).
+//! Compiling runs on the library's own compiler thread (`worker`), one
+//! module at a time: the NIF call only queues the request and returns, and
+//! the result comes to the caller as a message. No scheduler, dirty or not,
+//! is held while a module compiles or waits for the compiler.
 
-use hb_beamr_aotc::{compile as aot_compile, CompileError, Cpu, Options};
+use hb_beamr_aotc::{Cpu, Options};
 use hb_beamr_eh::Outcome;
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
+
+mod worker;
 
 mod atoms {
     rustler::atoms! {
@@ -18,6 +22,8 @@ mod atoms {
         compile_failed,
         invalid_option,
         unchanged,
+        hb_beamr_compiled,
+        thread_spawn_failed,
     }
 }
 
@@ -54,13 +60,18 @@ fn rewrite_eh<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
     }
 }
 
-/// `compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
-/// Deterministic)` → `{ok, Aot}` | `{error, Reason}`. The Erlang side checks
-/// the options; the target is resolved once (`hb_beamr_aotc::Target`) and
-/// recorded in the file's tag.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn compile<'a>(
+/// `submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
+/// Deterministic)` → `ok` | `{error, Reason}`: queues the module for the
+/// compiler thread and returns at once (a normal scheduler: nothing here
+/// copies the module or waits). The result comes to the calling process as
+/// `{hb_beamr_compiled, Tag, {ok, Aot} | {error, Reason}}`, exactly once.
+/// The Erlang side checks the options; the target is resolved once
+/// (`hb_beamr_aotc::Target`) and recorded in the file's tag.
+#[rustler::nif]
+#[allow(clippy::too_many_arguments)]
+fn submit<'a>(
     env: Env<'a>,
+    tag: Term<'a>,
     wasm: Binary<'a>,
     opt_level: u32,
     size_level: u32,
@@ -78,13 +89,11 @@ fn compile<'a>(
         cpu,
         deterministic,
     };
-    match aot_compile(wasm.as_slice(), &options) {
-        Ok(compiled) => ok_binary(env, &compiled.aot),
-        Err(CompileError::InvalidWasm(why)) => {
-            (atoms::error(), (atoms::invalid_wasm(), why.as_str())).encode(env)
-        }
-        Err(CompileError::Failed(why)) => {
-            (atoms::error(), (atoms::compile_failed(), why.as_str())).encode(env)
+    let request = worker::Request::new(wasm.to_term(env), tag, env.pid(), options);
+    match worker::submit(request) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(worker::SpawnFailed(why)) => {
+            (atoms::error(), (atoms::thread_spawn_failed(), why)).encode(env)
         }
     }
 }

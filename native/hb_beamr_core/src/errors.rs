@@ -47,6 +47,10 @@ pub enum Error {
     RuntimeInit(String),
     /// No native thread could be started for the instance.
     ThreadSpawn(String),
+    /// Loading the module would take loaded modules past their bound
+    /// (`module_cache_max_bytes`): `loaded` bytes of modules with live
+    /// instances, the module's `size`, the bound `max`.
+    ModuleLimit { loaded: u64, size: u64, max: u64 },
 }
 
 impl std::fmt::Display for Error {
@@ -89,6 +93,11 @@ impl std::fmt::Display for Error {
             Error::SnapshotUnsupported(m) => write!(f, "snapshot unsupported: {m}"),
             Error::RuntimeInit(m) => write!(f, "WAMR could not start: {m}"),
             Error::ThreadSpawn(m) => write!(f, "could not start the instance's thread: {m}"),
+            Error::ModuleLimit { loaded, size, max } => write!(
+                f,
+                "loaded modules would exceed their bound: {loaded} bytes in use, \
+                 {size} more, at most {max}"
+            ),
         }
     }
 }

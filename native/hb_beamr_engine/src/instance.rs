@@ -59,7 +59,8 @@ pub enum Target {
 }
 
 pub struct EngineInstance {
-    module: Module,
+    /// Dropped after the instance is deinstantiated (a field, after `drop`).
+    module: crate::ModuleHold,
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Func>>,
@@ -283,7 +284,11 @@ impl InstanceRef {
 }
 
 impl EngineInstance {
-    pub fn new(module: Module, limits: Limits) -> Result<EngineInstance, Error> {
+    pub fn new(
+        module: impl Into<crate::ModuleHold>,
+        limits: Limits,
+    ) -> Result<EngineInstance, Error> {
+        let module = module.into();
         let max_pages = u32::try_from(limits.max_memory.div_ceil(WASM_PAGE)).unwrap_or(u32::MAX);
         let mut args: *mut sys::InstantiationArgs2 = std::ptr::null_mut();
         // SAFETY: `args` is a valid out-pointer; the arguments are destroyed
@@ -350,7 +355,7 @@ impl EngineInstance {
     /// stop them meanwhile. That interrupter is revoked before `None` is
     /// passed: any later interrupt through it does nothing.
     pub fn new_watched(
-        module: Module,
+        module: impl Into<crate::ModuleHold>,
         limits: Limits,
         watch: &dyn Fn(Option<&Interrupter>),
     ) -> Result<EngineInstance, Error> {

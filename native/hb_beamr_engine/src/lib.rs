@@ -58,6 +58,7 @@ mod imports;
 mod instance;
 mod interrupt;
 mod module;
+mod shared;
 mod thread_env;
 mod trampoline;
 mod trap;
@@ -69,6 +70,7 @@ pub use imports::{ImportDesc, ImportKind};
 pub use instance::{CheckedGlobals, EngineInstance, InstanceRef, Limits, Target};
 pub use interrupt::Interrupter;
 pub use module::{ensure_runtime, ExportInfo, ExternKind, ImportInfo, Mode, Module};
+pub use shared::{Bounds, ModuleKey, Refusal, Registry, Stats as ModuleStats};
 pub use thread_env::ThreadEnv;
 pub use trap::Trap;
 
@@ -76,5 +78,53 @@ pub use trap::Trap;
 /// trampoline, which serves them natively or through the thread's [`Host`].
 /// Modules depend on nothing above them: the link is made here, at the top.
 pub fn load_module(bytes: Vec<u8>, mode: Mode) -> Result<Module, hb_beamr_core::errors::Error> {
-    Module::load(bytes, mode, trampoline::trampoline)
+    Module::load(bytes, mode, trampoline::trampoline, None)
+}
+
+/// Like [`load_module`], with the SHA-256 the caller computed of the bytes
+/// it started from (the bytes, or the bytecode they were rewritten from),
+/// which becomes the module's fingerprint instead of hashing again.
+pub fn load_module_hashed(
+    bytes: Vec<u8>,
+    mode: Mode,
+    sha256: [u8; 32],
+) -> Result<Module, hb_beamr_core::errors::Error> {
+    Module::load(bytes, mode, trampoline::trampoline, Some(sha256))
+}
+
+/// A module shared by instances: a lease on it in [`MODULES`].
+pub type SharedModule = shared::Lease<Module>;
+
+/// The process-wide registry of loaded modules shared by their instances
+/// (see `shared.rs`).
+pub static MODULES: Registry<Module> = Registry::new();
+
+/// What an instance runs: a module of its own, or one shared with its
+/// siblings. Either way the instance is deinstantiated before the module
+/// (or the instance's lease on it) is dropped.
+pub enum ModuleHold {
+    Own(Module),
+    Shared(SharedModule),
+}
+
+impl std::ops::Deref for ModuleHold {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        match self {
+            ModuleHold::Own(module) => module,
+            ModuleHold::Shared(lease) => lease,
+        }
+    }
+}
+
+impl From<Module> for ModuleHold {
+    fn from(module: Module) -> ModuleHold {
+        ModuleHold::Own(module)
+    }
+}
+
+impl From<SharedModule> for ModuleHold {
+    fn from(lease: SharedModule) -> ModuleHold {
+        ModuleHold::Shared(lease)
+    }
 }

@@ -97,9 +97,37 @@ pub struct Module {
     pub fingerprint: [u8; 32],
 }
 
-// SAFETY: a Module is only used from the one worker thread that owns it; it is
-// moved there once, before any use.
+// SAFETY: a Module is moved to the worker threads of its instances; WAMR
+// allows a module to be loaded on one thread and instantiated and unloaded
+// on another (nothing of it is thread-local).
 unsafe impl Send for Module {}
+
+// SAFETY: after `load` returns, nothing writes to a Module or to the WAMR
+// module it owns, so instances on several threads may share one. hb_beamr's
+// fields are never mutated once shared (the fingerprint is set before), and
+// the import descriptors are immutable. What WAMR does with a module after
+// loading, in this build (classic interpreter, AOT, no multi-module, no JIT,
+// no debugger, no shared memory), read in its sources:
+// * instantiation (`wasm_instantiate`, `aot_instantiate`) only reads the
+//   module: memories, tables, globals, function and export instances, the
+//   data/elem-dropped bitmaps and the AOT function-pointer table are
+//   allocated per instance and filled from the module. The module's
+//   instance list is only kept with the debugger or lazy JIT (not built);
+// * imports are resolved once, at load (`wasm_runtime_resolve_symbols` in
+//   `link`, under LINK_LOCK); instantiation only checks that they are
+//   (`check_linked_symbol`) and copies the linked pointers into the
+//   instance (`init_func_ptrs`);
+// * the classic interpreter's loader rewrites opcodes and names in the
+//   module's buffer during load only; at run time its block-address cache
+//   is in the exec env;
+// * AOT relocations are applied to the module's code at load;
+// * `wasm_runtime_set_module_name` / `wasm_const_str_list_insert` at run
+//   time would write the module's string list: hb_beamr never calls them;
+// * hb_beamr's own WAMR hooks (start-function exec env, direct import
+//   calls) are thread-local.
+// hb_beamr_engine/tests/shared.rs and the EUnit module
+// hb_beamr_shared_tests (also under ASan) run siblings on many threads.
+unsafe impl Sync for Module {}
 
 impl Module {
     pub(crate) fn raw(&self) -> sys::wasm_module_t {
@@ -109,18 +137,23 @@ impl Module {
     /// Loads `bytes` as `mode`, checks what the bytes are before WAMR sees
     /// them, and links every function import to `native` (the import
     /// trampoline: see [`crate::load_module`]).
+    ///
+    /// `sha256`, when given, is the SHA-256 the caller already computed of
+    /// the bytes it started from (`bytes` themselves, or the bytecode they
+    /// were rewritten from): it becomes the fingerprint (for an AOT file
+    /// that does not name its source), so the bytes are not hashed twice.
     pub(crate) fn load(
         mut bytes: Vec<u8>,
         mode: Mode,
         native: sys::NativeRawFn,
+        sha256: Option<[u8; 32]>,
     ) -> Result<Module, Error> {
         ensure_runtime()?;
         check_package(&bytes, mode)?;
+        let own = || sha256.unwrap_or_else(|| snapshot::fingerprint(&bytes));
         let fingerprint = match mode {
-            Mode::Wasm => snapshot::fingerprint(&bytes),
-            Mode::Aot => {
-                aot_tag::source_fingerprint(&bytes).unwrap_or_else(|| snapshot::fingerprint(&bytes))
-            }
+            Mode::Wasm => own(),
+            Mode::Aot => aot_tag::source_fingerprint(&bytes).unwrap_or_else(own),
         };
         let size = u32::try_from(bytes.len())
             .map_err(|_| invalid(mode, "module larger than 4 GiB".to_string()))?;

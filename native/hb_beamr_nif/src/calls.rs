@@ -7,9 +7,9 @@ use crate::context::Worker;
 use crate::instance::{Call, Job};
 use crate::mailbox::Message;
 use crate::state;
+use crate::worker::ModuleSource;
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::snapshot;
-use hb_beamr_engine::{EngineInstance, Limits, Mode, Module};
+use hb_beamr_engine::{EngineInstance, Limits, Mode, Module, ModuleHold, Refusal, MODULES};
 
 /// Runs a call of an export (or the retiring snapshot).
 pub fn run(worker: &Worker, call: Call) {
@@ -78,11 +78,11 @@ fn retire(worker: &Worker, call: &Call) {
 pub fn instantiate(
     worker: &Worker,
     call: Call,
-    bytes: Vec<u8>,
+    source: ModuleSource,
     (mode, deterministic): (Mode, bool),
     limits: Limits,
 ) {
-    let module = load(bytes, mode, deterministic);
+    let module = module(source, mode, deterministic);
     let id = call.id;
     let watch = |interrupter: Option<&_>| match interrupter {
         Some(interrupter) => {
@@ -133,24 +133,54 @@ pub fn instantiate(
     worker.decided(next);
 }
 
+/// The instance's module: the shared one the start NIF found, or the one of
+/// its key in the registry, loaded here (once, however many start it at
+/// once: the others wait for this load).
+fn module(source: ModuleSource, mode: Mode, deterministic: bool) -> Result<ModuleHold, Error> {
+    match source {
+        ModuleSource::Shared(lease) => Ok(lease.into()),
+        ModuleSource::Own { key, bytes } => {
+            load(bytes, mode, deterministic, key.sha256).map(ModuleHold::from)
+        }
+        ModuleSource::Bytes { key, bytes } => {
+            let size = bytes.len() as u64;
+            MODULES
+                .lease_or_load(key, size, || load(bytes, mode, deterministic, key.sha256))
+                .map(ModuleHold::from)
+                .map_err(|refusal| match refusal {
+                    Refusal::Load(error) => error,
+                    Refusal::Full { live, size, max } => Error::ModuleLimit {
+                        loaded: live,
+                        size,
+                        max,
+                    },
+                })
+        }
+    }
+}
+
 /// Loads the module, here on the instance's thread. With `deterministic`,
 /// bytecode is rewritten to canonicalize NaNs (its fingerprint stays the
-/// original's, so its snapshots restore into AOT code compiled from it), and
-/// an AOT file must have been compiled so.
-fn load(bytes: Vec<u8>, mode: Mode, deterministic: bool) -> Result<Module, Error> {
+/// original's, `sha256`, so its snapshots restore into AOT code compiled from
+/// it), and an AOT file must have been compiled so. `sha256` is the SHA-256 of
+/// `bytes`, computed once for the registry's key.
+fn load(
+    bytes: Vec<u8>,
+    mode: Mode,
+    deterministic: bool,
+    sha256: [u8; 32],
+) -> Result<Module, Error> {
     match (deterministic, mode) {
-        (false, _) => hb_beamr_engine::load_module(bytes, mode),
+        (false, _) => hb_beamr_engine::load_module_hashed(bytes, mode, sha256),
         (true, Mode::Wasm) => {
-            let fingerprint = snapshot::fingerprint(&bytes);
             let canonical = hb_beamr_nan::canonicalize(&bytes)
                 .map_err(|why| Error::InvalidWasm(why.to_string()))?;
-            let mut module = hb_beamr_engine::load_module(canonical, mode)?;
-            module.fingerprint = fingerprint;
-            Ok(module)
+            drop(bytes);
+            hb_beamr_engine::load_module_hashed(canonical, mode, sha256)
         }
         (true, Mode::Aot) => match hb_beamr_core::aot_tag::deterministic_refusal(&bytes) {
             Some(why) => Err(Error::InvalidAot(why)),
-            None => hb_beamr_engine::load_module(bytes, mode),
+            None => hb_beamr_engine::load_module_hashed(bytes, mode, sha256),
         },
     }
 }

@@ -32,6 +32,8 @@ mod atoms {
         max,
         runtime_init_failed,
         thread_spawn_failed,
+        module_limit,
+        loaded,
     }
 }
 
@@ -94,6 +96,18 @@ impl Encoder for ErrorTerm<'_> {
             }
             Error::RuntimeInit(m) => (atoms::runtime_init_failed(), m.as_str()).encode(env),
             Error::ThreadSpawn(m) => (atoms::thread_spawn_failed(), m.as_str()).encode(env),
+            Error::ModuleLimit { loaded, size, max } => {
+                let detail = Term::map_from_pairs(
+                    env,
+                    &[
+                        (atoms::loaded().encode(env), loaded.encode(env)),
+                        (atoms::size().encode(env), size.encode(env)),
+                        (atoms::max().encode(env), max.encode(env)),
+                    ],
+                )
+                .unwrap_or_else(|_| size.encode(env));
+                (atoms::module_limit(), detail).encode(env)
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use codec::{decode_numbers, decode_target};
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::ImportMode;
-use hb_beamr_engine::{Limits, Mode};
+use hb_beamr_engine::{Bounds, Limits, Mode};
 use instance::{
     Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
 };
@@ -86,11 +86,11 @@ fn start<'a>(
     worker: LocalPid,
     bytes: Binary,
     mode: Atom,
-    limits: (u64, u32, u64),
+    limits: (u64, u32, u64, (u64, u64, bool)),
     serve_imports: bool,
     deterministic: bool,
 ) -> Term<'a> {
-    let (max_memory, wasm_stack, native_stack) = limits;
+    let (max_memory, wasm_stack, native_stack, (modules_max, modules_idle, share)) = limits;
     let limits = Limits {
         max_memory,
         wasm_stack,
@@ -104,6 +104,16 @@ fn start<'a>(
     if let Err(error) = hb_beamr_engine::ensure_runtime() {
         return error_term(env, error);
     }
+    let module = worker::ModuleSource::of(
+        bytes.as_slice(),
+        mode,
+        deterministic,
+        Bounds {
+            max_bytes: modules_max,
+            idle_bytes: modules_idle,
+        },
+        share,
+    );
     let (shared, rx) = Shared::new();
     let resource = ResourceArc::new(InstanceResource {
         shared: shared.clone(),
@@ -141,7 +151,7 @@ fn start<'a>(
     let startup = worker::Startup {
         shared,
         rx,
-        bytes: bytes.as_slice().to_vec(),
+        module,
         mode,
         deterministic,
         limits,
@@ -432,6 +442,42 @@ fn timeout(worker: LocalPid, id: u64) -> Atom {
 #[rustler::nif]
 fn live_instances() -> usize {
     instance::live_instances()
+}
+
+/// `module_stats()` → a map of the shared-module registry's counters and
+/// sizes (see hb_beamr:module_stats/0).
+#[rustler::nif]
+fn module_stats(env: Env) -> Term {
+    let stats = hb_beamr_engine::MODULES.stats();
+    let pairs = [
+        ("loads", stats.loads),
+        ("hits", stats.hits),
+        ("evictions", stats.evictions),
+        ("refused", stats.refused),
+        ("live_modules", stats.live_modules),
+        ("idle_modules", stats.idle_modules),
+        ("instances", stats.leases),
+        ("bytes", stats.bytes),
+    ];
+    let pairs: Vec<(Term, Term)> = pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                Atom::from_str(env, name)
+                    .map(|a| a.encode(env))
+                    .unwrap_or_else(|_| name.encode(env)),
+                value.encode(env),
+            )
+        })
+        .collect();
+    Term::map_from_pairs(env, &pairs).unwrap_or_else(|_| atoms::error().encode(env))
+}
+
+/// `purge_modules()` → how many loaded modules without a live instance
+/// were freed.
+#[rustler::nif]
+fn purge_modules() -> usize {
+    hb_beamr_engine::MODULES.purge_idle()
 }
 
 rustler::init!("hb_beamr_nif");

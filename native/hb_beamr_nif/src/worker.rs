@@ -17,13 +17,65 @@ use crate::instance::{Call, Command, Shared};
 use crate::mailbox::Message;
 use crate::state;
 use hb_beamr_core::errors::Error;
-use hb_beamr_engine::{install_host, Limits, Mode};
+use hb_beamr_engine::{install_host, Bounds, Limits, Mode, ModuleKey, SharedModule, MODULES};
+
+/// Where an instance's module comes from: the one its siblings share (found
+/// by the start NIF), or the bytes, to load (or find loaded by then) on the
+/// instance's thread.
+pub enum ModuleSource {
+    Shared(SharedModule),
+    Bytes {
+        key: ModuleKey,
+        bytes: Vec<u8>,
+    },
+    /// Sharing is off (`module_sharing`): loaded for this instance alone.
+    Own {
+        key: ModuleKey,
+        bytes: Vec<u8>,
+    },
+}
+
+impl ModuleSource {
+    /// Keys the bytes by content (their SHA-256, which is also the
+    /// fingerprint of bytecode, so it is computed once), the mode and the
+    /// rewrite flags, and takes a lease on a loaded module of that key; the
+    /// bytes are copied only when it is not loaded. `bounds` bound the
+    /// registry from now on. Without `share`, the module is the instance's
+    /// own, as before sharing (for comparison, and as a way out).
+    pub fn of(
+        bytes: &[u8],
+        mode: Mode,
+        deterministic: bool,
+        bounds: Bounds,
+        share: bool,
+    ) -> ModuleSource {
+        MODULES.set_bounds(bounds);
+        let key = ModuleKey {
+            sha256: hb_beamr_core::snapshot::fingerprint(bytes),
+            aot: mode == Mode::Aot,
+            flags: u32::from(deterministic),
+        };
+        if !share {
+            return ModuleSource::Own {
+                key,
+                bytes: bytes.to_vec(),
+            };
+        }
+        match MODULES.lease_loaded(&key) {
+            Some(lease) => ModuleSource::Shared(lease),
+            None => ModuleSource::Bytes {
+                key,
+                bytes: bytes.to_vec(),
+            },
+        }
+    }
+}
 
 /// What a worker needs to start: the first call is the instantiation.
 pub struct Startup {
     pub shared: Arc<Shared>,
     pub rx: Receiver<Command>,
-    pub bytes: Vec<u8>,
+    pub module: ModuleSource,
     pub mode: Mode,
     /// Every NaN float arithmetic produces is the canonical one.
     pub deterministic: bool,
@@ -50,7 +102,7 @@ fn run(startup: Startup) {
     let Startup {
         shared,
         rx,
-        bytes,
+        module,
         mode,
         deterministic,
         limits,
@@ -62,7 +114,7 @@ fn run(startup: Startup) {
     worker.decided(first);
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
-        let mut bytes = Some(bytes);
+        let mut bytes = Some(module);
         while let Some(action) = worker.next_action() {
             match (action, bytes.take()) {
                 (Action::Run(call), Some(bytes)) => {
