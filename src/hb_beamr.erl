@@ -364,14 +364,17 @@ snapshot(_, _) ->
 %% @doc What a snapshot is: `kind' (`full' or `delta'), `method' (how its
 %% units were found: `full', `kernel' (the kernel's dirty-page tracking),
 %% `hash' (every unit hashed), `compare' (compared with a full base)),
-%% `module' (fingerprint), `id' (its state's id), `base' (a delta's base
+%% `module' (fingerprint), `id' (its state's id; `none' for a full snapshot
+%% taken before any delta was asked of the instance: its id is worked out
+%% when it is used as a base), `base' (a delta's base
 %% id), `memory_size', `globals' (count), `units' (a delta's count),
 %% `version'. Only the header is read.
 -spec snapshot_info(binary()) -> {ok, map()} | {error, error_reason()}.
 snapshot_info(<<"hbsnap", 2:16/little, Kind, Method, 0:16, 4096:32/little, Module:32/binary,
                 Id:32/binary, Base:32/binary, Size:64/little, N:32/little, Rest/binary>>)
   when Kind =< 1, Method =< 3, byte_size(Rest) >= 13 * N ->
-    Info = #{version => 2, module => Module, id => Id, memory_size => Size, globals => N,
+    Info = #{version => 2, module => Module, memory_size => Size, globals => N,
+             id => case Id of <<0:256>> -> none; _ -> Id end,
              method => element(Method + 1, {full, kernel, hash, compare})},
     case {Kind, Rest} of
         {0, _} ->

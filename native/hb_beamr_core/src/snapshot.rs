@@ -112,7 +112,10 @@ pub struct Header {
     pub kind: Kind,
     pub method: Method,
     pub fingerprint: [u8; 32],
-    /// `None` only for a version 1 snapshot, which carries none.
+    /// `None` for a version 1 snapshot, and for a full snapshot taken
+    /// while no delta was asked of the instance (encoded as zeros): its id
+    /// would cost a hash of all of memory, so it is worked out only when
+    /// the snapshot is used as a base.
     pub id: Option<Hash>,
     /// The base's state id (deltas).
     pub base: Hash,
@@ -147,6 +150,14 @@ impl Header {
             memory_size,
             globals,
             version: VERSION,
+        }
+    }
+
+    /// A full snapshot's header without an id (see [`Header::id`]).
+    pub fn untracked(fingerprint: [u8; 32], memory_size: u64, globals: Vec<Global>) -> Self {
+        Header {
+            id: None,
+            ..Header::full(fingerprint, [0; 32], memory_size, globals)
         }
     }
 
@@ -207,10 +218,14 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<'_>, Error> {
             if u32::from_le_bytes(array(&bytes[12..16])) != UNIT as u32 {
                 return Err(bad("the unit is not 4096 bytes"));
             }
+            let id: Hash = array(&bytes[48..80]);
+            if id == [0; 32] && kind == Kind::Delta {
+                return Err(bad("a delta without a state id"));
+            }
             (
                 kind,
                 method,
-                Some(array(&bytes[48..80])),
+                (id != [0; 32]).then_some(id),
                 array(&bytes[80..112]),
                 16,
                 112,
@@ -454,8 +469,10 @@ pub struct Plan<'a> {
     pub globals: Vec<Global>,
     /// Writes in order, each at an offset of linear memory.
     pub writes: Vec<(u64, &'a [u8])>,
-    /// The restored state: the base of the next delta.
-    pub tracked: Tracked,
+    /// The restored state, the base of the next delta: `None` for a lone
+    /// full snapshot, whose id is not worked out (restoring one costs a
+    /// copy, not a hash of all of memory).
+    pub tracked: Option<Tracked>,
 }
 
 /// Checks a chain `[Full, Delta1, ...]` of snapshots of module `ours` and
@@ -489,6 +506,14 @@ pub fn plan<'a>(chain: &[&'a [u8]], ours: &[u8; 32], max_memory: u64) -> Result<
             hex(&first.header.base)
         )));
     };
+    if snaps.len() == 1 {
+        return Ok(Plan {
+            memory_size: first.header.memory_size,
+            globals: first.header.globals.clone(),
+            writes: vec![(0, memory)],
+            tracked: None,
+        });
+    }
     let mut hashes = unit_hashes(memory);
     let mut writes = vec![(0, memory)];
     let mut id = checked_id(&first.header, &hashes, 0)?;
@@ -529,8 +554,20 @@ pub fn plan<'a>(chain: &[&'a [u8]], ours: &[u8; 32], max_memory: u64) -> Result<
         memory_size: size,
         globals: last.globals.clone(),
         writes,
-        tracked: Tracked { id, hashes },
+        tracked: Some(Tracked { id, hashes }),
     })
+}
+
+/// The tracked state of a full snapshot (its units' hashes and its id,
+/// checked against the one it carries): what a delta against it needs.
+pub fn tracked(full: &[u8]) -> Result<Tracked, Error> {
+    let snap = decode(full)?;
+    let Body::Full(memory) = snap.body else {
+        return Err(bad("a delta is not a full snapshot"));
+    };
+    let hashes = unit_hashes(memory);
+    let id = checked_id(&snap.header, &hashes, 0)?;
+    Ok(Tracked { id, hashes })
 }
 
 /// The id of the state `header` and `hashes` describe, checked against the
@@ -645,7 +682,7 @@ mod tests {
     fn every_truncation_and_extension_is_refused() {
         let m = memory(2);
         let base = full(&m, globals(1));
-        let mut tracked = plan(&[&base], &FP, MAX).unwrap().tracked;
+        let mut tracked = tracked(&base).unwrap();
         let mut m2 = m.clone();
         m2[5000] ^= 1;
         let d = delta(&mut tracked, &m2, globals(2), None);
@@ -676,7 +713,7 @@ mod tests {
     fn bad_chains_are_refused() {
         let m0 = memory(3);
         let f = full(&m0, globals(0));
-        let mut t = plan(&[&f], &FP, MAX).unwrap().tracked;
+        let mut t = tracked(&f).unwrap();
         let mut m1 = m0.clone();
         m1[0] = 99;
         let d1 = delta(&mut t, &m1, globals(1), None);
@@ -724,6 +761,28 @@ mod tests {
         (0usize..5, proptest::collection::vec(step, 1..5))
     }
 
+    #[test]
+    fn untracked_full_snapshots_carry_no_id_and_restore_without_one() {
+        let m = memory(3);
+        let mut bytes = Header::untracked(FP, m.len() as u64, globals(1)).encode();
+        bytes.extend_from_slice(&m);
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded.header.id, None);
+        let p = plan(&[&bytes], &FP, MAX).unwrap();
+        assert_eq!(p.tracked, None);
+        assert_eq!(apply(&p), m);
+        // As a base, its id is worked out from its contents.
+        let t = tracked(&bytes).unwrap();
+        assert_eq!(
+            t.id,
+            state_id(&FP, m.len() as u64, &globals(1), &unit_hashes(&m))
+        );
+        // A delta always names its state.
+        let mut d = delta(&mut t.clone(), &m, globals(1), None);
+        d[48..80].fill(0);
+        assert!(matches!(decode(&d), Err(Error::InvalidSnapshot(_))));
+    }
+
     proptest! {
         #[test]
         fn a_chain_restores_the_state_a_full_snapshot_has(
@@ -733,7 +792,7 @@ mod tests {
             let mut m = memory(initial);
             let f = full(&m, globals(0));
             let mut chain = vec![f];
-            let mut t = plan(&[&chain[0][..]], &FP, MAX).unwrap().tracked;
+            let mut t = tracked(&chain[0][..]).unwrap();
             let mut kernel_like = t.clone();
             let mut g = globals(0);
             for (grow, writes, seed) in steps {
@@ -762,9 +821,11 @@ mod tests {
             prop_assert_eq!(apply(&p), m.clone());
             prop_assert_eq!(&p.globals, &g);
             let whole = full(&m, g);
-            let direct = plan(&[&whole[..]], &FP, MAX).unwrap();
-            prop_assert_eq!(&p.tracked, &direct.tracked);
-            prop_assert_eq!(&decode(&whole).unwrap().header.id, &Some(p.tracked.id));
+            let direct = tracked(&whole).unwrap();
+            // A lone full snapshot restores untracked: its state is its own.
+            let pt = p.tracked.clone().unwrap_or_else(|| tracked(&chain[0]).unwrap());
+            prop_assert_eq!(&pt, &direct);
+            prop_assert_eq!(&decode(&whole).unwrap().header.id, &Some(pt.id));
         }
 
         #[test]
@@ -800,7 +861,7 @@ mod tests {
         ) {
             let m0 = memory(1);
             let f = full(&m0, globals(0));
-            let mut t = plan(&[&f], &FP, MAX).unwrap().tracked;
+            let mut t = tracked(&f).unwrap();
             let mut m1 = m0.clone();
             m1[1] = 1;
             let d = delta(&mut t, &m1, globals(1), None);

@@ -97,18 +97,24 @@ pub fn serve(worker: &Worker, op: Op) {
     }
 }
 
-/// Sends `{ok, Snapshot}` straight from linear memory (one copy). Its id
-/// needs every unit's hash: with the kernel's tracking only the units
-/// written since the last snapshot are hashed again.
+/// Sends `{ok, Snapshot}` straight from linear memory (one copy). Once a
+/// delta has been asked of this instance its snapshots carry their id,
+/// which needs every unit's hash (with the kernel's tracking only the units
+/// written since the last snapshot are hashed again); before that they
+/// carry none, and cost a copy only.
 pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
     let fingerprint = worker.fingerprint()?;
     let globals = engine.mutable_globals()?;
     let mut snapshots = worker.snapshots.borrow_mut();
-    let Advanced { hashes, .. } = snapshots.advance(engine, false)?;
     let size = engine.memory_size();
-    let id = snapshot::state_id(&fingerprint, size, &globals, &hashes);
-    let header = Header::full(fingerprint, id, size, globals).encode();
-    snapshots.last = Some(Tracked { id, hashes });
+    let header = if snapshots.last.is_some() {
+        let Advanced { hashes, .. } = snapshots.advance(engine, false)?;
+        let id = snapshot::state_id(&fingerprint, size, &globals, &hashes);
+        snapshots.last = Some(Tracked { id, hashes });
+        Header::full(fingerprint, id, size, globals).encode()
+    } else {
+        Header::untracked(fingerprint, size, globals).encode()
+    };
     engine.read_with(0, size, |memory| {
         worker.send(
             reply,
@@ -218,7 +224,7 @@ fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), 
     // are not changes since it.
     snapshots.tracker.take(engine);
     if engine.memory_size() == plan.memory_size {
-        snapshots.last = Some(plan.tracked);
+        snapshots.last = plan.tracked;
     }
     Ok(())
 }
