@@ -39,6 +39,10 @@
 %%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
 %%%              start(Bytecode, aot) through the compile cache
 %%%
+%%%   delta snapshots  a delta with 1 MiB dirty at 64 MiB (1 GiB with
+%%%              HB_BEAMR_BENCH_DELTA_GIB=1), kernel tracking and hash pass,
+%%%              against a full snapshot; restoring the chain
+%%%
 %%% Environment: HB_BEAMR_BENCH_ONLY (sections to run, e.g. "call,cluster"),
 %%% HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
@@ -80,6 +84,7 @@ main(_) ->
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("start", fun() -> start_rows(Root, Rounds, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
+        section("delta snapshots", fun() -> delta_rows(Root, Rounds) end),
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
         section("cluster", fun() -> cluster_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
@@ -698,6 +703,88 @@ copy_rows(Rounds, Label, Data, Reps, Ops) ->
 patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
+
+%%% Delta snapshots
+
+%% At 64 MiB of memory (and 1 GiB with HB_BEAMR_BENCH_DELTA_GIB=1): 1 MiB
+%% dirtied (256 units of 4 KiB, one in every 64, written from Erlang; not
+%% timed), then a delta on the last snapshot, with the kernel's dirty-page
+%% tracking and with the hash pass, against a full snapshot of the same
+%% state; and restoring the chain [Full, Delta] into a fresh instance against
+%% restoring the full snapshot.
+delta_rows(Root, Rounds) ->
+    Sizes = [64 | [1024 || os:getenv("HB_BEAMR_BENCH_DELTA_GIB") =:= "1"]],
+    lists:append([delta_rows(Root, Rounds, MiB) || MiB <- Sizes]).
+
+delta_rows(_Root, Rounds, MiB) ->
+    Bench = grow_module(),
+    W = start(Bench),
+    Size = MiB * 1024 * 1024,
+    {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
+    ok = hb_beamr_io:write(W, 0, patterned_bytes(Size)),
+    Label = integer_to_list(MiB) ++ " MiB",
+    Units = Size div 4096,
+    Dirty = fun(Round) ->
+        [ok = hb_beamr_io:write(W, U * 4096, binary:copy(<<Round:32, U:32>>, 512))
+         || U <- lists:seq(Round rem 64, Units - 1, Units div 256)]
+    end,
+    Ms = fun(Fun) -> {Us, Result} = timer:tc(Fun), {Us / 1000, Result} end,
+    {ok, First} = hb_beamr:snapshot(W),
+    {Samples, _} = lists:foldl(
+        fun(Round, {Acc, Last}) ->
+            Dirty(Round),
+            {Kernel, {ok, D}} = Ms(fun() -> hb_beamr:snapshot(W, #{base => Last}) end),
+            Dirty(Round + 100),
+            {Hash, {ok, D2}} = Ms(fun() -> hb_beamr:snapshot(W, #{base => D, method => hash}) end),
+            {FullMs, {ok, Full}} = Ms(fun() -> hb_beamr:snapshot(W) end),
+            Dirty(Round + 200),
+            {ok, D3} = hb_beamr:snapshot(W, #{base => Full}),
+            Fresh = start(Bench),
+            {Chain, ok} = Ms(fun() -> hb_beamr:restore(Fresh, [Full, D3]) end),
+            hb_beamr:stop(Fresh),
+            Fresh2 = start(Bench),
+            {Whole, ok} = Ms(fun() -> hb_beamr:restore(Fresh2, Full) end),
+            hb_beamr:stop(Fresh2),
+            {ok, Info} = hb_beamr:snapshot_info(D),
+            {ok, #{units := HashUnits}} = hb_beamr:snapshot_info(D2),
+            256 = HashUnits,
+            Row = [{kernel, Kernel}, {hash, Hash}, {full, FullMs}, {chain, Chain}, {whole, Whole},
+                   {method, maps:get(method, Info)}, {bytes, byte_size(D)}],
+            {lists:foldl(fun({K, V}, A) -> maps:update_with(K, fun(L) -> [V | L] end, [V], A) end,
+                         Acc, Row),
+             D3}
+        end,
+        {#{}, First}, lists:seq(1, Rounds)),
+    hb_beamr:stop(W),
+    Methods = lists:usort(maps:get(method, Samples)),
+    Bytes = median(maps:get(bytes, Samples)),
+    Sec = "delta",
+    [
+        #row{section = Sec, what = "baseline: hb_beamr:snapshot/1, " ++ Label,
+             median = median(maps:get(full, Samples)), unit = "ms"},
+        #row{section = Sec, what = io_lib:format("delta, 1 MiB dirty, ~s, method ~p (~w KiB)",
+                                                 [Label, Methods, Bytes div 1024]),
+             median = median(maps:get(kernel, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, kernel, full)},
+        #row{section = Sec, what = "delta, 1 MiB dirty, " ++ Label ++ ", method => hash",
+             median = median(maps:get(hash, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, hash, full)},
+        #row{section = Sec, what = "baseline: restore/2 of the full snapshot, " ++ Label,
+             median = median(maps:get(whole, Samples)), unit = "ms"},
+        #row{section = Sec, what = "restore/2 of the chain [Full, Delta 1 MiB], " ++ Label,
+             median = median(maps:get(chain, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, chain, whole)}
+    ].
+
+%% `(module (memory (export "memory") 1 65536) (func (export "grow") (param
+%% i32) (result i32) (memory.grow (local.get 0))))': room for 1 GiB.
+grow_module() ->
+    <<0, "asm", 1:32/little,
+      1, 6, 1, 16#60, 1, 16#7f, 1, 16#7f,
+      3, 2, 1, 0,
+      5, 6, 1, 1, 1, 16#80, 16#80, 4,
+      7, 17, 2, 6, "memory", 2, 0, 4, "grow", 0, 0,
+      10, 8, 1, 6, 0, 16#20, 0, 16#40, 0, 16#0b>>.
 
 %%% WASI stdout
 

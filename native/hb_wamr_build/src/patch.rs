@@ -517,6 +517,83 @@ hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
         count: 1,
         flavours: COMPILER,
     },
+    // Linear memory never moves. With software bounds checks WAMR maps a
+    // memory at its current size and grows it with mremap(MREMAP_MAYMOVE),
+    // which moves it whenever the address space after it is taken; a moved
+    // range loses its userfaultfd registration, so the kernel's record of
+    // the pages written since the last snapshot (hb_beamr_engine's
+    // dirty.rs) would be lost at every growth. A memory whose maximum is at
+    // most 4 GiB (every 32-bit memory) reserves that maximum as address
+    // space when it is created (PROT_NONE: no memory, no commit charge),
+    // commits pages by mprotect as it grows (the path WAMR takes for shared
+    // memories and hardware bounds checks) and unmaps the whole reservation
+    // when freed. The size that bounds checks use is untouched.
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: which memories reserve their maximum",
+        find: "static void
+wasm_munmap_linear_memory(void *mapped_mem, uint64 commit_size, uint64 map_size)
+{",
+        replace: "/* hb_beamr: a memory whose maximum is at most 4 GiB reserves it as
+   address space, and never moves. */
+#define HB_BEAMR_RESERVES(bytes_per_page, max_pages) \
+    ((max_pages) > 0 && (uint64)(bytes_per_page) * (max_pages) <= 4 * (uint64)BH_GB)
+
+static void
+wasm_munmap_linear_memory(void *mapped_mem, uint64 commit_size, uint64 map_size)
+{",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory grows in place within its reservation",
+        find: "#else
+    full_size_mmaped = false;
+#endif
+",
+        replace: "#else
+    full_size_mmaped = false;
+#endif
+    /* hb_beamr: reserved to its maximum, committed by mprotect. */
+    if (HB_BEAMR_RESERVES(memory->num_bytes_per_page, memory->max_page_count))
+        full_size_mmaped = true;
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory unmaps its whole reservation",
+        find: "        map_size = (uint64)memory_inst->num_bytes_per_page
+                   * memory_inst->cur_page_count;
+",
+        replace: "        map_size = (uint64)memory_inst->num_bytes_per_page
+                   * (HB_BEAMR_RESERVES(memory_inst->num_bytes_per_page,
+                                        memory_inst->max_page_count)
+                          ? memory_inst->max_page_count
+                          : memory_inst->cur_page_count);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory reserves its maximum when created",
+        find: "    {
+        map_size = init_page_count * num_bytes_per_page;
+    }
+",
+        replace: "    {
+        map_size = (HB_BEAMR_RESERVES(num_bytes_per_page, max_page_count)
+                        ? max_page_count
+                        : init_page_count)
+                   * num_bytes_per_page;
+    }
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
 ];
 
 /// An upstream security fix hb_beamr relies on that is already in the
