@@ -46,6 +46,74 @@ macro_rules! round_patch {
 
 /// hb_beamr's patches, in the order they are applied.
 pub const PATCHES: &[Patch] = &[
+    // An exec env is one allocation: its header and, inline after it, the
+    // interpreter's wasm stack (`Limits.wasm_stack`, 64 KiB by default),
+    // which WAMR zeroes with a memset, so every live instance kept the whole
+    // stack resident although a call uses its first pages. It is mapped
+    // instead (fresh anonymous pages are zero and cost nothing until
+    // touched) and unmapped when destroyed: the same zeroed stack, resident
+    // only as far as it is used (issue 26: RSS per instance).
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "WASMExecEnv *
+wasm_exec_env_create_internal(struct WASMModuleInstanceCommon *module_inst,
+",
+        replace: "#include <sys/mman.h> /* hb_beamr */
+
+/* hb_beamr: an exec env (header + wasm stack) in its own anonymous mapping,
+   zero and not resident until touched; wasm_stack_size is set at once, so
+   that the size to unmap is known on every path. */
+static WASMExecEnv *
+hb_beamr_exec_env_alloc(uint64 total_size, uint32 stack_size)
+{
+    void *p = mmap(NULL, (size_t)total_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    ((WASMExecEnv *)p)->wasm_stack_size = stack_size;
+    return (WASMExecEnv *)p;
+}
+
+static void
+hb_beamr_exec_env_free(WASMExecEnv *exec_env)
+{
+    munmap(exec_env, offsetof(WASMExecEnv, wasm_stack_u.bottom)
+                         + (size_t)exec_env->wasm_stack_size);
+}
+
+WASMExecEnv *
+wasm_exec_env_create_internal(struct WASMModuleInstanceCommon *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "    if (total_size >= UINT32_MAX
+        || !(exec_env = wasm_runtime_malloc((uint32)total_size)))
+        return NULL;
+
+    memset(exec_env, 0, (uint32)total_size);
+",
+        replace: "    if (total_size >= UINT32_MAX
+        || !(exec_env = hb_beamr_exec_env_alloc(total_size, stack_size)))
+        return NULL;
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "    wasm_runtime_free(exec_env);
+",
+        replace: "    hb_beamr_exec_env_free(exec_env);
+",
+        count: 2,
+        flavours: RUNTIME,
+    },
     // WAMR runs a module's start function and its constructors
     // (`__wasm_call_ctors`, `_initialize`) inside instantiation, on an exec
     // env of its own that the host never sees, so nothing could stop one
