@@ -142,7 +142,10 @@ starting(Watcher, Origin) ->
         {hb_beamr_started, Watcher} ->
             erlang:demonitor(Ref, [flush]),
             % It only waits now, mostly for years: hibernating leaves it the
-            % smallest heap (RSS per instance, issue 26).
+            % smallest heap (RSS per instance, issue 26). As proc_lib does,
+            % '$initial_call' says what it is while it hibernates (observer,
+            % process counts).
+            put('$initial_call', {?MODULE, worker, 1}),
             erlang:hibernate(?MODULE, worker, [Origin]);
         {'DOWN', Ref, process, Watcher, _} ->
             ok;
