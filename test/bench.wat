@@ -1,5 +1,5 @@
 ;; The module `make bench` measures (erlang/hb_beamr_bench.erl) and the
-;; native/wasmtime comparison runs (native/hb_beamr_bench_native):
+;; native/wasmtime comparison runs (native/tools/hb_beamr_bench_native):
 ;;   noop()                  the cheapest possible call
 ;;   mix(n) -> i64           n rounds of xorshift64* from a fixed seed
 ;;   fnv1a(len, rounds) -> i32
