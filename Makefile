@@ -9,7 +9,7 @@ setup:
 build: setup
 	rebar3 compile
 
-# Regenerates test/*.wasm from test/*.wat.
+# Regenerates test/fixtures/*.wasm from test/fixtures/*.wat.
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
