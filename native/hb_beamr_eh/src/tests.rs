@@ -225,7 +225,10 @@ fn bit_flips_never_panic() {
 /// The test fixture test/fixtures/setjmp.wat (emscripten's shapes) rewrites.
 #[test]
 fn setjmp_fixture_rewrites() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/fixtures/setjmp.wasm");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/setjmp.wasm"
+    );
     let bytes = std::fs::read(path).expect("test/fixtures/setjmp.wasm");
     let listing = text(&rewritten_bytes(&bytes));
     assert!(

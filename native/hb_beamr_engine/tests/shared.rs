@@ -18,7 +18,10 @@ fn call(instance: &EngineInstance, name: &str, args: &[i128]) -> Result<Vec<Valu
 #[test]
 fn siblings_on_many_threads_share_one_module_and_nothing_else() -> Result<(), Error> {
     ensure_runtime()?;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/fixtures/ao-shape.wasm");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/ao-shape.wasm"
+    );
     let bytes = std::fs::read(path).expect("test/fixtures/ao-shape.wasm");
     let key = ModuleKey {
         sha256: hb_beamr_core::snapshot::fingerprint(&bytes),
