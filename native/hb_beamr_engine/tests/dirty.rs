@@ -10,7 +10,7 @@ use hb_beamr_engine::{
     ensure_runtime, load_module, DirtyTracker, EngineInstance, Limits, Mode, Target, ThreadEnv,
 };
 
-const STATE: &[u8] = include_bytes!("../../../test/state.wasm");
+const STATE: &[u8] = include_bytes!("../../../test/fixtures/state.wasm");
 
 fn instance() -> Result<EngineInstance, Error> {
     ensure_runtime()?;
