@@ -21,7 +21,7 @@
 %%%   scale      10,000 instances started at once, called, stopped
 %%%   start      start+stop of test/fixtures/ao-shape.wasm (the AO module's shape)
 %%%              in both modes, RSS per extra live instance of it, RSS per
-%%%              live test/fixtures/test.wasm instance at 10,000: instances sharing
+%%%              live test/test.wasm instance at 10,000: instances sharing
 %%%              one loaded module against each loading its own (application
 %%%              env module_sharing = false), alternated in the same rounds
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
@@ -119,7 +119,7 @@ run_section(Name, Fun) ->
 %%% Call round trip
 
 call_rows(Root, Rounds) ->
-    Test = read(Root, "test/fixtures/test.wasm"),
+    Test = read(Root, "test/test.wasm"),
     Bench = read(Root, "test/fixtures/bench.wasm"),
     Fac = fun(W) -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
     Noop = fun(W) -> {ok, []} = hb_beamr:call(W, "noop", []) end,
@@ -449,7 +449,7 @@ nan_rows(Root, Rounds) ->
 %%% Scale
 
 scale_rows(Root, Count) ->
-    Test = read(Root, "test/fixtures/test.wasm"),
+    Test = read(Root, "test/test.wasm"),
     erlang:garbage_collect(),
     {Rss0, Threads0} = proc_status(),
     Starters = 100,
@@ -520,7 +520,7 @@ start_rows(Root, Rounds, Count) ->
     Extra = [{{Mode, Share}, rss_per_instance(?EXTRA_INSTANCES, AoShape, Mode, Share)}
              || {Mode, _} <- Modes, Share <- [false, true]],
     [hb_beamr:stop(A) || A <- Anchors],
-    Test = filename:join(Root, "test/fixtures/test.wasm"),
+    Test = filename:join(Root, "test/test.wasm"),
     Scale = [{Share, rss_per_instance(Count, Test, wasm, Share)} || Share <- [false, true]],
     ModeRows = lists:append([
         begin
@@ -541,9 +541,9 @@ start_rows(Root, Rounds, Count) ->
      || {Mode, _} <- Modes
     ]),
     ModeRows ++ [
-        #row{section = "start", what = io_lib:format("RSS per live test/fixtures/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
              median = proplists:get_value(false, Scale), unit = "KiB"},
-        #row{section = "start", what = io_lib:format("RSS per live test/fixtures/test.wasm instance at ~w (fresh VM), shared module", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), shared module", [Count]),
              median = proplists:get_value(true, Scale), unit = "KiB"},
         #row{section = "start", what = "modules loaded by the shared start+stop rounds",
              median = SharedLoads, unit = "loads", target = "0", met = SharedLoads =:= 0}
@@ -623,7 +623,7 @@ cluster_rows(Root, Rounds) ->
     ok = distributed(50),
     Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "hb_beamr") =/= nomatch]),
     {ok, Peer, Node} = peer:start(#{name => peer:random_name(), args => Paths}),
-    {ok, W, _, _} = hb_beamr:start(read(Root, "test/fixtures/test.wasm"), wasm, #{node => Node}),
+    {ok, W, _, _} = hb_beamr:start(read(Root, "test/test.wasm"), wasm, #{node => Node}),
     Rate = fun(Fun) ->
         {Us, N} = timer:tc(fun() -> repeat_for(Fun, ?SAMPLE_MS) end),
         N / (max(Us, 1) / 1000000)

@@ -444,7 +444,11 @@ cache_swaps(#{cache_rounds := N}) ->
     try
         Names = ["test.wasm", "compute.wasm", "values.wasm", "state.wasm", "indirect.wasm", "alloc.wasm"],
         Modules = [begin
-                       {ok, Wasm} = file:read_file(filename:join(["test", "fixtures", Name])),
+                       Path = case Name of
+                           "test.wasm" -> filename:join("test", Name);
+                           _ -> filename:join(["test", "fixtures", Name])
+                       end,
+                       {ok, Wasm} = file:read_file(Path),
                        {ok, W, _, Exports} = hb_beamr:start(Wasm, wasm),
                        ok = hb_beamr:stop(W),
                        Before = filelib:wildcard(filename:join([Dir, "aot", "*.aot"])),
@@ -515,7 +519,7 @@ stalled_node(#{stall_rounds := N}) ->
         {ok, Peer, Node, OsPid} ->
             ok = application:set_env(hb_beamr, node_timeout, ?STALL_NODE_TIMEOUT),
             try
-                {ok, Bytes} = file:read_file("test/fixtures/test.wasm"),
+                {ok, Bytes} = file:read_file("test/test.wasm"),
                 lists:foldl(fun(Round, T) -> stall_round(Round, Bytes, Node, OsPid, T) end,
                             #tally{}, lists:seq(1, N))
             after
@@ -611,7 +615,7 @@ stall_outcome(What, Bound, Pid) ->
 %%% Leaks: RSS and native threads back to where they started.
 
 cycles(#{cycles := N}) ->
-    {ok, Bytes} = file:read_file("test/fixtures/test.wasm"),
+    {ok, Bytes} = file:read_file("test/test.wasm"),
     Warm = fun() ->
         {ok, W, _, _} = hb_beamr:start(Bytes),
         {ok, [120.0]} = hb_beamr:call(W, "fac", [5.0]),

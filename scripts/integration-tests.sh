@@ -55,12 +55,12 @@ erl_run() { # erl_run EXPRS: runs EXPRS in `erl -noshell` on my_app's code path
 }
 
 # new_rebar3_app DIR: `rebar3 new lib my_app` in DIR with examples/rebar3_dep
-# copied over, and test/fixtures/test.wasm as test/test.wasm.
+# copied over, and test/test.wasm as test/test.wasm.
 new_rebar3_app() {
     mkdir -p "$1"
     (cd "$1" && rebar3 new lib my_app >/dev/null)
     cp -R "$root/examples/rebar3_dep/." "$1/my_app/"
-    cp "$root/test/fixtures/test.wasm" "$1/my_app/test/"
+    cp "$root/test/test.wasm" "$1/my_app/test/"
 }
 
 say "README: shows the examples' files as they are"
@@ -88,7 +88,7 @@ grep -q 'event: {wasm_init_success,' <<<"$out" || fail "no event with log_events
 
 # rebar3_shell_session WASM: types the README's Erlang example into
 # `rebar3 shell` in the current directory, reading test.wasm from WASM
-# (test/test.wasm in my_app, test/fixtures/test.wasm in hb_beamr).
+# (test/test.wasm in my_app, test/test.wasm in hb_beamr).
 rebar3_shell_session() {
     local out
     out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<EOF
@@ -105,14 +105,14 @@ EOF
 }
 say "rebar3 shell: the README's Erlang example, typed (my_app, then hb_beamr)"
 rebar3_shell_session test/test.wasm
-(cd "$root" && rebar3_shell_session test/fixtures/test.wasm)
+(cd "$root" && rebar3_shell_session test/test.wasm)
 
 say "mix project, {:hb_beamr, path: \"../hb_beamr\", manager: :rebar3}"
 cd "$tmp"
 mix local.rebar rebar3 "$(command -v rebar3)" --force
 mix new my_app >/dev/null
 cp -R "$root/examples/mix_dep/." my_app/
-cp "$root/test/fixtures/test.wasm" my_app/test/
+cp "$root/test/test.wasm" my_app/test/
 cd my_app
 mix test || fail "mix test in the mix project"
 

@@ -8,7 +8,7 @@
 %%% {@link stop/1} (or until its pid is killed).
 %%%
 %%% ```
-%%% {ok, Wasm} = file:read_file("test/fixtures/test.wasm"),
+%%% {ok, Wasm} = file:read_file("test/test.wasm"),
 %%% {ok, WASM, _Imports, _Exports} = hb_beamr:start(Wasm),
 %%% {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
 %%% ok = hb_beamr:stop(WASM).

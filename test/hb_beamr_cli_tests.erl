@@ -49,7 +49,7 @@ cases() ->
             ?assertEqual({4, <<"ctor\n">>, <<>>}, cli(["run", "--env", "A=1", "test/fixtures/wasi/ctor.wasm"]))
         end},
         {"an export of a module that is no WASI command", fun() ->
-            ?assertEqual({0, <<"120.0\n">>, <<>>}, cli(["run", "test/fixtures/test.wasm", "fac", "5.0"]))
+            ?assertEqual({0, <<"120.0\n">>, <<>>}, cli(["run", "test/test.wasm", "fac", "5.0"]))
         end},
         {"errors are messages and status 1, also for names outside Latin-1", fun() ->
             ?assertEqual({1, <<>>, <<"hb_beamr: cannot read nope-日本.wasm: no such file or directory\n"/utf8>>},
