@@ -25,6 +25,14 @@ pub trait Host {
         desc: &ImportDesc,
         args: &[Value],
     ) -> Result<Vec<Value>, Trap>;
+
+    /// A metered module's counter cannot pay for the next block: `needed`
+    /// more fuel is missing. Return after adding fuel to the counter (the
+    /// block is checked again), or `Err` to stop the call. By default
+    /// there is none to give.
+    fn out_of_fuel(&self, _instance: InstanceRef, _needed: i64) -> Result<(), Trap> {
+        Err(Trap::new("out of fuel"))
+    }
 }
 
 thread_local! {

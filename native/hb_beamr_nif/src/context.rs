@@ -31,10 +31,16 @@ pub struct Worker {
     /// serving loop and the import waits nested in it: whichever loop runs
     /// takes the next one.
     pending: RefCell<VecDeque<Action>>,
+    /// The fuel of a metered instance (`None`: not metered).
+    pub meter: RefCell<Option<crate::fuel::Meter>>,
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<Command>) -> Worker {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        meter: Option<crate::fuel::Meter>,
+    ) -> Worker {
         Worker {
             engine: OnceCell::new(),
             shared,
@@ -42,6 +48,7 @@ impl Worker {
             mailbox: RefCell::new(Mailbox::default()),
             protocol: RefCell::new(Protocol::new()),
             pending: RefCell::new(VecDeque::new()),
+            meter: RefCell::new(meter),
         }
     }
 

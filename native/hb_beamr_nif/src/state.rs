@@ -33,8 +33,23 @@ pub fn serve(worker: &Worker, op: Op) {
             .with_bytes(|bytes| grow_and_write(engine, bytes))
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Snapshot => send_snapshot(worker, engine, &reply),
-        OpBody::Restore(data) => data
-            .with_bytes(|bytes| restore(engine, &worker.fingerprint()?, bytes))
+        OpBody::Restore(data) => {
+            // The counter is a global: it comes back with the snapshot.
+            // Fuel used stays what this instance used.
+            let before = worker.fuel(engine).ok();
+            data.with_bytes(|bytes| restore(engine, &worker.fingerprint()?, bytes))
+                .map(|()| {
+                    if let Some((left, _)) = before {
+                        worker.rebase_fuel(engine, left);
+                    }
+                    worker.send(&reply, Message::Written)
+                })
+        }
+        OpBody::Fuel => worker
+            .fuel(engine)
+            .map(|(remaining, used)| worker.send(&reply, Message::Fuel { remaining, used })),
+        OpBody::AddFuel(more) => worker
+            .add_fuel(engine, more)
             .map(|()| worker.send(&reply, Message::Written)),
     };
     if let Err(error) = done {
