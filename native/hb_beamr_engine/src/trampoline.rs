@@ -95,7 +95,7 @@ fn serve(
                 Some(Value::I64(needed)) => *needed,
                 _ => return Err("hb_beamr.out_of_fuel: bad arguments".into()),
             };
-            host.out_of_fuel(instance, needed)?;
+            host.out_of_fuel(instance, desc, needed)?;
             Vec::new()
         }
         ImportKind::Host => host.import(instance, desc, &args)?,

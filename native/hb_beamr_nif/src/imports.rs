@@ -29,7 +29,12 @@ impl Host for Worker {
         self.serve_import(instance, desc, args).map_err(Trap::from)
     }
 
-    fn out_of_fuel(&self, instance: InstanceRef, needed: i64) -> Result<(), Trap> {
+    fn out_of_fuel(
+        &self,
+        instance: InstanceRef,
+        _desc: &ImportDesc,
+        needed: i64,
+    ) -> Result<(), Trap> {
         self.serve_out_of_fuel(instance, needed).map_err(Trap::from)
     }
 }
