@@ -83,7 +83,10 @@ remaining(WASM) ->
 
 %% One metered call in `Mode' on a fresh instance: result and fuel used.
 run(Mode, Func, N) ->
-    WASM = start(Mode, 1 bsl 40),
+    run(Mode, Func, N, #{}).
+
+run(Mode, Func, N, Opts) ->
+    {ok, WASM, _, _} = hb_beamr:start(loop_module(), Mode, Opts#{fuel => 1 bsl 40}),
     try
         Result = hb_beamr:call(WASM, Func, [N], fun tick/3, #{}, #{}),
         {Result, used(WASM), remaining(WASM)}
@@ -105,6 +108,10 @@ same_fuel_in_both_modes_test_() ->
         Runs = [{Call, run(wasm, F, N), run(aot, F, N)} || {F, N} = Call <- Calls],
         [?assertEqual({Call, Wasm}, {Call, Aot}) || {Call, Wasm, Aot} <- Runs],
         [?assert(Used > 0) || {_, {{ok, _, _}, Used, _}, _} <- Runs],
+        % With deterministic floats too (no floats here: the same fuel).
+        Det = #{deterministic => true},
+        [?assertEqual({Call, Wasm}, {Call, run(wasm, F, N, Det)}) || {{F, N} = Call, Wasm, _} <- Runs],
+        [?assertEqual({Call, Wasm}, {Call, run(aot, F, N, Det)}) || {{F, N} = Call, Wasm, _} <- Runs],
         % 10 iterations use more than 1, and fuel grows with the work.
         [{_, {_, U0, _}, _}, {_, {_, U1, _}, _}, {_, {_, U10, _}, _} | _] = Runs,
         ?assert(U0 < U1 andalso U1 < U10),
@@ -177,7 +184,10 @@ on_fuel_exhausted_resumes_test() ->
         ?assertMatch({ok, Expected, #{}},
                      hb_beamr:call(WASM, "mix", [300], fun tick/3, #{}, #{on_fuel_exhausted => Exact,
                                                                         fuel => 0})),
-        ?assertEqual(2 * Used, used(WASM))
+        ?assertEqual(2 * Used, used(WASM)),
+        % ... and the same as with plenty.
+        {_, Plenty, _} = run(mode(), "mix", 300),
+        ?assertEqual(Plenty, Used)
     after
         hb_beamr:stop(WASM)
     end.
