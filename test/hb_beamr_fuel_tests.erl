@@ -321,3 +321,23 @@ bad_options_test_() ->
             end
         end
     ].
+
+%% Exception handling is rewritten before metering in both modes, so a
+%% throw and its catch use the same fuel as bytecode and as AOT code.
+exceptions_use_the_same_fuel_in_both_modes_test_() ->
+    {timeout, 120, fun() ->
+        Wasm = hb_beamr_test_util:fixture("exceptions.wasm"),
+        Run = fun(Mode, Func) ->
+            {ok, WASM, _, _} = hb_beamr:start(Wasm, Mode, #{fuel => 100000}),
+            try
+                {hb_beamr:call(WASM, Func, [5]), used(WASM)}
+            after
+                hb_beamr:stop(WASM)
+            end
+        end,
+        {{ok, [1005]}, Used} = Run(wasm, "catch"),
+        ?assert(Used > 0),
+        ?assertEqual({{ok, [1005]}, Used}, Run(aot, "catch")),
+        {{error, {wasm_trap, _}}, Uncaught} = Run(wasm, "uncaught"),
+        ?assertMatch({{error, {wasm_trap, _}}, Uncaught}, Run(aot, "uncaught"))
+    end}.
