@@ -341,3 +341,34 @@ exceptions_use_the_same_fuel_in_both_modes_test_() ->
         {{error, {wasm_trap, _}}, Uncaught} = Run(wasm, "uncaught"),
         ?assertMatch({{error, {wasm_trap, _}}, Uncaught}, Run(aot, "uncaught"))
     end}.
+
+%% While the call waits for fuel, its owner may use the instance (as from
+%% an import function): add_fuel from the fun, then give nothing more.
+add_fuel_from_the_fun_test() ->
+    WASM = start(0),
+    try
+        OnFuel = fun(N, _, _) ->
+            ok = hb_beamr:add_fuel(WASM, 40),
+            {ok, #{remaining := R}} = hb_beamr:fuel(WASM),
+            ?assert(R >= 40),
+            {ok, 0, N + 1}
+        end,
+        ?assertMatch({ok, [4950], N} when N > 1,
+                     hb_beamr:call(WASM, "loop", [100], fun tick/3, 0, #{on_fuel_exhausted => OnFuel}))
+    after
+        hb_beamr:stop(WASM)
+    end.
+
+%% A fun that takes too long: the call times out, the instance goes on.
+timeout_while_waiting_for_fuel_test() ->
+    WASM = start(0),
+    try
+        Slow = fun(S, _, _) -> timer:sleep(300), {ok, 1000, S} end,
+        ?assertEqual({error, timeout},
+                     hb_beamr:call(WASM, "loop", [100000], fun tick/3, #{},
+                                   #{on_fuel_exhausted => Slow, timeout => 100})),
+        ok = hb_beamr:add_fuel(WASM, 100000),
+        ?assertEqual({ok, [45]}, hb_beamr:call(WASM, "loop", [10]))
+    after
+        hb_beamr:stop(WASM)
+    end.
