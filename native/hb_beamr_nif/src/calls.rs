@@ -263,6 +263,18 @@ fn load_metered(
                             .into(),
                     )
                 })?;
+            // Fuel is only the same where the cost table is.
+            let ours = (
+                hb_beamr_meter::abi::ABI_VERSION,
+                hb_beamr_meter::COST_TABLE_VERSION,
+            );
+            if (info.abi_version, info.cost_table_version) != ours {
+                return Err(Error::InvalidAot(format!(
+                    "metered with interface {} and cost table {}, this runtime meters with {} \
+                     and {}: recompile it",
+                    info.abi_version, info.cost_table_version, ours.0, ours.1
+                )));
+            }
             (bytes, info.fuel_global)
         }
     };
