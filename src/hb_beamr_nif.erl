@@ -14,7 +14,7 @@
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 -export([snapshot/1, restore/2, deserialize/2, retire/1]).
--export([canonicalize_nans/1]).
+-export([canonicalize_nans/1, meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
 
 -on_load(init/0).
@@ -93,6 +93,10 @@ call(_Worker, _Target, _Args, _Stub) -> ?NOT_LOADED.
 -spec call_fuel(pid(), string() | binary() | non_neg_integer(), list(), boolean(),
                 integer(), boolean()) -> reply().
 call_fuel(_Worker, _Target, _Args, _Stub, _Budget, _AskFuel) -> ?NOT_LOADED.
+
+%% @doc `{AbiVersion, CostTableVersion}' of the metering this runtime does.
+-spec meter_version() -> {pos_integer(), pos_integer()}.
+meter_version() -> ?NOT_LOADED.
 
 %% @doc A metered instance's fuel: `{execution_result, #{remaining, used}}' arrives.
 -spec fuel(pid()) -> reply().

@@ -331,6 +331,16 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
     reply_result(env, result)
 }
 
+/// `{AbiVersion, CostTableVersion}` of the metering this runtime does
+/// (`hb_beamr_meter`): part of the compile cache's key for metered modules.
+#[rustler::nif]
+fn meter_version() -> (u32, u32) {
+    (
+        hb_beamr_meter::abi::ABI_VERSION,
+        hb_beamr_meter::COST_TABLE_VERSION,
+    )
+}
+
 /// A metered instance's fuel: `{ok, #{remaining, used}}` arrives.
 #[rustler::nif]
 fn fuel(env: Env, worker: LocalPid) -> Term {
