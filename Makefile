@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer integration spec cpu-check stress stress-long asan bench clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer docs integration spec cpu-check stress stress-long asan bench clean
 
 all: build
 
@@ -9,11 +9,11 @@ setup:
 build: setup
 	rebar3 compile
 
-# Regenerates test/*.wasm from test/*.wat.
+# Regenerates test/fixtures/*.wasm from test/fixtures/*.wat (and wasi/*.c).
 fixtures: setup
 	bash scripts/build-fixtures.sh
 
-test: setup rust-checks erlang-tests dialyzer integration spec cpu-check stress asan
+test: setup rust-checks erlang-tests dialyzer docs integration spec cpu-check stress asan
 
 rust-checks:
 	cargo fmt --all --check
@@ -28,6 +28,11 @@ erlang-tests:
 
 dialyzer:
 	rebar3 dialyzer
+
+# API docs as EEP 48 doc chunks (doc/chunks/, git-ignored): `h(hb_beamr, call)'
+# in erl, `h :hb_beamr.call' in iex. Fails if they do not build or are not found.
+docs:
+	bash scripts/docs.sh
 
 # hb_beamr as a dependency of a new rebar3 project and a new mix project.
 integration:
@@ -59,5 +64,5 @@ asan:
 	bash scripts/asan.sh
 
 clean:
-	rm -rf _build priv/*.so test/reference_examples
+	rm -rf _build priv/*.so test/reference_examples doc
 	cargo clean

@@ -14,30 +14,34 @@
 %%%              the same Erlang -> Rust thread -> Erlang hand-off, no WASM
 %%%   import     WASM calling an Erlang import in a loop, against the same
 %%%              NIF asking its caller the same number of times
-%%%   compute    kernels of test/bench.wat as bytecode and as AOT, against
+%%%   compute    kernels of test/fixtures/bench.wat as bytecode and as AOT, against
 %%%              native Rust and wasmtime (hb_beamr_bench_native); a float
-%%%              loop (test/nan.wat) with deterministic floats, against the
+%%%              loop (test/fixtures/nan.wat) with deterministic floats, against the
 %%%              same module without them
 %%%   scale      10,000 instances started at once, called, stopped
-%%%   start      start+stop of test/ao-shape.wasm (the AO module's shape)
+%%%   start      start+stop of test/fixtures/ao-shape.wasm (the AO module's shape)
 %%%              in both modes, RSS per extra live instance of it, RSS per
-%%%              live test/test.wasm instance at 10,000: instances sharing
+%%%              live test/fixtures/test.wasm instance at 10,000: instances sharing
 %%%              one loaded module against each loading its own (application
 %%%              env module_sharing = false), alternated in the same rounds
 %%%   memory     hb_beamr_io:read/write, serialize/deserialize and snapshot/restore, against
 %%%              copying an Erlang binary of the same size
 %%%   cluster    hb_beamr:call/3 on an instance of another node (a peer on
 %%%              this machine), against an erpc:call/4 round trip to it
-%%%   wasi       a C program (test/wasi/wasi_test.c) writing 1 MiB to stdout
+%%%   wasi       a C program (test/fixtures/wasi/wasi_test.c) writing 1 MiB to stdout
 %%%              through hb_beamr_wasi, in 64-byte write(2) calls and through
 %%%              stdio's buffer, against the import round trip above
-%%%   setjmp     longjmp through exception handling (test/setjmp.wat): the
+%%%   setjmp     longjmp through exception handling (test/fixtures/setjmp.wat): the
 %%%              interpreter against AOT, where compile/1 rewrote it into
 %%%              host calls (hb_beamr_eh)
 %%%   AO process only when HB_BEAMR_AOS_WASM names an AO module (HyperBEAM's
 %%%              test/aos-2-pure-xs.wasm): compile time, first message and
 %%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
 %%%              start(Bytecode, aot) through the compile cache
+%%%
+%%%   delta snapshots  a delta with 1 MiB dirty at 64 MiB (1 GiB with
+%%%              HB_BEAMR_BENCH_DELTA_GIB=1), kernel tracking and hash pass,
+%%%              against a full snapshot; restoring the chain
 %%%
 %%% Environment: HB_BEAMR_BENCH_ONLY (sections to run, e.g. "call,cluster"),
 %%% HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
@@ -80,6 +84,7 @@ main(_) ->
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("start", fun() -> start_rows(Root, Rounds, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
+        section("delta snapshots", fun() -> delta_rows(Root, Rounds) end),
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
         section("cluster", fun() -> cluster_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
@@ -114,8 +119,8 @@ run_section(Name, Fun) ->
 %%% Call round trip
 
 call_rows(Root, Rounds) ->
-    Test = read(Root, "test/test.wasm"),
-    Bench = read(Root, "test/bench.wasm"),
+    Test = read(Root, "test/fixtures/test.wasm"),
+    Bench = read(Root, "test/fixtures/bench.wasm"),
     Fac = fun(W) -> {ok, [120.0]} = hb_beamr:call(W, "fac", ?FAC_ARGS) end,
     Noop = fun(W) -> {ok, []} = hb_beamr:call(W, "noop", []) end,
     Echo = fun(E) -> [5.0] = echo_call(E, ?FAC_ARGS) end,
@@ -200,7 +205,7 @@ await(Id, Until) ->
 %%% Import round trip
 
 import_rows(Root, Rounds) ->
-    Bench = read(Root, "test/bench.wasm"),
+    Bench = read(Root, "test/fixtures/bench.wasm"),
     N = ?IMPORTS_PER_CALL,
     Expected = N * (N + 1) div 2,
     Tick = fun(S, #{args := [X]}, _Opts) -> {ok, [X], S} end,
@@ -242,7 +247,7 @@ serve_echo(Echo, Id) ->
 %%% Compute
 
 compute_rows(Root, Rounds) ->
-    Bench = read(Root, "test/bench.wasm"),
+    Bench = read(Root, "test/fixtures/bench.wasm"),
     {ok, Aot} = hb_beamr:compile(Bench),
     Wasm = start(Bench, wasm),
     Compiled = start(Aot, aot),
@@ -264,7 +269,7 @@ compute_rows(Root, Rounds) ->
 
 compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
     Native = built(Root, "HB_BEAMR_BENCH_NATIVE", "hb_beamr_bench_native"),
-    Cmd = lists:join(" ", [Native, filename:join(Root, "test/bench.wasm"), hd(NativeArgs), "3"
+    Cmd = lists:join(" ", [Native, filename:join(Root, "test/fixtures/bench.wasm"), hd(NativeArgs), "3"
                            | tl(NativeArgs)]),
     Time = fun(I) ->
         {Us, {ok, [Result]}} = timer:tc(fun() -> hb_beamr:call(I, Func, Args) end),
@@ -300,7 +305,7 @@ compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
 %% ?SETJMP_CALLS protected calls inside one call, each a longjmp through
 %% ?SETJMP_DEPTH + 1 frames.
 setjmp_rows(Root, Rounds) ->
-    Wasm = read(Root, "test/setjmp.wasm"),
+    Wasm = read(Root, "test/fixtures/setjmp.wasm"),
     {ok, Aot} = hb_beamr:compile(Wasm),
     Instances = [{wasm, start(Wasm, wasm)}, {aot, start(Aot, aot)}],
     Expected = {ok, [?SETJMP_CALLS * (?SETJMP_DEPTH + 100)]},
@@ -410,10 +415,10 @@ unsigned(N) when N < 0, N >= -(1 bsl 31) -> N + (1 bsl 32);
 unsigned(N) when N < 0 -> N + (1 bsl 64);
 unsigned(N) -> N.
 
-%% The float loop of test/nan.wat with NaNs canonicalized (deterministic
+%% The float loop of test/fixtures/nan.wat with NaNs canonicalized (deterministic
 %% floats) against the module as it is, in both modes.
 nan_rows(Root, Rounds) ->
-    Nan = read(Root, "test/nan.wasm"),
+    Nan = read(Root, "test/fixtures/nan.wasm"),
     {ok, Canonical} = hb_beamr_nif:canonicalize_nans(Nan),
     {ok, Aot} = hb_beamr:compile(Nan),
     {ok, DetAot} = hb_beamr:compile(Nan, #{deterministic => true}),
@@ -444,7 +449,7 @@ nan_rows(Root, Rounds) ->
 %%% Scale
 
 scale_rows(Root, Count) ->
-    Test = read(Root, "test/test.wasm"),
+    Test = read(Root, "test/fixtures/test.wasm"),
     erlang:garbage_collect(),
     {Rss0, Threads0} = proc_status(),
     Starters = 100,
@@ -493,7 +498,7 @@ sharing(Share, Fun) ->
     try Fun() after application:unset_env(hb_beamr, module_sharing) end.
 
 start_rows(Root, Rounds, Count) ->
-    Wasm = read(Root, "test/ao-shape.wasm"),
+    Wasm = read(Root, "test/fixtures/ao-shape.wasm"),
     {ok, Aot} = hb_beamr:compile(Wasm),
     Modes = [{wasm, Wasm}, {aot, Aot}],
     % A sibling keeps each shared module loaded, as a running AO process would.
@@ -511,11 +516,11 @@ start_rows(Root, Rounds, Count) ->
     Loads0 = maps:get(loads, hb_beamr:module_stats()),
     Samples = rounds(Rounds, fun() -> lists:append([StartStop(M, B) || {M, B} <- Modes]) end),
     SharedLoads = maps:get(loads, hb_beamr:module_stats()) - Loads0,
-    AoShape = filename:join(Root, "test/ao-shape.wasm"),
+    AoShape = filename:join(Root, "test/fixtures/ao-shape.wasm"),
     Extra = [{{Mode, Share}, rss_per_instance(?EXTRA_INSTANCES, AoShape, Mode, Share)}
              || {Mode, _} <- Modes, Share <- [false, true]],
     [hb_beamr:stop(A) || A <- Anchors],
-    Test = filename:join(Root, "test/test.wasm"),
+    Test = filename:join(Root, "test/fixtures/test.wasm"),
     Scale = [{Share, rss_per_instance(Count, Test, wasm, Share)} || Share <- [false, true]],
     ModeRows = lists:append([
         begin
@@ -536,9 +541,9 @@ start_rows(Root, Rounds, Count) ->
      || {Mode, _} <- Modes
     ]),
     ModeRows ++ [
-        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/fixtures/test.wasm instance at ~w (fresh VM), loading anew", [Count]),
              median = proplists:get_value(false, Scale), unit = "KiB"},
-        #row{section = "start", what = io_lib:format("RSS per live test/test.wasm instance at ~w (fresh VM), shared module", [Count]),
+        #row{section = "start", what = io_lib:format("RSS per live test/fixtures/test.wasm instance at ~w (fresh VM), shared module", [Count]),
              median = proplists:get_value(true, Scale), unit = "KiB"},
         #row{section = "start", what = "modules loaded by the shared start+stop rounds",
              median = SharedLoads, unit = "loads", target = "0", met = SharedLoads =:= 0}
@@ -618,7 +623,7 @@ cluster_rows(Root, Rounds) ->
     ok = distributed(50),
     Paths = lists:append([["-pa", D] || D <- code:get_path(), string:find(D, "hb_beamr") =/= nomatch]),
     {ok, Peer, Node} = peer:start(#{name => peer:random_name(), args => Paths}),
-    {ok, W, _, _} = hb_beamr:start(read(Root, "test/test.wasm"), wasm, #{node => Node}),
+    {ok, W, _, _} = hb_beamr:start(read(Root, "test/fixtures/test.wasm"), wasm, #{node => Node}),
     Rate = fun(Fun) ->
         {Us, N} = timer:tc(fun() -> repeat_for(Fun, ?SAMPLE_MS) end),
         N / (max(Us, 1) / 1000000)
@@ -654,7 +659,7 @@ distributed(Tries) ->
 %%% Memory I/O
 
 memory_rows(Root, Rounds) ->
-    Bench = read(Root, "test/bench.wasm"),
+    Bench = read(Root, "test/fixtures/bench.wasm"),
     W = start(Bench),
     Big = 64 * 1024 * 1024,
     {ok, [1]} = hb_beamr:call(W, "grow", [Big div 65536 - 1]),
@@ -699,6 +704,88 @@ patterned_bytes(Size) ->
     Block = << <<(I band 255)>> || I <- lists:seq(1, 4096) >>,
     binary:part(binary:copy(Block, (Size + 4095) div 4096), 0, Size).
 
+%%% Delta snapshots
+
+%% At 64 MiB of memory (and 1 GiB with HB_BEAMR_BENCH_DELTA_GIB=1): 1 MiB
+%% dirtied (256 units of 4 KiB, one in every 64, written from Erlang; not
+%% timed), then a delta on the last snapshot, with the kernel's dirty-page
+%% tracking and with the hash pass, against a full snapshot of the same
+%% state; and restoring the chain [Full, Delta] into a fresh instance against
+%% restoring the full snapshot.
+delta_rows(Root, Rounds) ->
+    Sizes = [64 | [1024 || os:getenv("HB_BEAMR_BENCH_DELTA_GIB") =:= "1"]],
+    lists:append([delta_rows(Root, Rounds, MiB) || MiB <- Sizes]).
+
+delta_rows(_Root, Rounds, MiB) ->
+    Bench = grow_module(),
+    W = start(Bench),
+    Size = MiB * 1024 * 1024,
+    {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
+    ok = hb_beamr_io:write(W, 0, patterned_bytes(Size)),
+    Label = integer_to_list(MiB) ++ " MiB",
+    Units = Size div 4096,
+    Dirty = fun(Round) ->
+        [ok = hb_beamr_io:write(W, U * 4096, binary:copy(<<Round:32, U:32>>, 512))
+         || U <- lists:seq(Round rem 64, Units - 1, Units div 256)]
+    end,
+    Ms = fun(Fun) -> {Us, Result} = timer:tc(Fun), {Us / 1000, Result} end,
+    {ok, First} = hb_beamr:snapshot(W),
+    {Samples, _} = lists:foldl(
+        fun(Round, {Acc, Last}) ->
+            Dirty(Round),
+            {Kernel, {ok, D}} = Ms(fun() -> hb_beamr:snapshot(W, #{base => Last}) end),
+            Dirty(Round + 100),
+            {Hash, {ok, D2}} = Ms(fun() -> hb_beamr:snapshot(W, #{base => D, method => hash}) end),
+            {FullMs, {ok, Full}} = Ms(fun() -> hb_beamr:snapshot(W) end),
+            Dirty(Round + 200),
+            {ok, D3} = hb_beamr:snapshot(W, #{base => Full}),
+            Fresh = start(Bench),
+            {Chain, ok} = Ms(fun() -> hb_beamr:restore(Fresh, [Full, D3]) end),
+            hb_beamr:stop(Fresh),
+            Fresh2 = start(Bench),
+            {Whole, ok} = Ms(fun() -> hb_beamr:restore(Fresh2, Full) end),
+            hb_beamr:stop(Fresh2),
+            {ok, Info} = hb_beamr:snapshot_info(D),
+            {ok, #{units := HashUnits}} = hb_beamr:snapshot_info(D2),
+            256 = HashUnits,
+            Row = [{kernel, Kernel}, {hash, Hash}, {full, FullMs}, {chain, Chain}, {whole, Whole},
+                   {method, maps:get(method, Info)}, {bytes, byte_size(D)}],
+            {lists:foldl(fun({K, V}, A) -> maps:update_with(K, fun(L) -> [V | L] end, [V], A) end,
+                         Acc, Row),
+             D3}
+        end,
+        {#{}, First}, lists:seq(1, Rounds)),
+    hb_beamr:stop(W),
+    Methods = lists:usort(maps:get(method, Samples)),
+    Bytes = median(maps:get(bytes, Samples)),
+    Sec = "delta",
+    [
+        #row{section = Sec, what = "baseline: hb_beamr:snapshot/1, " ++ Label,
+             median = median(maps:get(full, Samples)), unit = "ms"},
+        #row{section = Sec, what = io_lib:format("delta, 1 MiB dirty, ~s, method ~p (~w KiB)",
+                                                 [Label, Methods, Bytes div 1024]),
+             median = median(maps:get(kernel, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, kernel, full)},
+        #row{section = Sec, what = "delta, 1 MiB dirty, " ++ Label ++ ", method => hash",
+             median = median(maps:get(hash, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, hash, full)},
+        #row{section = Sec, what = "baseline: restore/2 of the full snapshot, " ++ Label,
+             median = median(maps:get(whole, Samples)), unit = "ms"},
+        #row{section = Sec, what = "restore/2 of the chain [Full, Delta 1 MiB], " ++ Label,
+             median = median(maps:get(chain, Samples)), unit = "ms", baseline = "full",
+             ratio = paired_ratio(Samples, chain, whole)}
+    ].
+
+%% `(module (memory (export "memory") 1 65536) (func (export "grow") (param
+%% i32) (result i32) (memory.grow (local.get 0))))': room for 1 GiB.
+grow_module() ->
+    <<0, "asm", 1:32/little,
+      1, 6, 1, 16#60, 1, 16#7f, 1, 16#7f,
+      3, 2, 1, 0,
+      5, 6, 1, 1, 1, 16#80, 16#80, 4,
+      7, 17, 2, 6, "memory", 2, 0, 4, "grow", 0, 0,
+      10, 8, 1, 6, 0, 16#20, 0, 16#40, 0, 16#0b>>.
+
 %%% WASI stdout
 
 %% 1 MiB to stdout from a WASI program, as 16,384 write(2) calls of 64 bytes
@@ -707,8 +794,8 @@ patterned_bytes(Size) ->
 %% (fwrite of 64 bytes, one fd_write per 1 KiB buffer). Baseline: the
 %% import round trip alone, on the same number of imports.
 wasi_rows(Root, Rounds) ->
-    Program = read(Root, "test/wasi/wasi_test.wasm"),
-    Bench = read(Root, "test/bench.wasm"),
+    Program = read(Root, "test/fixtures/wasi/wasi_test.wasm"),
+    Bench = read(Root, "test/fixtures/bench.wasm"),
     Writes = 16384,
     Size = 64,
     Bytes = Writes * Size,

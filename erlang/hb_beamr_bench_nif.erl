@@ -1,4 +1,4 @@
-%%% @doc The bench-only baseline NIF (native/hb_beamr_bench): the bare
+%%% @doc The bench-only baseline NIF (native/tools/hb_beamr_bench): the bare
 %%% Erlang -> Rust thread -> Erlang hand-off hb_beamr's calls and imports
 %%% make, without WebAssembly. Loaded by erlang/hb_beamr_bench.erl only.
 -module(hb_beamr_bench_nif).

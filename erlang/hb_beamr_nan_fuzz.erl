@@ -1,7 +1,7 @@
 #!/usr/bin/env escript
 %%! -noshell +A 4
 %%% @doc Differential fuzz run of deterministic floats (scripts/nan-fuzz.sh).
-%%% For each module `NNNNN' that native/hb_beamr_nan_fuzz generated (float
+%%% For each module `NNNNN' that native/tools/hb_beamr_nan_fuzz generated (float
 %%% heavy, NaN constants, wrappers `nanfuzz_*' returning raw bits), runs the
 %%% canonicalized module in wasm mode, AOT for the host CPU (compiled with
 %%% `deterministic => true' from the original) and AOT `generic' (compiled

@@ -167,7 +167,7 @@ guarded(Fun, Ms) ->
 %%% Random arguments of random Erlang types against the fixtures.
 
 random_args(#{arg_calls := N}) ->
-    {ok, Bytes} = file:read_file("test/values.wasm"),
+    {ok, Bytes} = file:read_file("test/fixtures/values.wasm"),
     {ok, WASM, _, Exports} = hb_beamr:start(Bytes),
     Names = [Name || {func, Name, _} <- Exports],
     T = lists:foldl(
@@ -206,7 +206,7 @@ random_term() ->
 %%% Concurrency: every reply correct, none lost, none duplicated.
 
 one_instance(#{procs := Procs, calls := Calls}) ->
-    {ok, Bytes} = file:read_file("test/values.wasm"),
+    {ok, Bytes} = file:read_file("test/fixtures/values.wasm"),
     {ok, WASM, _, _} = hb_beamr:start(Bytes),
     Self = self(),
     [spawn(fun() ->
@@ -219,7 +219,7 @@ one_instance(#{procs := Procs, calls := Calls}) ->
     T.
 
 many_instances(#{instances := N, instance_calls := Calls}) ->
-    {ok, Bytes} = file:read_file("test/values.wasm"),
+    {ok, Bytes} = file:read_file("test/fixtures/values.wasm"),
     Self = self(),
     [spawn(fun() ->
         case hb_beamr:start(Bytes) of
@@ -253,8 +253,8 @@ collect(N, T, Timeout) ->
 %%% end no instance or thread may be left. A wait past 2 s is a hang.
 
 kills(Mode, #{kill_rounds := N}) ->
-    Imports = module_bytes("test/imports.wasm", Mode),
-    Spin = module_bytes("test/spin.wasm", Mode),
+    Imports = module_bytes("test/fixtures/imports.wasm", Mode),
+    Spin = module_bytes("test/fixtures/spin.wasm", Mode),
     settle(),
     {_, Threads0} = proc_status(),
     T = lists:foldl(
@@ -377,13 +377,13 @@ kill_case(4, _Imports, Spin, Mode) ->
         Other -> {failure, {endless_call_of_killed_instance, Other}}
     end.
 
-%%% WASI: test/wasi/amplify.wasm names 512 MiB per fd_write from two
+%%% WASI: test/fixtures/wasi/amplify.wasm names 512 MiB per fd_write from two
 %%% pages, then writes a byte at 2^30 - 1 of two files. With random limits,
 %%% the host must keep to them: stdout of max_output bytes, nospc (51) from
 %%% the file system, and the node's memory growing by about max_output.
 
 wasi_limits(Mode, P) ->
-    {ok, Wasm} = file:read_file("test/wasi/amplify.wasm"),
+    {ok, Wasm} = file:read_file("test/fixtures/wasi/amplify.wasm"),
     Bytes = case Mode of
         wasm -> Wasm;
         aot -> {ok, Aot} = hb_beamr:compile(Wasm), Aot
@@ -444,7 +444,7 @@ cache_swaps(#{cache_rounds := N}) ->
     try
         Names = ["test.wasm", "compute.wasm", "values.wasm", "state.wasm", "indirect.wasm", "alloc.wasm"],
         Modules = [begin
-                       {ok, Wasm} = file:read_file(filename:join("test", Name)),
+                       {ok, Wasm} = file:read_file(filename:join(["test", "fixtures", Name])),
                        {ok, W, _, Exports} = hb_beamr:start(Wasm, wasm),
                        ok = hb_beamr:stop(W),
                        Before = filelib:wildcard(filename:join([Dir, "aot", "*.aot"])),
@@ -515,7 +515,7 @@ stalled_node(#{stall_rounds := N}) ->
         {ok, Peer, Node, OsPid} ->
             ok = application:set_env(hb_beamr, node_timeout, ?STALL_NODE_TIMEOUT),
             try
-                {ok, Bytes} = file:read_file("test/test.wasm"),
+                {ok, Bytes} = file:read_file("test/fixtures/test.wasm"),
                 lists:foldl(fun(Round, T) -> stall_round(Round, Bytes, Node, OsPid, T) end,
                             #tally{}, lists:seq(1, N))
             after
@@ -611,7 +611,7 @@ stall_outcome(What, Bound, Pid) ->
 %%% Leaks: RSS and native threads back to where they started.
 
 cycles(#{cycles := N}) ->
-    {ok, Bytes} = file:read_file("test/test.wasm"),
+    {ok, Bytes} = file:read_file("test/fixtures/test.wasm"),
     Warm = fun() ->
         {ok, W, _, _} = hb_beamr:start(Bytes),
         {ok, [120.0]} = hb_beamr:call(W, "fac", [5.0]),

@@ -24,6 +24,8 @@ bash scripts/build-nif.sh
 # beam.smp itself is not instrumented: only the NIF's memory accesses are
 # checked. Leak checking is off because the VM exits without freeing its own
 # heap; native leaks are measured by the stress run's /proc figures instead.
+# Tests that measure RSS skip that check: ASan's quarantine holds freed memory.
+export HB_BEAMR_ASAN=1
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0
 run() { echo "asan: $*"; env LD_PRELOAD="$libasan" "$@"; }
 

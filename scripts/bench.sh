@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: builds the library, the baseline NIF (native/hb_beamr_bench)
-# and the native/wasmtime runner (native/hb_beamr_bench_native), then runs
+# `make bench`: builds the library, the baseline NIF (native/tools/hb_beamr_bench)
+# and the native/wasmtime runner (native/tools/hb_beamr_bench_native), then runs
 # erlang/hb_beamr_bench.erl, which prints the table and writes
 # bench/RESULTS.md. See that file for what is measured.
 set -euo pipefail

@@ -55,12 +55,12 @@ erl_run() { # erl_run EXPRS: runs EXPRS in `erl -noshell` on my_app's code path
 }
 
 # new_rebar3_app DIR: `rebar3 new lib my_app` in DIR with examples/rebar3_dep
-# copied over, and test/test.wasm.
+# copied over, and test/fixtures/test.wasm as test/test.wasm.
 new_rebar3_app() {
     mkdir -p "$1"
     (cd "$1" && rebar3 new lib my_app >/dev/null)
     cp -R "$root/examples/rebar3_dep/." "$1/my_app/"
-    cp "$root/test/test.wasm" "$1/my_app/test/"
+    cp "$root/test/fixtures/test.wasm" "$1/my_app/test/"
 }
 
 say "README: shows the examples' files as they are"
@@ -86,12 +86,13 @@ say "events: with log_events on, erl prints the event"
 out=$(erl_run "$erl_events_on, $erl_call" 2>&1)
 grep -q 'event: {wasm_init_success,' <<<"$out" || fail "no event with log_events on:"$'\n'"$out"
 
-# rebar3_shell_session: types the README's Erlang example into `rebar3 shell`
-# in the current directory.
+# rebar3_shell_session WASM: types the README's Erlang example into
+# `rebar3 shell` in the current directory, reading test.wasm from WASM
+# (test/test.wasm in my_app, test/fixtures/test.wasm in hb_beamr).
 rebar3_shell_session() {
     local out
-    out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<'EOF'
-{ok, Wasm} = file:read_file("test/test.wasm"),
+    out=$(python3 "$root/scripts/shell-session.py" 120 rebar3 shell <<EOF
+{ok, Wasm} = file:read_file("$1"),
 {ok, WASM, Imports, Exports} = hb_beamr:start(Wasm),
 %% Imports = [], Exports = [{func, <<"fac">>, <<"(F)F">>}]
 {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
@@ -103,15 +104,15 @@ EOF
         || fail "rebar3 shell session in $PWD:"$'\n'"$out"
 }
 say "rebar3 shell: the README's Erlang example, typed (my_app, then hb_beamr)"
-rebar3_shell_session
-(cd "$root" && rebar3_shell_session)
+rebar3_shell_session test/test.wasm
+(cd "$root" && rebar3_shell_session test/fixtures/test.wasm)
 
 say "mix project, {:hb_beamr, path: \"../hb_beamr\", manager: :rebar3}"
 cd "$tmp"
 mix local.rebar rebar3 "$(command -v rebar3)" --force
 mix new my_app >/dev/null
 cp -R "$root/examples/mix_dep/." my_app/
-cp "$root/test/test.wasm" my_app/test/
+cp "$root/test/fixtures/test.wasm" my_app/test/
 cd my_app
 mix test || fail "mix test in the mix project"
 

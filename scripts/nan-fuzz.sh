@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Differential fuzz run of deterministic floats: float-heavy wasm-smith
-# modules with NaN payloads (native/hb_beamr_nan_fuzz), canonicalized, run
+# modules with NaN payloads (native/tools/hb_beamr_nan_fuzz), canonicalized, run
 # in wasm mode, AOT for the host CPU and AOT generic; results and memory
 # compared bit for bit (erlang/hb_beamr_nan_fuzz.erl). Fails on any divergence.
 #   scripts/nan-fuzz.sh fast            (CI, part of make stress: 500 modules)

@@ -4,7 +4,7 @@
 # integration tests), wabt (test fixtures),
 # cmake, clang and pkg-config (native builds), LLVM 19 (the AOT compiler;
 # the runtime builds and runs without it), wasi-libc, wasm32 compiler-rt and
-# lld (the C test programs in test/wasi, built for wasm32-wasi), qemu-user
+# lld (the C test programs in test/fixtures/wasi, built for wasm32-wasi), qemu-user
 # (make cpu-check runs AOT code on emulated CPUs).
 # Rust comes with the machine (rustup); this script only checks for it.
 # Safe to run again: it installs nothing that is already there.

@@ -6,7 +6,7 @@
 #                              with a `spectest` import fun, compile)
 #   hb_beamr_spec run          through the engine crate the NIF runs,
 #                              every value bit-exact
-# native/hb_beamr_spec extracts the .wast files into module binaries and a
+# native/tools/hb_beamr_spec extracts the .wast files into module binaries and a
 # manifest first. Writes both tables to spec/RESULTS.md; fails if anything
 # failed in either runner.
 set -euo pipefail

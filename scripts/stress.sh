@@ -18,5 +18,5 @@ dir=_build/stress/fuzz-$profile-$seed
 rebar3 compile >/dev/null
 fuzzgen=$(cargo_artifact hb_beamr_fuzzgen cargo build --release --locked -p hb_beamr_fuzzgen)
 rm -rf "$dir"
-"$fuzzgen" "$dir" "$modules" "$seed" test/*.wasm
+"$fuzzgen" "$dir" "$modules" "$seed" test/fixtures/*.wasm
 ERL_LIBS="$PWD/_build/default/lib" escript erlang/hb_beamr_stress.erl "$dir" "$profile"

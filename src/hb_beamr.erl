@@ -8,7 +8,7 @@
 %%% {@link stop/1} (or until its pid is killed).
 %%%
 %%% ```
-%%% {ok, Wasm} = file:read_file("test/test.wasm"),
+%%% {ok, Wasm} = file:read_file("test/fixtures/test.wasm"),
 %%% {ok, WASM, _Imports, _Exports} = hb_beamr:start(Wasm),
 %%% {ok, [120.0]} = hb_beamr:call(WASM, "fac", [5.0]),
 %%% ok = hb_beamr:stop(WASM).
@@ -35,7 +35,7 @@
 %%% Control API:
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
--export([serialize/1, deserialize/2, snapshot/1, restore/2, stub/3]).
+-export([serialize/1, deserialize/2, snapshot/1, snapshot/2, snapshot_info/1, restore/2, stub/3]).
 %%% Fuel (metered instances, docs/metering.md):
 -export([fuel/1, add_fuel/2]).
 %%% Clusters:
@@ -379,6 +379,64 @@ snapshot(WASM) when is_pid(WASM) ->
 snapshot(_) ->
     {error, badarg}.
 
+%% @doc `snapshot(WASM, #{base => Base})': a delta snapshot, holding only the
+%% 4 KiB units of memory that differ from `Base' (plus every mutable global,
+%% the module's fingerprint and `Base''s state id). `Base' is this instance's
+%% last snapshot (full or delta) or last restored one, whose changed units the
+%% kernel's dirty-page tracking finds without reading memory (or, where it
+%% cannot, a hash of every unit); or any full snapshot of this module,
+%% compared unit by unit. It restores as the chain `[Full, ..., Base, Delta]'.
+%% Another module's base, or a delta that is not the last snapshot, is
+%% `{error, {snapshot_mismatch, Why}}'. `#{}' is {@link snapshot/1}.
+%% `method => hash' hashes every unit even where the kernel tracks pages
+%% (the default, `auto', uses the kernel where it can);
+%% {@link snapshot_info/1} says which method ran.
+-spec snapshot(wasm(), #{base => binary(), method => auto | hash}) ->
+    {ok, binary()} | {error, error_reason()}.
+snapshot(WASM, #{base := Base} = Opts) when is_pid(WASM), is_binary(Base) ->
+    case maps:get(method, Opts, auto) of
+        Method when Method =:= auto; Method =:= hash ->
+            Args = [Base, Method =:= hash],
+            hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, snapshot_delta, Args));
+        _ ->
+            {error, badarg}
+    end;
+snapshot(WASM, Opts) when is_pid(WASM), Opts =:= #{} ->
+    snapshot(WASM);
+snapshot(_, _) ->
+    {error, badarg}.
+
+%% @doc What a snapshot is: `kind' (`full' or `delta'), `method' (how its
+%% units were found: `full', `kernel' (the kernel's dirty-page tracking),
+%% `hash' (every unit hashed), `compare' (compared with a full base)),
+%% `module' (fingerprint), `id' (its state's id; `none' for a full snapshot
+%% taken before any delta was asked of the instance: its id is worked out
+%% when it is used as a base), `base' (a delta's base
+%% id), `memory_size', `globals' (count), `units' (a delta's count),
+%% `version'. Only the header is read.
+-spec snapshot_info(binary()) -> {ok, map()} | {error, error_reason()}.
+snapshot_info(<<"hbsnap", 2:16/little, Kind, Method, 0:16, 4096:32/little, Module:32/binary,
+                Id:32/binary, Base:32/binary, Size:64/little, N:32/little, Rest/binary>>)
+  when Kind =< 1, Method =< 3, byte_size(Rest) >= 13 * N ->
+    Info = #{version => 2, module => Module, memory_size => Size, globals => N,
+             id => case Id of <<0:256>> -> none; _ -> Id end,
+             method => element(Method + 1, {full, kernel, hash, compare})},
+    case {Kind, Rest} of
+        {0, _} ->
+            {ok, Info#{kind => full}};
+        {1, <<_:(13 * N)/binary, Units:32/little, _/binary>>} ->
+            {ok, Info#{kind => delta, base => Base, units => Units}};
+        _ ->
+            {error, {invalid_snapshot, <<"truncated">>}}
+    end;
+snapshot_info(<<"hbsnap", 1:16/little, Module:32/binary, Size:64/little, N:32/little, _/binary>>) ->
+    {ok, #{version => 1, kind => full, method => full, module => Module, memory_size => Size,
+           globals => N}};
+snapshot_info(Bin) when is_binary(Bin) ->
+    {error, {invalid_snapshot, <<"not an hb_beamr snapshot">>}};
+snapshot_info(_) ->
+    {error, badarg}.
+
 %% @doc Restores a {@link snapshot/1} into an instance of the same module,
 %% in either mode (an AOT instance compiled from the same bytecode restores a
 %% bytecode instance's snapshot, and back). Memory is grown to the snapshot's
@@ -388,9 +446,21 @@ snapshot(_) ->
 %% fresh instance); bytes that are not a snapshot are
 %% `{error, {invalid_snapshot, Why}}'. Nothing is changed on an error, except
 %% that memory may have grown.
--spec restore(wasm(), binary()) -> ok | {error, error_reason()}.
+%%
+%% A chain `[Full, Delta1, Delta2, ...]' restores the state of its last
+%% snapshot (see {@link snapshot/2}), the same bit for bit as a full snapshot
+%% taken then. The whole chain is checked first: each delta's base must be
+%% the snapshot before it (else `snapshot_mismatch': out of order, or
+%% another's), each snapshot's id must match its contents (else
+%% `invalid_snapshot'). A lone delta is `snapshot_mismatch'.
+-spec restore(wasm(), binary() | [binary(), ...]) -> ok | {error, error_reason()}.
 restore(WASM, Snapshot) when is_pid(WASM), is_binary(Snapshot) ->
     written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Snapshot])));
+restore(WASM, [_ | _] = Chain) when is_pid(WASM) ->
+    case lists:all(fun erlang:is_binary/1, Chain) of
+        true -> written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Chain])));
+        false -> {error, badarg}
+    end;
 restore(_, _) ->
     {error, badarg}.
 

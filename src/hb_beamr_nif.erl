@@ -13,7 +13,7 @@
 -export([start/6, call/4, call_fuel/6, fuel/1, add_fuel/2, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
--export([snapshot/1, restore/2, deserialize/2, retire/1]).
+-export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
 -export([canonicalize_nans/1, meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
 
@@ -149,8 +149,14 @@ snapshot(_Worker) -> ?NOT_LOADED.
 -spec retire(pid()) -> reply().
 retire(_Worker) -> ?NOT_LOADED.
 
-%% @doc Restores a snapshot; `ok' arrives.
--spec restore(pid(), binary()) -> reply().
+%% @doc Takes a delta snapshot against `Base' (with `HashOnly', hashing
+%% every unit even where the kernel tracks written pages);
+%% `{execution_result, Delta}' arrives.
+-spec snapshot_delta(pid(), binary(), boolean()) -> reply().
+snapshot_delta(_Worker, _Base, _HashOnly) -> ?NOT_LOADED.
+
+%% @doc Restores a snapshot or a chain `[Full, Delta, ...]'; `ok' arrives.
+-spec restore(pid(), binary() | [binary()]) -> reply().
 restore(_Worker, _Snapshot) -> ?NOT_LOADED.
 
 %% @doc Writes raw memory at 0, grown to its size first; `ok' arrives.

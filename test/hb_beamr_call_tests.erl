@@ -213,7 +213,12 @@ missing_export_names_are_not_kept_test_() ->
             Before = rss(),
             lists:foreach(Miss, lists:seq(2001, 22000)),
             Grown = rss() - Before,
-            ?assert(Grown < 64 * 1024 * 1024),
+            % Under AddressSanitizer (scripts/asan.sh) freed memory stays in
+            % its quarantine: RSS says nothing there.
+            case os:getenv("HB_BEAMR_ASAN") of
+                false -> ?assert(Grown < 64 * 1024 * 1024);
+                _ -> ok
+            end,
             ?assertEqual({ok, [120.0]}, hb_beamr:call(W, "fac", [5.0]))
         end)
     end}.

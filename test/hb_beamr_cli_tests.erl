@@ -1,6 +1,6 @@
 %%% @doc The command line (erlang/hb_beamr_cli.erl, as ./hb_beamr runs it)
 %%% as a child process: exit status, stdin, and `--dir'. The `--dir' cases
-%%% run test/wasi/cli_fs.c as bytecode, or in the aot run as an .aot file.
+%%% run test/fixtures/wasi/cli_fs.c as bytecode, or in the aot run as an .aot file.
 %%%
 %%% Every run is bounded: `timeout' (coreutils) kills the child's process
 %%% group after ?CMD_TIMEOUT s, this side gives up shortly after, and a run
@@ -17,7 +17,7 @@
 %% saturated 2-core machine.
 -define(CMD_TIMEOUT, 60).
 -define(TEST_TIMEOUT, 200).
-%% test/wasi/cli_fs.c (ls, put and cat, in order), in the suites' mode.
+%% test/fixtures/wasi/cli_fs.c (ls, put and cat, in order), in the suites' mode.
 -define(FS, fs_program()).
 
 cli_test_() ->
@@ -31,25 +31,25 @@ cli_test_() ->
 cases() ->
     [
         {"exit status of a WASI command", fun() ->
-            ?assertMatch({5, <<"exiting with 5\n">>, _}, cli(["run", "test/wasi/wasi_test.wasm", "exit", "5"]))
+            ?assertMatch({5, <<"exiting with 5\n">>, _}, cli(["run", "test/fixtures/wasi/wasi_test.wasm", "exit", "5"]))
         end},
         {"a trap is status 134", fun() ->
-            ?assertMatch({134, <<"about to abort\n">>, <<"hb_beamr: test/wasi/wasi_test.wasm: wasm trap: unreachable\n">>},
-                         cli(["run", "test/wasi/wasi_test.wasm", "abort"]))
+            ?assertMatch({134, <<"about to abort\n">>, <<"hb_beamr: test/fixtures/wasi/wasi_test.wasm: wasm trap: unreachable\n">>},
+                         cli(["run", "test/fixtures/wasi/wasi_test.wasm", "abort"]))
         end},
         {"stdin", fun() ->
             ?assertMatch({0, <<"HI THERE\n">>, _},
-                         cli(["run", "test/wasi/wasi_test.wasm", "cat"], #{stdin => "test/wasi/cli-stdin.txt"}))
+                         cli(["run", "test/fixtures/wasi/wasi_test.wasm", "cat"], #{stdin => "test/fixtures/wasi/cli-stdin.txt"}))
         end},
         {"stdin is /dev/null unless given: a reader sees EOF", fun() ->
-            ?assertMatch({0, <<>>, <<"0 bytes\n">>}, cli(["run", "test/wasi/wasi_test.wasm", "cat"]))
+            ?assertMatch({0, <<>>, <<"0 bytes\n">>}, cli(["run", "test/fixtures/wasi/wasi_test.wasm", "cat"]))
         end},
         {"WASI called while the module instantiates", fun() ->
-            ?assertEqual({0, <<"ctor\nmain\n">>, <<>>}, cli(["run", "test/wasi/ctor.wasm"])),
-            ?assertEqual({4, <<"ctor\n">>, <<>>}, cli(["run", "--env", "A=1", "test/wasi/ctor.wasm"]))
+            ?assertEqual({0, <<"ctor\nmain\n">>, <<>>}, cli(["run", "test/fixtures/wasi/ctor.wasm"])),
+            ?assertEqual({4, <<"ctor\n">>, <<>>}, cli(["run", "--env", "A=1", "test/fixtures/wasi/ctor.wasm"]))
         end},
         {"an export of a module that is no WASI command", fun() ->
-            ?assertEqual({0, <<"120.0\n">>, <<>>}, cli(["run", "test/test.wasm", "fac", "5.0"]))
+            ?assertEqual({0, <<"120.0\n">>, <<>>}, cli(["run", "test/fixtures/test.wasm", "fac", "5.0"]))
         end},
         {"errors are messages and status 1, also for names outside Latin-1", fun() ->
             ?assertEqual({1, <<>>, <<"hb_beamr: cannot read nope-日本.wasm: no such file or directory\n"/utf8>>},
@@ -88,9 +88,9 @@ dir_written_back() ->
         % "moved" leads outside: the guest does not see it, and the files it
         % puts under its own "moved" are not written through it.
         ok = file:make_symlink(Outside, filename:join(Dir, "moved")),
-        {0, _, _} = cli(["run", "--dir", Dir ++ "::/data", "test/wasi/wasi_test.wasm", "files"]),
+        {0, _, _} = cli(["run", "--dir", Dir ++ "::/data", "test/fixtures/wasi/wasi_test.wasm", "files"]),
         ?assertEqual({ok, <<"@__cba!">>}, file:read_file(filename:join(Dir, "out.txt"))),
-        {0, Out, _} = cli(["run", "--dir", Dir ++ "::/data", "test/wasi/wasi_test.wasm", "dirs"]),
+        {0, Out, _} = cli(["run", "--dir", Dir ++ "::/data", "test/fixtures/wasi/wasi_test.wasm", "dirs"]),
         ?assertMatch({match, _}, re:run(Out, "/data: in.txt old.txt out.txt sub\n")),
         ?assertEqual({ok, []}, file:list_dir(Outside)),
         ?assertEqual({error, enoent}, file:read_file(filename:join(Dir, "old.txt"))),
@@ -187,10 +187,10 @@ forget_fs_program() ->
         File -> _ = file:delete(File), _ = persistent_term:erase({?MODULE, fs_program}), ok
     end.
 
-%% test/wasi/cli_fs.wasm, or in the aot run an .aot file of it (the CLI
+%% test/fixtures/wasi/cli_fs.wasm, or in the aot run an .aot file of it (the CLI
 %% picks the mode by the extension), compiled once.
 fs_program() ->
-    Wasm = "test/wasi/cli_fs.wasm",
+    Wasm = "test/fixtures/wasi/cli_fs.wasm",
     case hb_beamr_test_util:mode() of
         wasm -> Wasm;
         aot ->

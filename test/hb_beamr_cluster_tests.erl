@@ -275,11 +275,22 @@ census(Node) ->
 
 %% @private Run on the peer.
 peer_census(Caller) ->
-    Infos = [I || P <- processes(), I <- [process_info(P, [current_function, monitors])], I =/= undefined],
+    Infos = [I || P <- processes(), I <- [process_info(P, [current_function, monitors, dictionary])],
+                  I =/= undefined],
     Count = fun(Pred) -> length([I || I <- Infos, Pred(I)]) end,
     In = fun(I, M, Fs) ->
         {current_function, {M1, F, _}} = lists:keyfind(current_function, 1, I),
-        M1 =:= M andalso lists:member(F, Fs)
+        {dictionary, Dict} = lists:keyfind(dictionary, 1, I),
+        % A hibernating instance process names itself in '$initial_call'.
+        {M2, F2} = case {M1, F} of
+            {erlang, hibernate} ->
+                case lists:keyfind('$initial_call', 1, Dict) of
+                    {_, {Mi, Fi, _}} -> {Mi, Fi};
+                    false -> {M1, F}
+                end;
+            _ -> {M1, F}
+        end,
+        M2 =:= M andalso lists:member(F2, Fs)
     end,
     #{
         instances => Count(fun(I) -> In(I, hb_beamr_start, [worker, starting]) end),

@@ -1,5 +1,5 @@
 %%% @doc setjmp/longjmp through WebAssembly exception handling
-%%% (test/setjmp.wat, emscripten's shapes): the same results in `wasm' mode
+%%% (test/fixtures/setjmp.wat, emscripten's shapes): the same results in `wasm' mode
 %%% (the interpreter runs the exception handling) and in `aot' mode (compile/1
 %%% rewrites it into host calls, hb_beamr_eh), and the rewritten module as
 %%% bytecode gives them too.
@@ -32,7 +32,7 @@ script() ->
         {"and the instance goes on", "protected", [1, 0], {ok, [100]}}
     ].
 
-%% test/eh-tags.wat: two tags.
+%% test/fixtures/eh-tags.wat: two tags.
 tags_script() ->
     [
         {"a longjmp caught by the inner try", "mixed", [1, 5], {ok, [1005]}},

@@ -2,7 +2,7 @@
 %%% NaN rewrite for bytecode; for AOT, a file from hb_beamr:compile/2's
 %%% `deterministic => true'), every
 %%% NaN a float operation produces is the positive canonical NaN, in the
-%%% suites' mode (wasm or aot). Values cross as raw bits (test/nan.wat).
+%%% suites' mode (wasm or aot). Values cross as raw bits (test/fixtures/nan.wat).
 -module(hb_beamr_nan_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -15,7 +15,7 @@
 -define(ONE64, 16#3FF0000000000000).
 -define(ONE32, 16#3F800000).
 
-%% Starts test/nan.wasm in the suites' mode, with or without deterministic
+%% Starts test/fixtures/nan.wasm in the suites' mode, with or without deterministic
 %% floats.
 start_nan(Deterministic) ->
     Wasm = fixture("nan.wasm"),

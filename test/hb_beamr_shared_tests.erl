@@ -3,7 +3,7 @@
 %%% segments, traps), start, run, snapshot and stop concurrently, 100 first
 %%% starts at once load once, the module goes when its last instance does
 %%% (without an idle budget), and a flood past the bound is refused. Runs in
-%%% both modes (HB_BEAMR_TEST_MODE=aot) on test/ao-shape.wasm, a fixture with
+%%% both modes (HB_BEAMR_TEST_MODE=aot) on test/fixtures/ao-shape.wasm, a fixture with
 %%% the AO module's shape. Every test starts its own copy of the fixture (a
 %%% custom section names the test), so the registry's counters it reads are
 %%% its own.

@@ -8,7 +8,7 @@
 
 -define(PAGE, 65536).
 
-%% Starts test/state.wasm in `Mode' (the suites' mode by default).
+%% Starts test/fixtures/state.wasm in `Mode' (the suites' mode by default).
 start_state() ->
     start_state(mode(), #{}).
 

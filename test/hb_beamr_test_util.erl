@@ -3,10 +3,11 @@
 -export([fixture/1, mode/0, start/1, start/2, with_instance/2, wait_until/1, wait_for/2,
          many_functions/2]).
 
-%% @doc The bytes of a fixture in test/.
+%% @doc The bytes of a fixture in test/fixtures/ (`Name' is relative to it,
+%% e.g. "test.wasm" or "wasi/ctor.wasm").
 -spec fixture(string()) -> binary().
 fixture(Name) ->
-    {ok, Bytes} = file:read_file(filename:join("test", Name)),
+    {ok, Bytes} = file:read_file(filename:join(["test", "fixtures", Name])),
     Bytes.
 
 %% @doc The mode the suites run fixtures in: `wasm', or `aot' when

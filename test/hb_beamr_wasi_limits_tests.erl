@@ -1,5 +1,5 @@
 %%% @doc hb_beamr_wasi's limits (issue 19, items 1 and 2): a guest must not
-%%% control how much memory the host takes. test/wasi/amplify.wat names
+%%% control how much memory the host takes. test/fixtures/wasi/amplify.wat names
 %%% 512 MiB in one fd_write from two pages (8,192 iovecs over one 64 KiB
 %%% buffer), and writes one byte at 2^30 - 1 of new files; each test bounds
 %%% the host's peak memory growth and checks the errno or short count the

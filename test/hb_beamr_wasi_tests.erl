@@ -1,6 +1,6 @@
-%%% @doc hb_beamr_wasi: the C program test/wasi/wasi_test.c run as a WASI
+%%% @doc hb_beamr_wasi: the C program test/fixtures/wasi/wasi_test.c run as a WASI
 %%% command (output, files and exit codes, in the suites' mode), the import
-%%% fun composed with the caller's own imports (test/wasi/compose.wat),
+%%% fun composed with the caller's own imports (test/fixtures/wasi/compose.wat),
 %%% errno results of single functions, and the in-memory file system's path
 %%% sandbox. The command line is tested in hb_beamr_cli_tests.
 -module(hb_beamr_wasi_tests).

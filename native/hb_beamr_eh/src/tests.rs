@@ -222,11 +222,14 @@ fn bit_flips_never_panic() {
     }
 }
 
-/// The test fixture test/setjmp.wat (emscripten's shapes) rewrites.
+/// The test fixture test/fixtures/setjmp.wat (emscripten's shapes) rewrites.
 #[test]
 fn setjmp_fixture_rewrites() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/setjmp.wasm");
-    let bytes = std::fs::read(path).expect("test/setjmp.wasm");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/setjmp.wasm"
+    );
+    let bytes = std::fs::read(path).expect("test/fixtures/setjmp.wasm");
     let listing = text(&rewritten_bytes(&bytes));
     assert!(
         listing.contains("import hb_beamr_eh.call:hb_beamr_eh.f"),

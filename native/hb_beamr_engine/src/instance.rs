@@ -104,7 +104,7 @@ impl InstanceRef {
     /// The current linear memory: base pointer and length in bytes (null
     /// and 0 when the module has no memory). Re-read on every access:
     /// memory may grow, and move, during any call.
-    fn memory_region(&self) -> (*mut u8, u64) {
+    pub(crate) fn memory_region(&self) -> (*mut u8, u64) {
         if self.inst.is_null() {
             return (std::ptr::null_mut(), 0);
         }
@@ -128,6 +128,21 @@ impl InstanceRef {
 
     pub fn memory_size(&self) -> u64 {
         self.memory_region().1
+    }
+
+    /// The largest linear memory this instance can grow to, in bytes (the
+    /// module's declared maximum within the instance's `max_memory`).
+    pub fn max_memory_size(&self) -> u64 {
+        // SAFETY: live instance.
+        let mem = unsafe { sys::wasm_runtime_get_default_memory(self.inst) };
+        if mem.is_null() {
+            return 0;
+        }
+        // SAFETY: `mem` is the instance's live default memory.
+        unsafe {
+            sys::wasm_memory_get_max_page_count(mem)
+                .saturating_mul(sys::wasm_memory_get_bytes_per_page(mem))
+        }
     }
 
     /// Grows linear memory to at least `size` bytes (whole pages), within

@@ -25,6 +25,8 @@
 //! * [`InstanceRef`] is the running instance as an import sees it, also
 //!   while a start function runs inside instantiation: its linear memory and
 //!   its mutable globals (for snapshots, with [`CheckedGlobals`]).
+//! * [`DirtyTracker`] asks the kernel which pages of an instance's memory
+//!   were written since the last snapshot (userfaultfd write-protection).
 //! * [`Host`] is what a driver implements to serve imports: each call gets
 //!   the import's [`ImportDesc`] (with its [`ImportKind`]) and answers with
 //!   results or a [`Trap`]. [`install_host`] installs one on the thread
@@ -42,11 +44,13 @@
 //!   `thread_env`;
 //! * `module` (uses `imports`, `values`);
 //! * `instance` (uses `module`, `eh_state`, `interrupt`, `values`);
+//! * `dirty` (uses `instance`: the memory's range);
 //! * `host` (uses `instance`, `imports`, `trap`);
 //! * `eh_host` (uses `instance`, `trap`): rewritten exception handling;
 //! * `trampoline` (uses `host`, `imports`, `instance`, `eh_host`, `trap`):
 //!   every import call enters here; [`load_module`] ties it to the module.
 
+mod dirty;
 mod eh_host;
 mod eh_state;
 mod host;
@@ -60,6 +64,7 @@ mod trampoline;
 mod trap;
 mod values;
 
+pub use dirty::DirtyTracker;
 pub use host::{install as install_host, Host, Installed as HostInstalled};
 pub use imports::{ImportDesc, ImportKind, FUEL_EXPORT, FUEL_IMPORT};
 pub use instance::{CheckedGlobals, EngineInstance, InstanceRef, Limits, Target};

@@ -1,4 +1,4 @@
-//! Siblings of one shared module on many threads at once (test/ao-shape.wasm,
+//! Siblings of one shared module on many threads at once (test/fixtures/ao-shape.wasm,
 //! the AO module's shape): each instance's memory, globals, table and dropped
 //! data segments are its own, while all use the one loaded WAMR module. Also
 //! run under ASan through the EUnit suite hb_beamr_shared_tests.
@@ -18,8 +18,11 @@ fn call(instance: &EngineInstance, name: &str, args: &[i128]) -> Result<Vec<Valu
 #[test]
 fn siblings_on_many_threads_share_one_module_and_nothing_else() -> Result<(), Error> {
     ensure_runtime()?;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/ao-shape.wasm");
-    let bytes = std::fs::read(path).expect("test/ao-shape.wasm");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/ao-shape.wasm"
+    );
+    let bytes = std::fs::read(path).expect("test/fixtures/ao-shape.wasm");
     let key = ModuleKey {
         sha256: hb_beamr_core::snapshot::fingerprint(&bytes),
         aot: false,

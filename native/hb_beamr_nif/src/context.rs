@@ -31,6 +31,8 @@ pub struct Worker {
     /// serving loop and the import waits nested in it: whichever loop runs
     /// takes the next one.
     pending: RefCell<VecDeque<Action>>,
+    /// The last snapshot's state and the pages written since (deltas).
+    pub snapshots: RefCell<crate::state::Snapshots>,
     /// The fuel of a metered instance (`None`: not metered).
     pub meter: RefCell<Option<crate::fuel::Meter>>,
 }
@@ -48,6 +50,7 @@ impl Worker {
             mailbox: RefCell::new(Mailbox::default()),
             protocol: RefCell::new(Protocol::new()),
             pending: RefCell::new(VecDeque::new()),
+            snapshots: RefCell::new(Default::default()),
             meter: RefCell::new(meter),
         }
     }

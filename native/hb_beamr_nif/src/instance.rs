@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::Lazy;
 use rustler::env::SavedTerm;
-use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
+use rustler::{Binary, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc, Term};
 
 use crate::mailbox::ReplyTo;
 use hb_beamr_core::errors::Error;
@@ -70,7 +70,15 @@ pub enum OpBody {
     },
     /// `{ok, Snapshot}`: memory, mutable globals, module fingerprint.
     Snapshot,
-    /// Restores a snapshot (memory grown to its size first).
+    /// `{ok, Delta}`: the state's difference from a base snapshot; with
+    /// `hash_only`, found by hashing every unit even where the kernel tracks
+    /// written pages.
+    Delta {
+        base: WriteData,
+        hash_only: bool,
+    },
+    /// Restores a snapshot or a chain `[Full, Delta, ...]` (memory grown to
+    /// its size first).
     Restore(WriteData),
     /// Writes raw memory from offset 0, grown to its size first.
     Deserialize(WriteData),
@@ -100,6 +108,35 @@ impl WriteData {
         let owned = OwnedEnv::new();
         let saved = owned.save(binary.to_term(env));
         WriteData::Shared(owned, saved)
+    }
+
+    /// A binary, or a list of binaries (kept by reference).
+    pub fn from_chain(env: Env, term: Term) -> Result<WriteData, Error> {
+        if let Ok(binary) = term.decode::<Binary>() {
+            return Ok(WriteData::from_binary(env, binary));
+        }
+        term.decode::<Vec<Binary>>()
+            .map_err(|_| Error::InvalidArgs)?;
+        let owned = OwnedEnv::new();
+        let saved = owned.save(term);
+        Ok(WriteData::Shared(owned, saved))
+    }
+
+    /// Runs `f` on the binaries of a chain (one binary: a chain of one).
+    pub fn with_chain<R>(&self, f: impl FnOnce(&[&[u8]]) -> Result<R, Error>) -> Result<R, Error> {
+        match self {
+            WriteData::Copied(bytes) => f(&[bytes]),
+            // A binary or a list of them was saved; the error is never seen.
+            WriteData::Shared(env, saved) => env.run(|env| {
+                let term = saved.load(env);
+                if let Ok(binary) = term.decode::<Binary>() {
+                    return f(&[binary.as_slice()]);
+                }
+                let list: Vec<Binary> = term.decode().map_err(|_| Error::InvalidArgs)?;
+                let slices = list.iter().map(|b| b.as_slice()).collect::<Vec<_>>();
+                f(&slices)
+            }),
+        }
     }
 
     /// Runs `f` on the bytes.

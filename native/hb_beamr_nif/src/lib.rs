@@ -384,12 +384,25 @@ fn retire(env: Env, worker: LocalPid) -> Term {
     reply_result(env, result)
 }
 
-/// Restores a snapshot (O(1) here: the binary goes to the thread by
-/// reference).
+/// Takes a delta against `base`: `{ok, Delta}` arrives as the reply.
 #[rustler::nif]
-fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a> {
-    let data = WriteData::from_binary(env, data);
-    let result = request(env, &worker, OpBody::Restore(data));
+fn snapshot_delta<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    base: Binary<'a>,
+    hash_only: bool,
+) -> Term<'a> {
+    let base = WriteData::from_binary(env, base);
+    let result = request(env, &worker, OpBody::Delta { base, hash_only });
+    reply_result(env, result)
+}
+
+/// Restores a snapshot or a chain `[Full, Delta, ...]` (O(1) here: the
+/// binaries go to the thread by reference).
+#[rustler::nif]
+fn restore<'a>(env: Env<'a>, worker: LocalPid, data: Term<'a>) -> Term<'a> {
+    let result = WriteData::from_chain(env, data)
+        .and_then(|data| request(env, &worker, OpBody::Restore(data)));
     reply_result(env, result)
 }
 

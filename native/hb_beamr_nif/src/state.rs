@@ -1,15 +1,59 @@
 //! An instance's memory and state: serving the memory and state operations
-//! the protocol lets through (size, read, write, snapshot, restore,
-//! deserialize), and the state as data: snapshots (memory, every mutable
-//! global, the module's fingerprint) and raw memory restored into a fresh
-//! instance. The format is `hb_beamr_core::snapshot`'s.
+//! the protocol lets through (size, read, write, snapshot, delta snapshot,
+//! restore, deserialize), and the state as data: snapshots (memory, every
+//! mutable global, the module's fingerprint), deltas against the last one,
+//! chains restored, and raw memory restored into a fresh instance. The format
+//! is `hb_beamr_core::snapshot`'s.
 
 use crate::context::Worker;
 use crate::instance::{Op, OpBody};
 use crate::mailbox::{Message, ReplyTo};
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::snapshot;
-use hb_beamr_engine::InstanceRef;
+use hb_beamr_core::snapshot::{self, Body, Header, Kind, Method, Tracked};
+use hb_beamr_engine::{DirtyTracker, InstanceRef};
+
+/// What an instance keeps between snapshots: the state of its last snapshot
+/// (or restore), the base of the next delta, and the kernel's record of the
+/// pages written since.
+#[derive(Default)]
+pub struct Snapshots {
+    last: Option<Tracked>,
+    tracker: DirtyTracker,
+}
+
+impl Snapshots {
+    /// The unit hashes of memory now, and (when there is a last snapshot)
+    /// the units changed since it and how they were found: only the pages
+    /// the kernel says were written are hashed again, or (where it cannot
+    /// say, or `hash_only`) every unit. Tracking starts anew from here.
+    fn advance(&mut self, engine: InstanceRef, hash_only: bool) -> Result<Advanced, Error> {
+        let candidates = self.tracker.take(engine).filter(|_| !hash_only);
+        let last = self.last.take();
+        engine.read_with(0, engine.memory_size(), |memory| match last {
+            Some(Tracked { id, mut hashes }) => {
+                let changed = snapshot::diff(&mut hashes, memory, candidates.as_deref());
+                let method = match candidates {
+                    Some(_) => Method::Kernel,
+                    None => Method::Hash,
+                };
+                Advanced {
+                    hashes,
+                    since: Some((id, changed, method)),
+                }
+            }
+            None => Advanced {
+                hashes: snapshot::unit_hashes(memory),
+                since: None,
+            },
+        })
+    }
+}
+
+struct Advanced {
+    hashes: Vec<snapshot::Hash>,
+    /// The last snapshot's id, the units changed since, the method.
+    since: Option<(snapshot::Hash, Vec<u32>, Method)>,
+}
 
 /// Serves an operation the protocol let through, and replies to it.
 pub fn serve(worker: &Worker, op: Op) {
@@ -30,14 +74,25 @@ pub fn serve(worker: &Worker, op: Op) {
             .with_bytes(|bytes| engine.write(offset, bytes))
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Deserialize(data) => data
-            .with_bytes(|bytes| grow_and_write(engine, bytes))
+            .with_bytes(|bytes| grow_and_write(engine, &[(0, bytes)], bytes.len() as u64))
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Snapshot => send_snapshot(worker, engine, &reply),
+        OpBody::Delta { base, hash_only } => base
+            .with_bytes(|base| delta(worker, engine, base, hash_only))
+            .map(|bytes| {
+                worker.send(
+                    &reply,
+                    Message::Snapshot {
+                        header: &bytes,
+                        memory: &[],
+                    },
+                )
+            }),
         OpBody::Restore(data) => {
             // The counter is a global: it comes back with the snapshot.
             // Fuel used stays what this instance used.
             let before = worker.fuel(engine).ok();
-            data.with_bytes(|bytes| restore(engine, &worker.fingerprint()?, bytes))
+            data.with_chain(|chain| restore(worker, engine, chain))
                 .map(|()| {
                     if let Some((left, _)) = before {
                         worker.rebase_fuel(engine, left);
@@ -57,10 +112,25 @@ pub fn serve(worker: &Worker, op: Op) {
     }
 }
 
-/// Sends `{ok, Snapshot}` straight from linear memory (one copy).
+/// Sends `{ok, Snapshot}` straight from linear memory (one copy). Once a
+/// delta has been asked of this instance its snapshots carry their id,
+/// which needs every unit's hash (with the kernel's tracking only the units
+/// written since the last snapshot are hashed again); before that they
+/// carry none, and cost a copy only.
 pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> Result<(), Error> {
-    let header = snapshot_header(engine, worker.fingerprint()?)?;
-    engine.read_with(0, engine.memory_size(), |memory| {
+    let fingerprint = worker.fingerprint()?;
+    let globals = engine.mutable_globals()?;
+    let mut snapshots = worker.snapshots.borrow_mut();
+    let size = engine.memory_size();
+    let header = if snapshots.last.is_some() {
+        let Advanced { hashes, .. } = snapshots.advance(engine, false)?;
+        let id = snapshot::state_id(&fingerprint, size, &globals, &hashes);
+        snapshots.last = Some(Tracked { id, hashes });
+        Header::full(fingerprint, id, size, globals).encode()
+    } else {
+        Header::untracked(fingerprint, size, globals).encode()
+    };
+    engine.read_with(0, size, |memory| {
         worker.send(
             reply,
             Message::Snapshot {
@@ -71,59 +141,148 @@ pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> R
     })
 }
 
-/// A snapshot's header and globals; its memory is sent right after them.
-pub fn snapshot_header(engine: InstanceRef, fingerprint: [u8; 32]) -> Result<Vec<u8>, Error> {
-    Ok(snapshot::Header {
-        fingerprint,
-        memory_size: engine.memory_size(),
-        globals: engine.mutable_globals()?,
-    }
-    .encode())
-}
-
-/// Restores a snapshot of the module whose fingerprint is `ours`:
-/// everything is checked before anything changes, except that memory may
-/// have grown.
-pub fn restore(engine: InstanceRef, ours: &[u8; 32], bytes: &[u8]) -> Result<(), Error> {
-    let (header, memory) = snapshot::Header::decode(bytes)?;
-    if header.fingerprint != *ours {
+/// A delta of the state now against `base`: this instance's last snapshot
+/// (or restore), whose changed units the kernel or the units' hashes find,
+/// or any full snapshot of this module, compared unit by unit.
+fn delta(
+    worker: &Worker,
+    engine: InstanceRef,
+    base: &[u8],
+    hash_only: bool,
+) -> Result<Vec<u8>, Error> {
+    let ours = worker.fingerprint()?;
+    let given = snapshot::decode(base)?;
+    if given.header.fingerprint != ours {
         return Err(Error::SnapshotMismatch(format!(
-            "the snapshot is of module {}, this instance runs module {}",
-            snapshot::hex(&header.fingerprint),
-            snapshot::hex(ours)
+            "the base is a snapshot of module {}, this instance runs module {}",
+            snapshot::hex(&given.header.fingerprint),
+            snapshot::hex(&ours)
         )));
     }
+    let size = engine.memory_size();
+    if given.header.memory_size > size {
+        return Err(Error::SnapshotMismatch(format!(
+            "the base's memory ({} bytes) is larger than this instance's ({size} bytes): it is \
+             not a state this instance was in",
+            given.header.memory_size
+        )));
+    }
+    let globals = engine.mutable_globals()?;
+    let mut snapshots = worker.snapshots.borrow_mut();
+    let is_last = |s: &Snapshots| {
+        given.header.id.is_some() && s.last.as_ref().map(|t| Some(t.id)) == Some(given.header.id)
+    };
+    let (base_id, hashes, changed, method) = if is_last(&snapshots) {
+        let Advanced { hashes, since } = snapshots.advance(engine, hash_only)?;
+        let (id, changed, method) = since.ok_or(Error::InvalidArgs)?;
+        (id, hashes, changed, method)
+    } else if let Body::Full(then) = given.body {
+        let base_id = match given.header.id {
+            Some(id) => id,
+            None => snapshot::state_id(
+                &given.header.fingerprint,
+                given.header.memory_size,
+                &given.header.globals,
+                &snapshot::unit_hashes(then),
+            ),
+        };
+        // Tracking starts anew from this snapshot.
+        snapshots.tracker.take(engine);
+        let (changed, hashes) = engine.read_with(0, size, |now| {
+            (snapshot::compare(then, now), snapshot::unit_hashes(now))
+        })?;
+        (base_id, hashes, changed, Method::Compare)
+    } else {
+        return Err(Error::SnapshotMismatch(
+            "the base is a delta that is not this instance's last snapshot: give the last \
+             snapshot taken (or restored) here, or a full snapshot"
+                .into(),
+        ));
+    };
+    let id = snapshot::state_id(&ours, size, &globals, &hashes);
+    let header = Header {
+        kind: Kind::Delta,
+        method,
+        base: base_id,
+        ..Header::full(ours, id, size, globals)
+    };
+    snapshots.last = Some(Tracked { id, hashes });
+    engine.read_with(0, size, |memory| {
+        snapshot::encode_delta(&header, &changed, memory)
+    })
+}
+
+/// Restores a snapshot, or a chain `[Full, Delta, ...]`, of the module this
+/// instance runs: everything is checked (the chain's order, every id
+/// against its contents, the globals) before anything changes, except that
+/// memory may have grown.
+fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), Error> {
+    let ours = worker.fingerprint()?;
+    let plan = snapshot::plan(chain, &ours, engine.max_memory_size())?;
     let current = engine.memory_size();
-    if current > header.memory_size {
+    if current > plan.memory_size {
         return Err(Error::SnapshotMismatch(format!(
             "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
              bytes) and cannot shrink: restore into a fresh instance",
-            header.memory_size
+            plan.memory_size
         )));
     }
-    let globals = engine.check_globals(&header.globals)?;
-    grow_and_write(engine, memory)?;
+    let globals = engine.check_globals(&plan.globals)?;
+    let mut snapshots = worker.snapshots.borrow_mut();
+    // Growing may fail (then only memory has grown, with zeros: the last
+    // snapshot is still the base of the next delta); writing cannot.
+    let kept = grow(engine, &plan.writes, plan.memory_size)?;
+    snapshots.last = None;
+    write(engine, &plan.writes, kept)?;
     engine.set_globals(globals);
+    // The restored state is the base of the next delta; the writes above
+    // are not changes since it.
+    snapshots.tracker.take(engine);
+    if engine.memory_size() == plan.memory_size {
+        snapshots.last = plan.tracked;
+    }
     Ok(())
 }
 
-/// Writes `memory` from offset 0, growing linear memory to its size first.
-/// Zeros past what the instance may grow to are no state (fresh pages are
-/// zero): they are not written, so a snapshot one page larger than a module
-/// that cannot grow still restores (HyperBEAM's runtime counts one page more
-/// for modules that export `malloc` but not `free`).
-pub fn grow_and_write(engine: InstanceRef, memory: &[u8]) -> Result<(), Error> {
-    match engine.grow_to(memory.len() as u64) {
-        Ok(()) => engine.write(0, memory),
+/// Grows linear memory to `size` bytes, then makes `writes` (offset,
+/// bytes), in order. Zeros past what the instance may grow to are no state
+/// (fresh pages are zero): they are not written, so a snapshot one page
+/// larger than a module that cannot grow still restores (HyperBEAM's
+/// runtime counts one page more for modules that export `malloc` but not
+/// `free`).
+pub fn grow_and_write(
+    engine: InstanceRef,
+    writes: &[(u64, &[u8])],
+    size: u64,
+) -> Result<(), Error> {
+    let kept = grow(engine, writes, size)?;
+    write(engine, writes, kept)
+}
+
+/// Grows memory for [`grow_and_write`]; how many bytes of memory to write.
+fn grow(engine: InstanceRef, writes: &[(u64, &[u8])], size: u64) -> Result<u64, Error> {
+    match engine.grow_to(size) {
+        Ok(()) => Ok(u64::MAX),
         Err(Error::SnapshotTooLarge { max, .. })
-            if memory
-                .get(usize::try_from(max).unwrap_or(usize::MAX)..)
-                .is_some_and(|tail| tail.iter().all(|b| *b == 0)) =>
+            if writes.iter().all(|(at, bytes)| {
+                let from = max.saturating_sub(*at).min(bytes.len() as u64) as usize;
+                bytes[from..].iter().all(|b| *b == 0)
+            }) =>
         {
-            let kept = &memory[..memory.len().min(max as usize)];
-            engine.grow_to(kept.len() as u64)?;
-            engine.write(0, kept)
+            engine.grow_to(max)?;
+            Ok(max)
         }
         Err(error) => Err(error),
     }
+}
+
+/// Makes `writes` within the first `kept` bytes of memory.
+fn write(engine: InstanceRef, writes: &[(u64, &[u8])], kept: u64) -> Result<(), Error> {
+    for (at, bytes) in writes {
+        let n = kept.saturating_sub(*at).min(bytes.len() as u64) as usize;
+        if n > 0 {
+            engine.write(*at, &bytes[..n])?;
+        }
+    }
+    Ok(())
 }

@@ -46,6 +46,74 @@ macro_rules! round_patch {
 
 /// hb_beamr's patches, in the order they are applied.
 pub const PATCHES: &[Patch] = &[
+    // An exec env is one allocation: its header and, inline after it, the
+    // interpreter's wasm stack (`Limits.wasm_stack`, 64 KiB by default),
+    // which WAMR zeroes with a memset, so every live instance kept the whole
+    // stack resident although a call uses its first pages. It is mapped
+    // instead (fresh anonymous pages are zero and cost nothing until
+    // touched) and unmapped when destroyed: the same zeroed stack, resident
+    // only as far as it is used (issue 26: RSS per instance).
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "WASMExecEnv *
+wasm_exec_env_create_internal(struct WASMModuleInstanceCommon *module_inst,
+",
+        replace: "#include <sys/mman.h> /* hb_beamr */
+
+/* hb_beamr: an exec env (header + wasm stack) in its own anonymous mapping,
+   zero and not resident until touched; wasm_stack_size is set at once, so
+   that the size to unmap is known on every path. */
+static WASMExecEnv *
+hb_beamr_exec_env_alloc(uint64 total_size, uint32 stack_size)
+{
+    void *p = mmap(NULL, (size_t)total_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    ((WASMExecEnv *)p)->wasm_stack_size = stack_size;
+    return (WASMExecEnv *)p;
+}
+
+static void
+hb_beamr_exec_env_free(WASMExecEnv *exec_env)
+{
+    munmap(exec_env, offsetof(WASMExecEnv, wasm_stack_u.bottom)
+                         + (size_t)exec_env->wasm_stack_size);
+}
+
+WASMExecEnv *
+wasm_exec_env_create_internal(struct WASMModuleInstanceCommon *module_inst,
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "    if (total_size >= UINT32_MAX
+        || !(exec_env = wasm_runtime_malloc((uint32)total_size)))
+        return NULL;
+
+    memset(exec_env, 0, (uint32)total_size);
+",
+        replace: "    if (total_size >= UINT32_MAX
+        || !(exec_env = hb_beamr_exec_env_alloc(total_size, stack_size)))
+        return NULL;
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_exec_env.c",
+        why: "an exec env's wasm stack is mapped, zero, not memset",
+        find: "    wasm_runtime_free(exec_env);
+",
+        replace: "    hb_beamr_exec_env_free(exec_env);
+",
+        count: 2,
+        flavours: RUNTIME,
+    },
     // WAMR runs a module's start function and its constructors
     // (`__wasm_call_ctors`, `_initialize`) inside instantiation, on an exec
     // env of its own that the host never sees, so nothing could stop one
@@ -516,6 +584,83 @@ hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
 ",
         count: 1,
         flavours: COMPILER,
+    },
+    // Linear memory never moves. With software bounds checks WAMR maps a
+    // memory at its current size and grows it with mremap(MREMAP_MAYMOVE),
+    // which moves it whenever the address space after it is taken; a moved
+    // range loses its userfaultfd registration, so the kernel's record of
+    // the pages written since the last snapshot (hb_beamr_engine's
+    // dirty.rs) would be lost at every growth. A memory whose maximum is at
+    // most 4 GiB (every 32-bit memory) reserves that maximum as address
+    // space when it is created (PROT_NONE: no memory, no commit charge),
+    // commits pages by mprotect as it grows (the path WAMR takes for shared
+    // memories and hardware bounds checks) and unmaps the whole reservation
+    // when freed. The size that bounds checks use is untouched.
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: which memories reserve their maximum",
+        find: "static void
+wasm_munmap_linear_memory(void *mapped_mem, uint64 commit_size, uint64 map_size)
+{",
+        replace: "/* hb_beamr: a memory whose maximum is at most 4 GiB reserves it as
+   address space, and never moves. */
+#define HB_BEAMR_RESERVES(bytes_per_page, max_pages) \
+    ((max_pages) > 0 && (uint64)(bytes_per_page) * (max_pages) <= 4 * (uint64)BH_GB)
+
+static void
+wasm_munmap_linear_memory(void *mapped_mem, uint64 commit_size, uint64 map_size)
+{",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory grows in place within its reservation",
+        find: "#else
+    full_size_mmaped = false;
+#endif
+",
+        replace: "#else
+    full_size_mmaped = false;
+#endif
+    /* hb_beamr: reserved to its maximum, committed by mprotect. */
+    if (HB_BEAMR_RESERVES(memory->num_bytes_per_page, memory->max_page_count))
+        full_size_mmaped = true;
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory unmaps its whole reservation",
+        find: "        map_size = (uint64)memory_inst->num_bytes_per_page
+                   * memory_inst->cur_page_count;
+",
+        replace: "        map_size = (uint64)memory_inst->num_bytes_per_page
+                   * (HB_BEAMR_RESERVES(memory_inst->num_bytes_per_page,
+                                        memory_inst->max_page_count)
+                          ? memory_inst->max_page_count
+                          : memory_inst->cur_page_count);
+",
+        count: 1,
+        flavours: RUNTIME,
+    },
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: a memory reserves its maximum when created",
+        find: "    {
+        map_size = init_page_count * num_bytes_per_page;
+    }
+",
+        replace: "    {
+        map_size = (HB_BEAMR_RESERVES(num_bytes_per_page, max_page_count)
+                        ? max_page_count
+                        : init_page_count)
+                   * num_bytes_per_page;
+    }
+",
+        count: 1,
+        flavours: RUNTIME,
     },
 ];
 

@@ -1,5 +1,5 @@
 //! `hb_beamr_bench_native WASM KERNEL ROUNDS ARG...` times one compute kernel
-//! of `test/bench.wat` as native Rust and as the same `.wasm` under wasmtime
+//! of `test/fixtures/bench.wat` as native Rust and as the same `.wasm` under wasmtime
 //! (compiled before timing), and prints one line per engine:
 //! `native <ms> <result>` and `wasmtime <ms> <result>` (medians of ROUNDS).
 //! erlang/hb_beamr_bench.erl runs it between its own wasm and aot rounds.
