@@ -372,3 +372,21 @@ timeout_while_waiting_for_fuel_test() ->
     after
         hb_beamr:stop(WASM)
     end.
+
+%% A delta snapshot carries the counter too (globals are whole in deltas).
+delta_snapshot_keeps_remaining_fuel_test() ->
+    WASM = start(100000),
+    Fresh = start(0),
+    try
+        {ok, Full} = hb_beamr:snapshot(WASM),
+        {ok, _} = hb_beamr:call(WASM, "loop", [50]),
+        Left = remaining(WASM),
+        {ok, Delta} = hb_beamr:snapshot(WASM, #{base => Full}),
+        ok = hb_beamr:restore(Fresh, [Full, Delta]),
+        ?assertEqual(Left, remaining(Fresh)),
+        ?assertEqual(hb_beamr:call(WASM, "loop", [10]), hb_beamr:call(Fresh, "loop", [10])),
+        ?assertEqual(remaining(WASM), remaining(Fresh))
+    after
+        hb_beamr:stop(WASM),
+        hb_beamr:stop(Fresh)
+    end.
