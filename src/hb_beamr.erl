@@ -36,6 +36,8 @@
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
 -export([serialize/1, deserialize/2, snapshot/1, snapshot/2, snapshot_info/1, restore/2, stub/3]).
+%%% Fuel (metered instances, docs/metering.md):
+-export([fuel/1, add_fuel/2]).
 %%% Clusters:
 -export([migrate/2]).
 %%% AOT compilation:
@@ -113,6 +115,8 @@
     | {hb_beamr_not_loaded, node()}
     | {start_failed, term()}
     | {compile_failed, term()}
+    | {out_of_fuel, non_neg_integer()}
+    | not_metered
     | stopped.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
@@ -135,7 +139,8 @@
     state => term(),
     deterministic => boolean(),
     node => node(),
-    trust_aot => boolean()
+    trust_aot => boolean(),
+    fuel => non_neg_integer()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -157,14 +162,22 @@
 %% `compile(Wasm, #{deterministic => true})'). `node': start the instance on
 %% that (connected) node; every function works on it from any node.
 %% `trust_aot => true' loads an AOT file that this node did not seal (see
-%% hb_beamr_aot): only for files from a trusted source.
+%% hb_beamr_aot): only for files from a trusted source. `fuel => N' meters
+%% the instance, starting with `N' fuel (docs/metering.md): bytecode is
+%% rewritten to count its work (after the exception-handling and NaN
+%% rewrites), the same fuel in both modes; an AOT file must come from
+%% `compile(Wasm, #{metered => true})' (bytecode started as `aot' is
+%% compiled so by the cache). The counter's import and export are not in
+%% the start's Imports and Exports. See {@link fuel/1}, {@link add_fuel/2}
+%% and call/6's `fuel' and `on_fuel_exhausted'.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
     size_level => 0..3,
     bounds_checks => true,
     target_cpu => host | generic | string(),
-    deterministic => boolean()
+    deterministic => boolean(),
+    metered => boolean()
 }.
 %% `opt_level' (default 3) and `size_level' (default 3) are LLVM's;
 %% `target_cpu' is `host' (default: the fastest code, for this machine's CPU),
@@ -173,7 +186,10 @@
 %% guard pages, so unchecked code could crash the node.
 %% `deterministic' (default false) canonicalizes every NaN the module's float
 %% arithmetic produces before compiling, and marks the file so that
-%% `start(Aot, aot, #{deterministic => true})' accepts it.
+%% `start(Aot, aot, #{deterministic => true})' accepts it. `metered'
+%% (default false) meters the module (hb_beamr_meter, after the other
+%% rewrites) and marks the file so that `start(Aot, aot, #{fuel => N})'
+%% accepts it (and a start without `fuel' refuses it).
 
 %% @doc Loads and instantiates a WebAssembly module (bytecode).
 %% @equiv start(WasmBinary, wasm)
@@ -255,6 +271,15 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 %% `timeout' (milliseconds, or `infinity', the default). A call still running
 %% then is stopped inside WebAssembly and returns `{error, timeout}'; the
 %% instance answers the next call.
+%%
+%% On a metered instance (`start/3''s `fuel'): `fuel => N' sets its fuel to
+%% `N' for this call (what is left stays after it); a call that runs out of
+%% fuel returns `{error, {out_of_fuel, Used}}' (the fuel it used), with the
+%% instance's counter as it was (a later {@link add_fuel/2} lets calls run
+%% again). With `on_fuel_exhausted => Fun', running out is asked of
+%% `Fun(State, #{instance, needed}, Opts)' in the caller, as an import:
+%% `{ok, MoreFuel, NewState}' adds fuel and the call goes on where it
+%% paused, `{stop, NewState}' ends it with the out_of_fuel error.
 -spec call(wasm(), func_ref(), [wasm_value()], import_fun(), term(), map()) ->
     {ok, [wasm_value()], term()} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
@@ -271,6 +296,26 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
             hb_beamr_call:call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout)
     end;
 call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
+    {error, badarg}.
+
+%% @doc A metered instance's fuel: what is `remaining' in its counter and
+%% what it has `used' (all the fuel it was given, minus what remains).
+%% `{error, not_metered}' for an instance started without `fuel'.
+-spec fuel(wasm()) ->
+    {ok, #{remaining := integer(), used := non_neg_integer()}} | {error, error_reason()}.
+fuel(WASM) when is_pid(WASM) ->
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, fuel, []));
+fuel(_) ->
+    {error, badarg}.
+
+%% @doc Adds `N' fuel to a metered instance (between calls, or from an
+%% import function or `on_fuel_exhausted' function of its call).
+-spec add_fuel(wasm(), non_neg_integer()) -> ok | {error, error_reason()}.
+add_fuel(WASM, N) when is_pid(WASM), is_integer(N), N >= 0, N < 1 bsl 63 ->
+    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, add_fuel, [N])));
+add_fuel(_, N) when is_integer(N) ->
+    {error, {invalid_option, {fuel, N}}};
+add_fuel(_, _) ->
     {error, badarg}.
 
 %% @doc Stops an instance and frees its thread, module and memory. Stopping

@@ -42,6 +42,9 @@ aot_file(Bin, Trust, _CompileOpts, _Timeout) ->
 
 %% What start/3's options ask of the compiled code (a bad value is left to
 %% start/3's own check).
-compile_opts(#{deterministic := true}) -> #{deterministic => true};
-compile_opts(_) -> #{}.
+compile_opts(Opts) ->
+    maps:merge(
+        case Opts of #{deterministic := true} -> #{deterministic => true}; _ -> #{} end,
+        case Opts of #{fuel := N} when is_integer(N) -> #{metered => true}; _ -> #{} end
+    ).
 

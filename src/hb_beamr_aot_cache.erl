@@ -226,7 +226,11 @@ standalone() ->
     end.
 
 key(Wasm, CompileOpts, SealKey) ->
-    Options = lists:sort(maps:to_list(CompileOpts)),
+    % A metered module's code depends on the cost table too.
+    Options = case CompileOpts of
+        #{metered := true} -> [{meter_version, hb_beamr_nif:meter_version()}];
+        _ -> []
+    end ++ lists:sort(maps:to_list(CompileOpts)),
     Context = term_to_binary({?VERSION, Options, cpu(), crypto:hash(sha256, SealKey)}),
     binary:encode_hex(crypto:hash(sha256, [crypto:hash(sha256, Wasm), Context])).
 

@@ -107,9 +107,15 @@ flush_reports(Ref, Fun) ->
         ok
     end.
 
-run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun}, FuncRef, State, Report) ->
+run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun, opts = Opts}, FuncRef, State, Report) ->
     Stub = ImportFun =:= fun hb_beamr:stub/3,
-    Id = hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub]),
+    Id = case {maps:get(fuel, Opts, -1), maps:is_key(on_fuel_exhausted, Opts)} of
+        {-1, false} ->
+            hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub]);
+        {Budget, AskFuel} ->
+            % A budget for this call, and who serves running out of fuel.
+            hb_beamr_node:send(WASM, call_fuel, [FuncRef, Args, Stub, Budget, AskFuel])
+    end,
     case hb_beamr_node:is_request_id(Id) of
         true ->
             Report(Id),
@@ -256,12 +262,26 @@ serving(WASM, Fun) ->
 %% Runs the import function and hands its results to the instance. Raises
 %% (like HyperBEAM) when the function does not answer `{ok, List, State}'
 %% with a list of numbers.
+serve_import(WASM, Id, _ImportFun, State,
+             #{module := <<"hb_beamr">>, func := <<"out_of_fuel">>, args := [Needed],
+               func_sig := <<"(I)">>}, #{on_fuel_exhausted := OnFuel} = Opts) ->
+    % A metered call ran out of fuel: its owner gives more ([More]) or
+    % stops it ([]); the instance then answers the call.
+    {Response, NewState} =
+        case OnFuel(State, #{instance => WASM, needed => Needed}, Opts) of
+            {ok, More, S} when is_integer(More), More >= 0, More < 1 bsl 63 -> {[More], S};
+            {stop, S} -> {[], S}
+        end,
+    answer(WASM, Id, Response, NewState);
 serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
     {ok, Response, NewState} = ImportFun(State, Request, Opts),
     case is_valid_arg_list(Response) of
         true -> ok;
         false -> throw({error, {invalid_response, Response}})
     end,
+    answer(WASM, Id, Response, NewState).
+
+answer(WASM, Id, Response, NewState) ->
     case hb_beamr_node:send(WASM, import_response, [Id, Response]) of
         % Stopped meanwhile: the call's own reply says so.
         {error, stopped} -> NewState;

@@ -17,8 +17,8 @@
 compile(WasmBinary, Opts) when is_binary(WasmBinary), is_map(Opts) ->
     case hb_beamr_opts:compile(Opts) of
         {ok, #{opt_level := Opt, size_level := Size, bounds_checks := Checks,
-               target_cpu := Cpu, deterministic := Deterministic}} ->
-            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, Deterministic) of
+               target_cpu := Cpu, deterministic := Deterministic, metered := Metered}} ->
+            try hb_beamr_compiler_nif:compile(WasmBinary, Opt, Size, Checks, Cpu, {Deterministic, Metered}) of
                 {ok, Aot} -> hb_beamr_seal:seal(Aot);
                 % A CPU name LLVM does not know: the option as it was given.
                 {error, {invalid_option, _}} -> {error, {invalid_option, {target_cpu, maps:get(target_cpu, Opts, host)}}};

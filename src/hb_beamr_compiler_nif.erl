@@ -13,7 +13,7 @@
 %%% compiler holds no scheduler, dirty or not.
 -module(hb_beamr_compiler_nif).
 
--export([compile/6, submit/7, rewrite_eh/1, loaded/0]).
+-export([compile/6, submit/8, rewrite_eh/1, loaded/0]).
 
 -on_load(init/0).
 
@@ -31,22 +31,28 @@ init() ->
 -spec loaded() -> boolean().
 loaded() ->
     % A target that is not one is refused before anything is queued.
-    try submit(make_ref(), <<>>, 0, 0, true, not_a_cpu, false) of
+    try submit(make_ref(), <<>>, 0, 0, true, not_a_cpu, false, false) of
         _ -> true
     catch
         error:nif_not_loaded -> false
     end.
 
 %% @doc Compiles WebAssembly bytes to a WAMR AOT file; `Deterministic'
-%% canonicalizes the module's NaNs first and marks the file so. Queues the
-%% module for the compiler thread ({@link submit/7}) and waits for its
+%% canonicalizes the module's NaNs first and marks the file so; `Metered'
+%% meters it last (hb_beamr_meter) and marks the file with its
+%% `hb_beamr.meter' section (`Rewrites' is `Deterministic' or
+%% `{Deterministic, Metered}'). Queues the module for the compiler thread
+%% ({@link submit/8}) and waits for its
 %% result in a receive: the caller holds no scheduler meanwhile. Raises
 %% `nif_not_loaded' where the library is missing.
--spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary(), boolean()) ->
+-spec compile(binary(), 0..3, 0..3, boolean(), host | generic | binary(),
+              boolean() | {boolean(), boolean()}) ->
     {ok, binary()} | {error, term()}.
-compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) ->
+compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) when is_boolean(Deterministic) ->
+    compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, {Deterministic, false});
+compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, {Deterministic, Metered}) ->
     Tag = make_ref(),
-    case submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) of
+    case submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic, Metered) of
         ok ->
             % The compiler thread answers every request it queued, once.
             receive
@@ -61,9 +67,9 @@ compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, Deterministic) ->
 %% exactly once, or `{error, Reason}' (`{invalid_option, TargetCpu}' for a
 %% target other than `host', `generic' or a CPU name LLVM knows,
 %% `{thread_spawn_failed, Why}') and no message.
--spec submit(term(), binary(), 0..3, 0..3, boolean(), atom() | binary(), boolean()) ->
+-spec submit(term(), binary(), 0..3, 0..3, boolean(), atom() | binary(), boolean(), boolean()) ->
     ok | {error, term()}.
-submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic) ->
+submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic, _Metered) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc The exception-handling rewriting {@link hb_beamr:compile/2} applies

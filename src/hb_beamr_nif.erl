@@ -10,11 +10,11 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/6, call/4, import_response/3, abort_import/2]).
+-export([start/6, call/4, call_fuel/6, fuel/1, add_fuel/2, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 -export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
--export([canonicalize_nans/1]).
+-export([canonicalize_nans/1, meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
 
 -on_load(init/0).
@@ -73,16 +73,38 @@ guarded(Fun) ->
 %% With `ServeImports', imports called during instantiation come to the
 %% caller as `{import, ...}' replies, as in a call. With `Deterministic',
 %% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
-%% been compiled so.
+%% been compiled so. With `Fuel' >= 0 the instance is metered (bytecode
+%% rewritten after the other rewrites, an AOT file compiled so) with that
+%% start fuel; -1: not metered.
 -spec start(pid(), binary(), wasm | aot,
             {non_neg_integer(), pos_integer(), pos_integer(),
              {non_neg_integer(), non_neg_integer(), boolean()}},
-            boolean(), boolean()) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Deterministic) -> ?NOT_LOADED.
+            boolean(), {boolean(), integer()}) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Rewrites) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
 call(_Worker, _Target, _Args, _Stub) -> ?NOT_LOADED.
+
+%% @doc Calls a function of a metered instance: `Budget' (-1: none) sets
+%% its fuel first; with `AskFuel', running out of fuel comes to the caller
+%% as the import `hb_beamr'.`out_of_fuel' `[Needed]', answered with
+%% `[More]' (go on) or `[]' (stop).
+-spec call_fuel(pid(), string() | binary() | non_neg_integer(), list(), boolean(),
+                integer(), boolean()) -> reply().
+call_fuel(_Worker, _Target, _Args, _Stub, _Budget, _AskFuel) -> ?NOT_LOADED.
+
+%% @doc `{AbiVersion, CostTableVersion}' of the metering this runtime does.
+-spec meter_version() -> {pos_integer(), pos_integer()}.
+meter_version() -> ?NOT_LOADED.
+
+%% @doc A metered instance's fuel: `{execution_result, #{remaining, used}}' arrives.
+-spec fuel(pid()) -> reply().
+fuel(_Worker) -> ?NOT_LOADED.
+
+%% @doc Adds fuel to a metered instance: `ok' arrives.
+-spec add_fuel(pid(), non_neg_integer()) -> reply().
+add_fuel(_Worker, _More) -> ?NOT_LOADED.
 
 %% @doc Answers the pending import of call `Id'.
 -spec import_response(pid(), non_neg_integer(), list()) -> ok | {error, term()}.

@@ -42,7 +42,8 @@ start(Opts) ->
         timeout => infinity,
         deterministic => false,
         node => node(),
-        trust_aot => false
+        trust_aot => false,
+        fuel => none
     }).
 
 %% @doc {@link hb_beamr:compile/2}'s options, checked, with every default
@@ -55,7 +56,8 @@ compile(Opts) ->
         size_level => 3,
         bounds_checks => true,
         target_cpu => host,
-        deterministic => false
+        deterministic => false,
+        metered => false
     }) of
         {ok, #{target_cpu := Cpu} = Checked} when is_list(Cpu) ->
             {ok, Checked#{target_cpu := unicode:characters_to_binary(Cpu)}};
@@ -63,16 +65,18 @@ compile(Opts) ->
             Other
     end.
 
-%% @doc {@link hb_beamr:call/6}'s `timeout' (default `infinity'); the
-%% other keys belong to the import function and are not looked at.
+%% @doc {@link hb_beamr:call/6}'s `timeout' (default `infinity'), checked
+%% with the fuel options `fuel' (a budget: a non-negative integer) and
+%% `on_fuel_exhausted' (a fun of arity 3); the other keys belong to the
+%% import function and are not looked at.
 -spec call(term()) -> {ok, timeout()} | {error, invalid()}.
-call(#{timeout := Timeout}) ->
-    case validate_call_opt(timeout, Timeout) of
-        true -> {ok, Timeout};
-        false -> {error, {invalid_option, {timeout, Timeout}}}
-    end;
 call(Opts) when is_map(Opts) ->
-    {ok, infinity};
+    Checked = [{Name, maps:get(Name, Opts)} || Name <- [fuel, on_fuel_exhausted, timeout],
+                                              maps:is_key(Name, Opts)],
+    case [Bad || {Name, Value} = Bad <- Checked, not validate_call_opt(Name, Value)] of
+        [] -> {ok, maps:get(timeout, Opts, infinity)};
+        [Bad | _] -> {error, {invalid_option, Bad}}
+    end;
 call(Opts) ->
     {error, {invalid_option, {opts, Opts}}}.
 
@@ -145,6 +149,7 @@ validate_start_opt(timeout, V) -> is_timeout(V);
 validate_start_opt(deterministic, V) -> is_boolean(V);
 validate_start_opt(node, V) -> is_atom(V);
 validate_start_opt(trust_aot, V) -> is_boolean(V);
+validate_start_opt(fuel, V) -> V =:= none orelse is_fuel(V);
 validate_start_opt(_, _) -> false.
 
 %% One clause per option of compile/2 (see hb_beamr:compile_opts()).
@@ -157,11 +162,17 @@ validate_compile_opt(target_cpu, V) ->
     V =:= host orelse V =:= generic
         orelse (is_list(V) andalso V =/= [] andalso is_binary(catch unicode:characters_to_binary(V)));
 validate_compile_opt(deterministic, V) -> is_boolean(V);
+validate_compile_opt(metered, V) -> is_boolean(V);
 validate_compile_opt(_, _) -> false.
 
-%% The option of call/6 that hb_beamr reads.
--spec validate_call_opt(timeout, term()) -> boolean().
-validate_call_opt(timeout, V) -> is_timeout(V).
+%% The options of call/6 that hb_beamr reads.
+-spec validate_call_opt(timeout | fuel | on_fuel_exhausted, term()) -> boolean().
+validate_call_opt(timeout, V) -> is_timeout(V);
+validate_call_opt(fuel, V) -> is_fuel(V);
+validate_call_opt(on_fuel_exhausted, V) -> is_function(V, 3).
+
+%% Fuel: what the counter (a signed 64-bit global) can hold.
+is_fuel(V) -> is_integer(V) andalso V >= 0 andalso V < 1 bsl 63.
 
 %% One clause per application env key of the cache and the seal.
 -spec validate_cache_opt(term(), term()) -> boolean().

@@ -22,6 +22,8 @@ start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
     Deadline = deadline(Timeout),
     % What the instance was started from, for migrate/2.
     Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
+    % (with `fuel', migrate/2 starts the new instance metered; the restore
+    % then brings the counter over.)
     % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
     case hb_beamr_aot:prepare(WasmBinary, Mode, Opts, remaining(Deadline)) of
         {ok, Loadable, _} ->
@@ -65,11 +67,11 @@ start_for(WasmBinary, Mode, Opts, Watcher) ->
 %% reported at once (`Report'), so that a timeout can stop it; the worker
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
-start_instance(WasmBinary, Mode, {Limits, Deterministic}, Serve, {Watcher, Origin}, Report) ->
+start_instance(WasmBinary, Mode, {Limits, Rewrites}, Serve, {Watcher, Origin}, Report) ->
     WASM = spawn(fun() -> starting(Watcher, Origin) end),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Deterministic)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Rewrites)
     end),
     case is_integer(Id) of
         true ->
@@ -119,8 +121,13 @@ options(Opts) ->
     case hb_beamr_opts:start(Opts) of
         {ok, #{max_memory := MaxMemory, wasm_stack := WasmStack, native_stack := NativeStack,
                import_fun := ImportFun, state := State, timeout := Timeout,
-               deterministic := Deterministic, node := Node}} ->
-            Limits = {{MaxMemory, WasmStack, NativeStack}, Deterministic},
+               deterministic := Deterministic, node := Node, fuel := Fuel}} ->
+            % The rewrites: NaNs, and metering with the start fuel (-1: none).
+            Metering = case Fuel of
+                none -> -1;
+                _ -> Fuel
+            end,
+            Limits = {{MaxMemory, WasmStack, NativeStack}, {Deterministic, Metering}},
             Serve = case ImportFun of
                 none -> none;
                 _ -> {ImportFun, State}

@@ -19,6 +19,9 @@ pub struct Options {
     pub bounds_checks: bool,
     pub cpu: Cpu,
     pub deterministic: bool,
+    /// Meter the module (`hb_beamr_meter`, after the other rewrites) and
+    /// mark the file with its `hb_beamr.meter` section.
+    pub metered: bool,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             bounds_checks: true,
             cpu: Cpu::Host,
             deterministic: false,
+            metered: false,
         }
     }
 }
@@ -84,6 +88,14 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
         None
     };
     let input = canonical.as_deref().unwrap_or(input);
+    let metered = if options.metered {
+        let metered = hb_beamr_meter::meter(input, &hb_beamr_meter::Options::default())
+            .map_err(|why| CompileError::InvalidWasm(why.to_string()))?;
+        Some(metered)
+    } else {
+        None
+    };
+    let input = metered.as_ref().map_or(input, |m| m.wasm.as_slice());
     let request = llvm::Request {
         opt_level: options.opt_level,
         size_level: options.size_level,
@@ -98,6 +110,9 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
     aot_tag::mark_source(&mut aot, &snapshot::fingerprint(wasm));
     if options.deterministic {
         aot_tag::mark_deterministic(&mut aot);
+    }
+    if let Some(metered) = &metered {
+        aot_tag::mark_metered(&mut aot, &metered.info.encode());
     }
     Ok(Compiled {
         aot,

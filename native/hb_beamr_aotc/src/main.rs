@@ -3,7 +3,7 @@
 //! runs it under an emulated CPU whose name and features disagree.
 //!
 //!   hb_beamr_aotc target [host|generic|CPU]   print the resolved target
-//!   hb_beamr_aotc compile [--cpu host|generic|CPU] [--deterministic] IN OUT
+//!   hb_beamr_aotc compile [--cpu host|generic|CPU] [--deterministic] [--metered] IN OUT
 //!   hb_beamr_aotc compile-dir DIR   every N.wasm under DIR to N.aot (host),
 //!                                   in one process; modules that do not
 //!                                   compile are listed and left out
@@ -15,7 +15,7 @@ use hb_beamr_aotc::{compile, Cpu, Options, Target};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: hb_beamr_aotc target [host|generic|CPU]\n       \
-         hb_beamr_aotc compile [--cpu host|generic|CPU] [--deterministic] IN.wasm OUT.aot\n       \
+         hb_beamr_aotc compile [--cpu host|generic|CPU] [--deterministic] [--metered] IN.wasm OUT.aot\n       \
          hb_beamr_aotc compile-dir DIR"
     );
     ExitCode::from(2)
@@ -44,6 +44,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 match arg.as_str() {
                     "--cpu" => options.cpu = parse_cpu(it.next().ok_or("--cpu needs a value")?)?,
                     "--deterministic" => options.deterministic = true,
+                    "--metered" => options.metered = true,
                     file => files.push(file),
                 }
             }

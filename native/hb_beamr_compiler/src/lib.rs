@@ -61,7 +61,7 @@ fn rewrite_eh<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
 }
 
 /// `submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,
-/// Deterministic)` → `ok` | `{error, Reason}`: queues the module for the
+/// Deterministic, Metered)` → `ok` | `{error, Reason}`: queues the module for the
 /// compiler thread and returns at once (a normal scheduler: nothing here
 /// copies the module or waits). The result comes to the calling process as
 /// `{hb_beamr_compiled, Tag, {ok, Aot} | {error, Reason}}`, exactly once.
@@ -78,6 +78,7 @@ fn submit<'a>(
     bounds_checks: bool,
     target_cpu: Term<'a>,
     deterministic: bool,
+    metered: bool,
 ) -> Term<'a> {
     let Some(cpu) = decode_cpu(target_cpu) else {
         return (atoms::error(), (atoms::invalid_option(), target_cpu)).encode(env);
@@ -88,6 +89,7 @@ fn submit<'a>(
         bounds_checks,
         cpu,
         deterministic,
+        metered,
     };
     let request = worker::Request::new(wasm.to_term(env), tag, env.pid(), options);
     match worker::submit(request) {

@@ -176,6 +176,23 @@ pub fn deterministic_refusal(aot: &[u8]) -> Option<String> {
     })
 }
 
+/// The section that marks an AOT file compiled from a metered module
+/// (`hb_beamr_meter`): its payload is the bytecode's `hb_beamr.meter`
+/// section (WAMR's compiler does not keep custom sections).
+pub const METER_SECTION_NAME: &str = "hb_beamr.meter";
+
+/// Marks an AOT file as compiled from a metered module, with its
+/// `hb_beamr.meter` section's contents.
+pub fn mark_metered(aot: &mut Vec<u8>, meter_section: &[u8]) {
+    append_raw(aot, METER_SECTION_NAME, meter_section);
+}
+
+/// The `hb_beamr.meter` section's contents of the module an AOT file was
+/// compiled from, if it was metered.
+pub fn meter_section(aot: &[u8]) -> Option<&[u8]> {
+    find_raw(aot, METER_SECTION_NAME)
+}
+
 /// The section that names the bytecode an AOT file was compiled from: the
 /// SHA-256 of the module given to `compile` (before any rewrite), so that a
 /// snapshot of a bytecode instance restores into an AOT instance of it.

@@ -51,6 +51,10 @@ pub enum Error {
     /// (`module_cache_max_bytes`): `loaded` bytes of modules with live
     /// instances, the module's `size`, the bound `max`.
     ModuleLimit { loaded: u64, size: u64, max: u64 },
+    /// A metered call ran out of fuel; the fuel it used.
+    OutOfFuel(u64),
+    /// A fuel operation on an instance started without `fuel`.
+    NotMetered,
 }
 
 impl std::fmt::Display for Error {
@@ -98,6 +102,8 @@ impl std::fmt::Display for Error {
                 "loaded modules would exceed their bound: {loaded} bytes in use, \
                  {size} more, at most {max}"
             ),
+            Error::OutOfFuel(used) => write!(f, "out of fuel after {used}"),
+            Error::NotMetered => f.write_str("the instance is not metered (start it with fuel)"),
         }
     }
 }

@@ -106,13 +106,28 @@ pub enum ImportMode {
     Refuse,
 }
 
+/// What a metered call does when its counter cannot pay for the next
+/// block (the module's `hb_beamr`.`out_of_fuel` import is called and the
+/// instance has no fuel of its own to give).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FuelMode {
+    /// The call ends with `{error, {out_of_fuel, Used}}`.
+    #[default]
+    Stop,
+    /// The owner is asked, as for an import (its `on_fuel_exhausted`
+    /// function): it answers with more fuel, or with nothing to stop.
+    Erlang,
+}
+
 /// A call request: its id, where its replies go (its caller is their
-/// process), how its imports are served, and what to run.
+/// process), how its imports and fuel exhaustion are served, and what to
+/// run.
 #[derive(Debug)]
 pub struct Call<P, B> {
     pub id: CallId,
     pub reply: ReplyTo<P>,
     pub imports: ImportMode,
+    pub fuel: FuelMode,
     pub body: B,
 }
 
@@ -207,6 +222,7 @@ struct Active<P> {
     id: CallId,
     reply: ReplyTo<P>,
     imports: ImportMode,
+    fuel: FuelMode,
     phase: Phase,
     /// Why the call must end, whatever it returns.
     doom: Option<Failure>,
@@ -305,6 +321,7 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
                     id: call.id,
                     reply: call.reply,
                     imports: call.imports,
+                    fuel: call.fuel,
                     phase: Phase::Running,
                     doom: None,
                     failure: None,
@@ -344,6 +361,30 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
         }
     }
 
+    /// The innermost call's counter cannot pay for its next block and the
+    /// instance has no fuel to give: an import-like step. `Ask`: the owner
+    /// serves it (an answer of more fuel resumes the call, an empty answer
+    /// stops it); `Refuse`: the call's fuel mode is [`FuelMode::Stop`] (or
+    /// no call runs), so `out_of_fuel` traps and the worker records why
+    /// ([`Protocol::import_failed`]); `Unwind`: the call is doomed already.
+    /// Never `Stub`.
+    pub fn fuel_exhausted(&mut self) -> ImportStep<P> {
+        let Some(top) = self.active.last_mut() else {
+            return ImportStep::Refuse;
+        };
+        match (top.fuel, top.doom) {
+            (_, Some(failure)) => ImportStep::Unwind(top.unwind(failure)),
+            (FuelMode::Stop, None) => ImportStep::Refuse,
+            (FuelMode::Erlang, None) => {
+                top.phase = Phase::AwaitingImport;
+                ImportStep::Ask {
+                    to: top.reply,
+                    id: top.id,
+                }
+            }
+        }
+    }
+
     /// `from` answers an import with `results`, for call `id` (`None`: the
     /// raw protocol, which names no call).
     pub fn answer(&mut self, from: P, id: Option<CallId>, results: Vec<Number>) -> Action<P, B, O> {
@@ -370,6 +411,13 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
     /// The answer just delivered does not fit the import (`error` says
     /// how): the import traps, and the call ends with `error`.
     pub fn answer_unfit(&mut self, error: Error) {
+        self.import_failed(error);
+    }
+
+    /// The innermost call's import traps because of `error` (an answer
+    /// that does not fit, fuel that ran out): the call ends with `error`
+    /// if it then traps (the first reason sticks).
+    pub fn import_failed(&mut self, error: Error) {
         if let Some(top) = self.active.last_mut() {
             top.failure.get_or_insert(error);
         }

@@ -25,6 +25,20 @@ pub trait Host {
         desc: &ImportDesc,
         args: &[Value],
     ) -> Result<Vec<Value>, Trap>;
+
+    /// A metered module's counter cannot pay for the next block: `needed`
+    /// more fuel is missing. Return after adding fuel to the counter (the
+    /// block is checked again), or `Err` to stop the call. By default it is
+    /// served as any other import, by [`Host::import`].
+    fn out_of_fuel(
+        &self,
+        instance: InstanceRef,
+        desc: &ImportDesc,
+        needed: i64,
+    ) -> Result<(), Trap> {
+        self.import(instance, desc, &[Value::I64(needed)])
+            .map(|_| ())
+    }
 }
 
 thread_local! {

@@ -14,7 +14,15 @@ pub enum ImportKind {
     Invoke,
     /// Rewritten exception handling (`hb_beamr_eh`), see eh_host.rs.
     Eh(HostImport),
+    /// A metered module's `hb_beamr`.`out_of_fuel` `(i64 needed) -> ()`
+    /// (`hb_beamr_meter`): served by [`crate::Host::out_of_fuel`].
+    Fuel,
 }
+
+/// The import module and name of a metered module's `out_of_fuel`.
+pub const FUEL_IMPORT: (&str, &str) = ("hb_beamr", "out_of_fuel");
+/// The export name of a metered module's counter.
+pub const FUEL_EXPORT: &str = "hb_beamr.fuel";
 
 /// One function import of a module. Boxed and owned by the module, so WAMR
 /// can keep a pointer to it as the import's attachment.
@@ -35,8 +43,13 @@ impl ImportDesc {
             && sig
                 .as_ref()
                 .is_some_and(|s| s.params.first() == Some(&ValKind::I32));
+        let is_fuel = (module.as_str(), name.as_str()) == FUEL_IMPORT
+            && sig
+                .as_ref()
+                .is_some_and(|s| s.params == [ValKind::I64] && s.results.is_empty());
         let kind = match HostImport::parse(&module, &name) {
             Some(host) => ImportKind::Eh(host),
+            None if is_fuel => ImportKind::Fuel,
             None if is_invoke => ImportKind::Invoke,
             None => ImportKind::Host,
         };

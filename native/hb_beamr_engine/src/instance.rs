@@ -247,6 +247,31 @@ impl InstanceRef {
         }
     }
 
+    /// The value of global `index` if it is a mutable `i64` (a metered
+    /// module's counter).
+    pub fn i64_global(&self, index: u32) -> Option<i64> {
+        match self.global_at(index) {
+            // SAFETY: an i64 global's value in the live instance's data.
+            Some((snapshot::I64, true, data)) => {
+                Some(unsafe { (data as *const i64).read_unaligned() })
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets global `index` if it is a mutable `i64`; whether it was.
+    pub fn set_i64_global(&self, index: u32, value: i64) -> bool {
+        match self.global_at(index) {
+            Some((snapshot::I64, true, data)) => {
+                // SAFETY: as above; no WebAssembly reads it meanwhile (the
+                // instance's thread, between blocks).
+                unsafe { (data as *mut i64).write_unaligned(value) };
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn global_at(&self, index: u32) -> Option<(u8, bool, *mut std::ffi::c_void)> {
         let (mut val_type, mut mutable, mut data) = (0u8, 0u8, std::ptr::null_mut());
         // SAFETY: live instance; valid out-pointers.

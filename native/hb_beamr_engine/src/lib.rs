@@ -66,7 +66,7 @@ mod values;
 
 pub use dirty::DirtyTracker;
 pub use host::{install as install_host, Host, Installed as HostInstalled};
-pub use imports::{ImportDesc, ImportKind};
+pub use imports::{ImportDesc, ImportKind, FUEL_EXPORT, FUEL_IMPORT};
 pub use instance::{CheckedGlobals, EngineInstance, InstanceRef, Limits, Target};
 pub use interrupt::Interrupter;
 pub use module::{ensure_runtime, ExportInfo, ExternKind, ImportInfo, Mode, Module};

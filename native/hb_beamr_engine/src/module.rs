@@ -95,6 +95,9 @@ pub struct Module {
     /// SHA-256 of the module's bytecode (for an AOT file, of the bytecode it
     /// was compiled from, when it says): what snapshots are checked against.
     pub fingerprint: [u8; 32],
+    /// A metered module's counter (`hb_beamr_meter`): its global index.
+    /// Set by whoever metered (or checked) the module, before sharing it.
+    pub meter_global: Option<u32>,
 }
 
 // SAFETY: a Module is moved to the worker threads of its instances; WAMR
@@ -185,6 +188,7 @@ impl Module {
             import_descs: Box::new([]),
             _bytes: bytes,
             fingerprint,
+            meter_global: None,
         };
         module.read_exports();
         module.read_and_link_imports(native);
@@ -208,7 +212,9 @@ impl Module {
                 self.table_export = CString::new(name.clone()).ok();
             }
             // Exports hb_beamr_eh added for its host calls are not the module's.
-            if name.starts_with(hb_beamr_core::eh_abi::EXPORT_PREFIX) {
+            if name.starts_with(hb_beamr_core::eh_abi::EXPORT_PREFIX)
+                || name == crate::imports::FUEL_EXPORT
+            {
                 continue;
             }
             self.exports.push(ExportInfo {
@@ -256,7 +262,10 @@ impl Module {
                 descs.push(desc);
             }
             // Imports hb_beamr_eh added are served here, not by the caller.
-            if module == hb_beamr_core::eh_abi::MODULE {
+            // So is a metered module's out_of_fuel.
+            if module == hb_beamr_core::eh_abi::MODULE
+                || (module.as_str(), name.as_str()) == crate::imports::FUEL_IMPORT
+            {
                 continue;
             }
             self.imports.push(ImportInfo {

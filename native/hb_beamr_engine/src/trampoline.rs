@@ -90,6 +90,14 @@ fn serve(
                 .ok_or("hb_beamr_eh import called during instantiation")?;
             crate::eh_host::serve(engine, import, &args, &sig.results)?
         }
+        ImportKind::Fuel => {
+            let needed = match args.first() {
+                Some(Value::I64(needed)) => *needed,
+                _ => return Err("hb_beamr.out_of_fuel: bad arguments".into()),
+            };
+            host.out_of_fuel(instance, desc, needed)?;
+            Vec::new()
+        }
         ImportKind::Host => host.import(instance, desc, &args)?,
     };
     if let (Some(result), Some(slot)) = (results.first(), slots.first_mut()) {

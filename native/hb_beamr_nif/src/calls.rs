@@ -13,8 +13,12 @@ use hb_beamr_engine::{EngineInstance, Limits, Mode, Module, ModuleHold, Refusal,
 
 /// Runs a call of an export (or the retiring snapshot).
 pub fn run(worker: &Worker, call: Call) {
-    let (target, args) = match &call.body.job {
-        Job::Call { target, args } => (target, args),
+    let (target, args, budget) = match &call.body.job {
+        Job::Call {
+            target,
+            args,
+            budget,
+        } => (target, args, *budget),
         Job::Retire => return retire(worker, &call),
         // Only ever the first call, which `instantiate` runs.
         Job::Instantiate => return finish(worker, Err(Error::Stopped)),
@@ -28,7 +32,15 @@ pub fn run(worker: &Worker, call: Call) {
     let result = match (entering, worker.engine.get()) {
         (Err(failure), _) => Err(failure.error()),
         (Ok(()), None) => Err(Error::Stopped),
-        (Ok(()), Some(engine)) => engine.call(target, args),
+        (Ok(()), Some(engine)) => {
+            let budget = budget.map_or(Ok(()), |fuel| worker.set_fuel(engine.as_ref(), fuel));
+            budget.and_then(|()| {
+                worker.mark_call(Some(engine.as_ref()), true);
+                let result = engine.call(target, args);
+                worker.mark_call(None, false);
+                result
+            })
+        }
     };
     if top_level && worker.shared.end_call() {
         // Interrupted (timeout, stop): no exception or flag may linger for
@@ -79,10 +91,10 @@ pub fn instantiate(
     worker: &Worker,
     call: Call,
     source: ModuleSource,
-    (mode, deterministic): (Mode, bool),
+    (mode, deterministic, metered): (Mode, bool, bool),
     limits: Limits,
 ) {
-    let module = module(source, mode, deterministic);
+    let module = module(source, mode, deterministic, metered);
     let id = call.id;
     let watch = |interrupter: Option<&_>| match interrupter {
         Some(interrupter) => {
@@ -106,7 +118,13 @@ pub fn instantiate(
         worker
             .shared
             .set_has_erlang_imports(module.has_host_imports);
-        EngineInstance::new_watched(module, limits, &watch)
+        if let Some(meter) = worker.meter.borrow_mut().as_mut() {
+            meter.global = module.meter_global;
+        }
+        worker.mark_call(None, true);
+        let started = EngineInstance::new_watched(module, limits, &watch);
+        worker.mark_call(None, false);
+        started
     });
     // A timeout or stop that ended the start function (the interpreter
     // returns from an interrupted start as if it had finished) is among
@@ -118,6 +136,7 @@ pub fn instantiate(
     };
     match reply.result {
         Ok(engine) => {
+            worker.deposit_start_fuel(engine.as_ref());
             worker.send(
                 &reply.to,
                 Message::Started {
@@ -136,16 +155,20 @@ pub fn instantiate(
 /// The instance's module: the shared one the start NIF found, or the one of
 /// its key in the registry, loaded here (once, however many start it at
 /// once: the others wait for this load).
-fn module(source: ModuleSource, mode: Mode, deterministic: bool) -> Result<ModuleHold, Error> {
+fn module(
+    source: ModuleSource,
+    mode: Mode,
+    deterministic: bool,
+    metered: bool,
+) -> Result<ModuleHold, Error> {
+    let load = |bytes, sha256| load(bytes, mode, (deterministic, metered), sha256);
     match source {
         ModuleSource::Shared(lease) => Ok(lease.into()),
-        ModuleSource::Own { key, bytes } => {
-            load(bytes, mode, deterministic, key.sha256).map(ModuleHold::from)
-        }
+        ModuleSource::Own { key, bytes } => load(bytes, key.sha256).map(ModuleHold::from),
         ModuleSource::Bytes { key, bytes } => {
             let size = bytes.len() as u64;
             MODULES
-                .lease_or_load(key, size, || load(bytes, mode, deterministic, key.sha256))
+                .lease_or_load(key, size, || load(bytes, key.sha256))
                 .map(ModuleHold::from)
                 .map_err(|refusal| match refusal {
                     Refusal::Load(error) => error,
@@ -167,9 +190,17 @@ fn module(source: ModuleSource, mode: Mode, deterministic: bool) -> Result<Modul
 fn load(
     bytes: Vec<u8>,
     mode: Mode,
-    deterministic: bool,
+    (deterministic, metered): (bool, bool),
     sha256: [u8; 32],
 ) -> Result<Module, Error> {
+    if metered {
+        return load_metered(bytes, mode, deterministic, sha256);
+    }
+    if mode == Mode::Aot && hb_beamr_core::aot_tag::meter_section(&bytes).is_some() {
+        return Err(Error::InvalidAot(
+            "compiled from a metered module: start it with fuel".into(),
+        ));
+    }
     match (deterministic, mode) {
         (false, _) => hb_beamr_engine::load_module_hashed(bytes, mode, sha256),
         (true, Mode::Wasm) => {
@@ -183,4 +214,71 @@ fn load(
             None => hb_beamr_engine::load_module_hashed(bytes, mode, sha256),
         },
     }
+}
+
+/// Loads a metered module (`fuel`): bytecode is rewritten here, exception
+/// handling first (`hb_beamr_eh`, so that the interpreter runs what AOT
+/// code runs), then NaNs with `deterministic`, then metered
+/// (`hb_beamr_meter`), per docs/metering.md; an AOT file must have been
+/// compiled so (`compile(Wasm, #{metered => true})`, which marks it with the
+/// `hb_beamr.meter` section). The fingerprint stays the original's.
+fn load_metered(
+    bytes: Vec<u8>,
+    mode: Mode,
+    deterministic: bool,
+    sha256: [u8; 32],
+) -> Result<Module, Error> {
+    let invalid = |why: String| Error::InvalidWasm(why);
+    let (bytes, global) = match mode {
+        Mode::Wasm => {
+            let lowered = if hb_beamr_core::wasm_sections::uses_exception_handling(&bytes) {
+                match hb_beamr_eh::rewrite(&bytes).map_err(|why| invalid(why.to_string()))? {
+                    hb_beamr_eh::Outcome::Rewritten(lowered) => lowered,
+                    hb_beamr_eh::Outcome::Unchanged => bytes,
+                }
+            } else {
+                bytes
+            };
+            let canonical = if deterministic {
+                hb_beamr_nan::canonicalize(&lowered).map_err(|why| invalid(why.to_string()))?
+            } else {
+                lowered
+            };
+            let metered = hb_beamr_meter::meter(&canonical, &hb_beamr_meter::Options::default())
+                .map_err(|why| invalid(why.to_string()))?;
+            (metered.wasm, metered.info.fuel_global)
+        }
+        Mode::Aot => {
+            if deterministic {
+                if let Some(why) = hb_beamr_core::aot_tag::deterministic_refusal(&bytes) {
+                    return Err(Error::InvalidAot(why));
+                }
+            }
+            let info = hb_beamr_core::aot_tag::meter_section(&bytes)
+                .and_then(hb_beamr_meter::MeterInfo::decode)
+                .ok_or_else(|| {
+                    Error::InvalidAot(
+                        "compiled without metering: recompile with \
+                         hb_beamr:compile(Wasm, #{metered => true})"
+                            .into(),
+                    )
+                })?;
+            // Fuel is only the same where the cost table is.
+            let ours = (
+                hb_beamr_meter::abi::ABI_VERSION,
+                hb_beamr_meter::COST_TABLE_VERSION,
+            );
+            if (info.abi_version, info.cost_table_version) != ours {
+                return Err(Error::InvalidAot(format!(
+                    "metered with interface {} and cost table {}, this runtime meters with {} \
+                     and {}: recompile it",
+                    info.abi_version, info.cost_table_version, ours.0, ours.1
+                )));
+            }
+            (bytes, info.fuel_global)
+        }
+    };
+    let mut module = hb_beamr_engine::load_module_hashed(bytes, mode, sha256)?;
+    module.meter_global = Some(global);
+    Ok(module)
 }

@@ -25,6 +25,8 @@ mod atoms {
         neg_infinity,
         nan,
         out_of_memory,
+        remaining,
+        used,
     }
 }
 
@@ -56,6 +58,11 @@ pub enum Message<'a> {
         memory: &'a [u8],
     },
     Written,
+    /// `{execution_result, #{remaining => R, used => U}}`.
+    Fuel {
+        remaining: i64,
+        used: u64,
+    },
     Failed(&'a Error),
 }
 
@@ -171,6 +178,14 @@ impl Message<'_> {
                 })
             }
             Message::Written => atoms::ok().encode(env),
+            Message::Fuel { remaining, used } => {
+                let pairs = [
+                    (atoms::remaining().encode(env), remaining.encode(env)),
+                    (atoms::used().encode(env), used.encode(env)),
+                ];
+                let map = Term::map_from_pairs(env, &pairs).unwrap_or_else(|_| used.encode(env));
+                (atoms::execution_result(), map).encode(env)
+            }
             Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
         }
     }

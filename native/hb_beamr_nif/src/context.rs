@@ -33,10 +33,16 @@ pub struct Worker {
     pending: RefCell<VecDeque<Action>>,
     /// The last snapshot's state and the pages written since (deltas).
     pub snapshots: RefCell<crate::state::Snapshots>,
+    /// The fuel of a metered instance (`None`: not metered).
+    pub meter: RefCell<Option<crate::fuel::Meter>>,
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<Command>) -> Worker {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        meter: Option<crate::fuel::Meter>,
+    ) -> Worker {
         Worker {
             engine: OnceCell::new(),
             shared,
@@ -45,6 +51,7 @@ impl Worker {
             protocol: RefCell::new(Protocol::new()),
             pending: RefCell::new(VecDeque::new()),
             snapshots: RefCell::new(Default::default()),
+            meter: RefCell::new(meter),
         }
     }
 

@@ -33,6 +33,8 @@ mod atoms {
         runtime_init_failed,
         thread_spawn_failed,
         module_limit,
+        out_of_fuel,
+        not_metered,
         loaded,
     }
 }
@@ -108,6 +110,8 @@ impl Encoder for ErrorTerm<'_> {
                 .unwrap_or_else(|_| size.encode(env));
                 (atoms::module_limit(), detail).encode(env)
             }
+            Error::OutOfFuel(used) => (atoms::out_of_fuel(), *used).encode(env),
+            Error::NotMetered => atoms::not_metered().encode(env),
         }
     }
 }

@@ -28,6 +28,15 @@ impl Host for Worker {
     ) -> Result<Vec<Value>, Trap> {
         self.serve_import(instance, desc, args).map_err(Trap::from)
     }
+
+    fn out_of_fuel(
+        &self,
+        instance: InstanceRef,
+        _desc: &ImportDesc,
+        needed: i64,
+    ) -> Result<(), Trap> {
+        self.serve_out_of_fuel(instance, needed).map_err(Trap::from)
+    }
 }
 
 impl Worker {
@@ -102,7 +111,7 @@ impl Worker {
 
 /// The trap text of an import the protocol unwound (the call's reply is
 /// the protocol's, not this).
-fn unwound(failure: Failure) -> String {
+pub(crate) fn unwound(failure: Failure) -> String {
     match failure {
         Failure::Stopped => "instance stopped",
         Failure::Timeout => "call timed out",

@@ -40,6 +40,8 @@ pub enum Job {
     Call {
         target: Target,
         args: Vec<Number>,
+        /// `call/6`'s `fuel`: the counter is set to this before the call.
+        budget: Option<u64>,
     },
     /// Instantiation (start function, constructors): the first call.
     Instantiate,
@@ -80,6 +82,10 @@ pub enum OpBody {
     Restore(WriteData),
     /// Writes raw memory from offset 0, grown to its size first.
     Deserialize(WriteData),
+    /// `{ok, #{remaining, used}}` of a metered instance.
+    Fuel,
+    /// Adds fuel to a metered instance's counter.
+    AddFuel(u64),
 }
 
 /// The bytes of a write. Small ones are copied; a large Erlang binary is

@@ -10,6 +10,7 @@ pub mod calls;
 pub mod codec;
 pub mod context;
 pub mod errors;
+pub mod fuel;
 pub mod imports;
 pub mod instance;
 pub mod mailbox;
@@ -23,7 +24,7 @@ use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 use codec::{decode_numbers, decode_target};
 use errors::ErrorTerm;
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::protocol::ImportMode;
+use hb_beamr_core::protocol::{FuelMode, ImportMode};
 use hb_beamr_engine::{Bounds, Limits, Mode};
 use instance::{
     Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
@@ -78,7 +79,9 @@ fn request(env: Env, worker: &LocalPid, body: OpBody) -> Result<u64, Error> {
 /// Imports, Exports}}` or `{hb_beamr, Id, {error, Reason}}`. With
 /// `serve_imports`, imports called during instantiation (start function,
 /// constructors) come to the caller as `{hb_beamr, Id, {import, ...}}`, as
-/// in a call. Dirty: the module is copied (WAMR needs a writable buffer it
+/// in a call. `deterministic` canonicalizes NaNs; a `fuel` of 0 or more
+/// meters the instance with that start fuel (see `fuel.rs`; negative: not
+/// metered). Dirty: the module is copied (WAMR needs a writable buffer it
 /// keeps).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn start<'a>(
@@ -88,8 +91,10 @@ fn start<'a>(
     mode: Atom,
     limits: (u64, u32, u64, (u64, u64, bool)),
     serve_imports: bool,
-    deterministic: bool,
+    (deterministic, fuel): (bool, i64),
 ) -> Term<'a> {
+    // Metered with this start fuel; negative: not metered.
+    let fuel = u64::try_from(fuel).ok();
     let (max_memory, wasm_stack, native_stack, (modules_max, modules_idle, share)) = limits;
     let limits = Limits {
         max_memory,
@@ -107,7 +112,7 @@ fn start<'a>(
     let module = worker::ModuleSource::of(
         bytes.as_slice(),
         mode,
-        deterministic,
+        (deterministic, fuel.is_some()),
         Bounds {
             max_bytes: modules_max,
             idle_bytes: modules_idle,
@@ -142,6 +147,7 @@ fn start<'a>(
         } else {
             ImportMode::Refuse
         },
+        fuel: FuelMode::Stop,
         body: CallBody {
             job: Job::Instantiate,
             monitor,
@@ -154,6 +160,7 @@ fn start<'a>(
         module,
         mode,
         deterministic,
+        fuel,
         limits,
         start,
     };
@@ -188,9 +195,10 @@ fn call_command(
     resource: &ResourceArc<InstanceResource>,
     reply: ReplyTo,
     job: Job,
-    imports: ImportMode,
+    (imports, fuel): (ImportMode, FuelMode),
 ) -> (u64, Command) {
-    let monitor = if imports == ImportMode::Erlang && resource.shared.may_import_from_erlang() {
+    let asks = imports == ImportMode::Erlang && resource.shared.may_import_from_erlang();
+    let monitor = if asks || fuel == FuelMode::Erlang {
         watch(env, resource, &reply.pid)
     } else {
         None
@@ -200,6 +208,7 @@ fn call_command(
         id,
         reply,
         imports,
+        fuel,
         body: CallBody { job, monitor },
     };
     (id, Command::Call(call))
@@ -214,6 +223,40 @@ fn call<'a>(
     arguments: Term<'a>,
     stub: bool,
 ) -> Term<'a> {
+    call_with(env, worker, (target, arguments), stub, None, FuelMode::Stop)
+}
+
+/// Calls a function of a metered instance: `budget` (negative: none) sets
+/// the counter first; with `ask_fuel`, fuel exhaustion is asked of the
+/// caller (an `{import, <<"hb_beamr">>, <<"out_of_fuel">>, [Needed], _}`
+/// request, answered with `[More]` or `[]` to stop).
+#[rustler::nif]
+fn call_fuel<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    target: Term<'a>,
+    arguments: Term<'a>,
+    stub: bool,
+    budget: i64,
+    ask_fuel: bool,
+) -> Term<'a> {
+    let fuel = if ask_fuel {
+        FuelMode::Erlang
+    } else {
+        FuelMode::Stop
+    };
+    let budget = u64::try_from(budget).ok();
+    call_with(env, worker, (target, arguments), stub, budget, fuel)
+}
+
+fn call_with<'a>(
+    env: Env<'a>,
+    worker: LocalPid,
+    (target, arguments): (Term<'a>, Term<'a>),
+    stub: bool,
+    budget: Option<u64>,
+    fuel: FuelMode,
+) -> Term<'a> {
     let result = (|| {
         let target = decode_target(target)?;
         let args = decode_numbers(arguments)?;
@@ -227,8 +270,12 @@ fn call<'a>(
             pid: env.pid(),
             id: Some(instance::next_id()),
         };
-        let (id, command) =
-            call_command(env, &resource, reply, Job::Call { target, args }, imports);
+        let job = Job::Call {
+            target,
+            args,
+            budget,
+        };
+        let (id, command) = call_command(env, &resource, reply, job, (imports, fuel));
         resource.shared.send(command)?;
         Ok(id)
     })();
@@ -284,6 +331,30 @@ fn write<'a>(env: Env<'a>, worker: LocalPid, offset: u64, data: Binary<'a>) -> T
     reply_result(env, result)
 }
 
+/// `{AbiVersion, CostTableVersion}` of the metering this runtime does
+/// (`hb_beamr_meter`): part of the compile cache's key for metered modules.
+#[rustler::nif]
+fn meter_version() -> (u32, u32) {
+    (
+        hb_beamr_meter::abi::ABI_VERSION,
+        hb_beamr_meter::COST_TABLE_VERSION,
+    )
+}
+
+/// A metered instance's fuel: `{ok, #{remaining, used}}` arrives.
+#[rustler::nif]
+fn fuel(env: Env, worker: LocalPid) -> Term {
+    let result = request(env, &worker, OpBody::Fuel);
+    reply_result(env, result)
+}
+
+/// Adds fuel to a metered instance's counter: `ok` arrives.
+#[rustler::nif]
+fn add_fuel(env: Env, worker: LocalPid, more: u64) -> Term {
+    let result = request(env, &worker, OpBody::AddFuel(more));
+    reply_result(env, result)
+}
+
 /// Takes a snapshot: `{ok, Snapshot}` arrives as the reply.
 #[rustler::nif]
 fn snapshot(env: Env, worker: LocalPid) -> Term {
@@ -300,7 +371,13 @@ fn retire(env: Env, worker: LocalPid) -> Term {
             pid: env.pid(),
             id: Some(instance::next_id()),
         };
-        let (id, command) = call_command(env, &resource, reply, Job::Retire, ImportMode::Refuse);
+        let (id, command) = call_command(
+            env,
+            &resource,
+            reply,
+            Job::Retire,
+            (ImportMode::Refuse, FuelMode::Stop),
+        );
         resource.shared.send(command)?;
         Ok(id)
     });
@@ -378,8 +455,10 @@ fn decode_raw(
             let job = Job::Call {
                 target: decode_target(items[1])?,
                 args: decode_numbers(items[2])?,
+                budget: None,
             };
-            Ok(call_command(env, resource, reply, job, ImportMode::Erlang).1)
+            let modes = (ImportMode::Erlang, FuelMode::Stop);
+            Ok(call_command(env, resource, reply, job, modes).1)
         }
         2 if tag == atoms::import_response() => Ok(Command::ImportResponse {
             from: env.pid(),

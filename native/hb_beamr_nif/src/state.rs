@@ -88,8 +88,23 @@ pub fn serve(worker: &Worker, op: Op) {
                     },
                 )
             }),
-        OpBody::Restore(data) => data
-            .with_chain(|chain| restore(worker, engine, chain))
+        OpBody::Restore(data) => {
+            // The counter is a global: it comes back with the snapshot.
+            // Fuel used stays what this instance used.
+            let before = worker.fuel(engine).ok();
+            data.with_chain(|chain| restore(worker, engine, chain))
+                .map(|()| {
+                    if let Some((left, _)) = before {
+                        worker.rebase_fuel(engine, left);
+                    }
+                    worker.send(&reply, Message::Written)
+                })
+        }
+        OpBody::Fuel => worker
+            .fuel(engine)
+            .map(|(remaining, used)| worker.send(&reply, Message::Fuel { remaining, used })),
+        OpBody::AddFuel(more) => worker
+            .add_fuel(engine, more)
             .map(|()| worker.send(&reply, Message::Written)),
     };
     if let Err(error) = done {

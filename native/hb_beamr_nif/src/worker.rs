@@ -45,7 +45,7 @@ impl ModuleSource {
     pub fn of(
         bytes: &[u8],
         mode: Mode,
-        deterministic: bool,
+        (deterministic, metered): (bool, bool),
         bounds: Bounds,
         share: bool,
     ) -> ModuleSource {
@@ -53,7 +53,7 @@ impl ModuleSource {
         let key = ModuleKey {
             sha256: hb_beamr_core::snapshot::fingerprint(bytes),
             aot: mode == Mode::Aot,
-            flags: u32::from(deterministic),
+            flags: u32::from(deterministic) | u32::from(metered) << 1,
         };
         if !share {
             return ModuleSource::Own {
@@ -79,6 +79,8 @@ pub struct Startup {
     pub mode: Mode,
     /// Every NaN float arithmetic produces is the canonical one.
     pub deterministic: bool,
+    /// Metered, with this start fuel.
+    pub fuel: Option<u64>,
     pub limits: Limits,
     pub start: Call,
 }
@@ -105,10 +107,12 @@ fn run(startup: Startup) {
         module,
         mode,
         deterministic,
+        fuel,
         limits,
         start,
     } = startup;
-    let worker = Rc::new(Worker::new(shared, rx));
+    let meter = fuel.map(crate::fuel::Meter::new);
+    let worker = Rc::new(Worker::new(shared, rx, meter));
     let installed = install_host(worker.clone());
     let first = worker.protocol.borrow_mut().arrive(start);
     worker.decided(first);
@@ -118,7 +122,13 @@ fn run(startup: Startup) {
         while let Some(action) = worker.next_action() {
             match (action, bytes.take()) {
                 (Action::Run(call), Some(bytes)) => {
-                    calls::instantiate(&worker, call, bytes, (mode, deterministic), limits);
+                    calls::instantiate(
+                        &worker,
+                        call,
+                        bytes,
+                        (mode, deterministic, fuel.is_some()),
+                        limits,
+                    );
                     if worker.engine.get().is_none() {
                         // Nothing to serve: refuse whatever came meanwhile.
                         let stop = worker.protocol.borrow_mut().stop();

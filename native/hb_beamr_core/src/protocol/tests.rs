@@ -13,6 +13,7 @@ fn call(id: CallId, caller: P) -> Call<P, ()> {
             id: Some(id),
         },
         imports: ImportMode::Erlang,
+        fuel: FuelMode::Stop,
         body: (),
     }
 }

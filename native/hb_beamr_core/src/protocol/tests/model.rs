@@ -6,7 +6,8 @@
 //! WebAssembly runs (while a call waits for an import, before its
 //! WebAssembly begins, after it returned, or when idle). The world mirrors
 //! which calls are doomed and why their imports failed, and after every step
-//! the protocol's guarantees are checked; at the end every request from a
+//! the protocol's guarantees are checked (metered calls whose fuel runs
+//! out stop, or ask their owner, who answers with more fuel or stops them); at the end every request from a
 //! live caller must have had exactly one reply.
 
 use std::collections::HashMap;
@@ -24,13 +25,15 @@ const CALLERS: P = 4;
 
 #[derive(Clone, Debug)]
 enum Step {
-    /// Caller `c` calls the instance: raw (untagged) or not, and how its
-    /// imports are served (0: Erlang, 1: stub, 2: refused).
-    Call(P, bool, u8),
+    /// Caller `c` calls the instance: raw (untagged) or not, how its
+    /// imports are served (0: Erlang, 1: stub, 2: refused), and whether its
+    /// owner serves fuel exhaustion (`on_fuel_exhausted`).
+    Call(P, bool, u8, bool),
     /// Caller `c` reads, writes, snapshots or restores.
     Operation(P),
     /// The engine moves: the running WebAssembly returns (0: a result,
-    /// 1: a trap, 2: another error) or asks for an import (3).
+    /// 1: a trap, 2: another error), asks for an import (3) or runs out
+    /// of fuel (4).
     Engine(u8),
     /// `c` answers an import; `pick` chooses the call id it names; `fits`
     /// says whether the results fit the import.
@@ -47,9 +50,10 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..CALLERS, any::<bool>(), 0..3u8).prop_map(|(c, r, i)| Step::Call(c, r, i)),
+        4 => (0..CALLERS, any::<bool>(), 0..3u8, any::<bool>())
+            .prop_map(|(c, r, i, f)| Step::Call(c, r, i, f)),
         3 => (0..CALLERS).prop_map(Step::Operation),
-        7 => (0..4u8).prop_map(Step::Engine),
+        7 => (0..5u8).prop_map(Step::Engine),
         4 => (0..CALLERS + 1, any::<u8>(), any::<bool>()).prop_map(|(c, p, f)| Step::Answer(c, p, f)),
         1 => (0..CALLERS, any::<u8>()).prop_map(|(c, p)| Step::Abort(c, p)),
         1 => (0..CALLERS).prop_map(Step::Kill),
@@ -97,6 +101,8 @@ struct Frame {
     doom: Option<Failure>,
     /// Why one of its imports failed (the mirror of the machine's).
     failure: Option<Error>,
+    /// Whether it waits for fuel (not for an import).
+    fuel_wait: bool,
 }
 
 #[derive(Default)]
@@ -106,8 +112,9 @@ struct World {
     stack: Vec<Frame>,
     next_id: CallId,
     dead: Vec<P>,
-    /// Every call made: where its replies go, and how its imports are served.
-    calls: HashMap<CallId, (ReplyTo<P>, ImportMode)>,
+    /// Every call made: where its replies go, and how its imports and its
+    /// fuel exhaustion are served.
+    calls: HashMap<CallId, (ReplyTo<P>, ImportMode, FuelMode)>,
     /// Every operation made: its caller.
     ops: HashMap<u64, P>,
     replies: HashMap<CallId, u32>,
@@ -195,12 +202,13 @@ impl World {
                         self.admits(call.caller()),
                         "a call ran while another holds the instance"
                     );
-                    assert_eq!(self.calls[&call.id], (call.reply, call.imports));
+                    assert_eq!(self.calls[&call.id], (call.reply, call.imports, call.fuel));
                     self.stack.push(Frame {
                         id: call.id,
                         sim: Sim::Starting,
                         doom: None,
                         failure: None,
+                        fuel_wait: false,
                     });
                 }
                 Action::Serve(op) => {
@@ -276,6 +284,7 @@ impl World {
                 }
             },
             Sim::Running if how == 3 => self.import(&top),
+            Sim::Running if how == 4 => self.out_of_fuel(&top),
             Sim::Running => {
                 let ended = [Ended::Value, Ended::Trap, Ended::Other][usize::from(how % 3)];
                 self.top().sim = Sim::Returned(ended);
@@ -291,7 +300,7 @@ impl World {
     }
 
     fn import(&mut self, top: &Frame) {
-        let (reply, imports) = self.calls[&top.id];
+        let (reply, imports, _) = self.calls[&top.id];
         match (self.machine.import_requested(), imports) {
             (ImportStep::Stub, ImportMode::Stub) => {}
             (ImportStep::Refuse, ImportMode::Refuse) => self.top().sim = Sim::Unwinding,
@@ -302,7 +311,9 @@ impl World {
                     "the import asked of the wrong process"
                 );
                 assert_eq!(top.doom, None, "a doomed call asked for an import");
-                self.top().sim = Sim::Awaiting;
+                let frame = self.top();
+                frame.sim = Sim::Awaiting;
+                frame.fuel_wait = false;
             }
             (ImportStep::Unwind(failure), ImportMode::Erlang) => {
                 assert_eq!(top.doom, Some(failure), "unwound a call that is not doomed");
@@ -312,6 +323,41 @@ impl World {
             }
             (step, mode) => panic!("import of a {mode:?} call served as {step:?}"),
         }
+    }
+
+    /// The innermost call's counter cannot pay for its next block.
+    fn out_of_fuel(&mut self, top: &Frame) {
+        let (reply, _, fuel) = self.calls[&top.id];
+        match (self.machine.fuel_exhausted(), fuel) {
+            (ImportStep::Refuse, FuelMode::Stop) => {
+                assert_eq!(top.doom, None, "a doomed call was not unwound");
+                // The worker records the fuel used; the call traps.
+                self.stop_for_fuel();
+            }
+            (ImportStep::Ask { to, id }, FuelMode::Erlang) => {
+                assert_eq!((to, id), (reply, top.id), "fuel asked of the wrong process");
+                assert_eq!(top.doom, None, "a doomed call asked for fuel");
+                let frame = self.top();
+                frame.sim = Sim::Awaiting;
+                frame.fuel_wait = true;
+            }
+            (ImportStep::Unwind(failure), _) => {
+                assert_eq!(top.doom, Some(failure), "unwound a call that is not doomed");
+                let frame = self.top();
+                frame.failure.get_or_insert(failure.error());
+                frame.sim = Sim::Unwinding;
+            }
+            (step, mode) => panic!("fuel exhaustion of a {mode:?} call served as {step:?}"),
+        }
+    }
+
+    /// The innermost call stops for want of fuel: its import traps.
+    fn stop_for_fuel(&mut self) {
+        let error = Error::OutOfFuel(7);
+        self.machine.import_failed(error.clone());
+        let frame = self.top();
+        frame.failure.get_or_insert(error);
+        frame.sim = Sim::Unwinding;
     }
 
     fn step(&mut self, step: Step) {
@@ -326,7 +372,7 @@ impl World {
             return;
         }
         match step {
-            Step::Call(c, raw, imports) if self.alive(c) => {
+            Step::Call(c, raw, imports, asks_fuel) if self.alive(c) => {
                 self.next_id += 1;
                 let id = self.next_id;
                 let reply = ReplyTo {
@@ -335,11 +381,17 @@ impl World {
                 };
                 let imports = [ImportMode::Erlang, ImportMode::Stub, ImportMode::Refuse]
                     [usize::from(imports)];
-                self.calls.insert(id, (reply, imports));
+                let fuel = if asks_fuel {
+                    FuelMode::Erlang
+                } else {
+                    FuelMode::Stop
+                };
+                self.calls.insert(id, (reply, imports, fuel));
                 let call = Call {
                     id,
                     reply,
                     imports,
+                    fuel,
                     body: (),
                 };
                 let admitted = self.admits(c) && !self.stopped;
@@ -419,7 +471,10 @@ impl World {
                     given, results,
                     "the import got another answer than the owner's"
                 );
-                if fits {
+                if top.fuel_wait && !fits {
+                    // No fuel given ({stop, State}): out_of_fuel traps.
+                    self.stop_for_fuel();
+                } else if fits {
                     self.top().sim = Sim::Running;
                 } else {
                     let error = Error::InvalidImportResponse(format!("{pick}"));
@@ -481,7 +536,7 @@ impl World {
             self.check();
         }
         assert!(self.stack.is_empty() && self.machine.is_idle());
-        for (id, (reply, _)) in &self.calls {
+        for (id, (reply, _, _)) in &self.calls {
             let replies = self.replies.get(id).copied().unwrap_or(0);
             if self.alive(reply.pid) {
                 assert_eq!(
