@@ -111,10 +111,11 @@ run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun, opts = O
     Stub = ImportFun =:= fun hb_beamr:stub/3,
     Id = case {maps:get(fuel, Opts, -1), maps:is_key(on_fuel_exhausted, Opts)} of
         {-1, false} ->
-            hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub]);
+            hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub], Call#call.deadline);
         {Budget, AskFuel} ->
             % A budget for this call, and who serves running out of fuel.
-            hb_beamr_node:send(WASM, call_fuel, [FuncRef, Args, Stub, Budget, AskFuel])
+            hb_beamr_node:send(WASM, call_fuel, [FuncRef, Args, Stub, Budget, AskFuel],
+                               Call#call.deadline)
     end,
     case hb_beamr_node:is_request_id(Id) of
         true ->

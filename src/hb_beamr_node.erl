@@ -33,7 +33,7 @@
 %%% full distribution buffer hands them to a sender process).
 -module(hb_beamr_node).
 
--export([request/3, send/3, await/2, watch/1, check/2, check_after/1, is_request_id/1]).
+-export([request/3, send/3, send/4, await/2, watch/1, check/2, check_after/1, is_request_id/1]).
 -export([start/4, origin/1, node_timeout/0]).
 %% Spawned on the instance's node: the agent, and a remote start.
 -export([agent/2, starter/5]).
@@ -72,9 +72,12 @@ node_timeout() ->
 request(WASM, Fun, Args) when node(WASM) =:= node() ->
     hb_beamr_nif:guarded(fun() -> apply(hb_beamr_nif, Fun, [WASM | Args]) end);
 request(WASM, Fun, Args) when Fun =:= timeout; Fun =:= abort_import ->
-    case agent_for(node(WASM)) of
-        {ok, Agent, _MRef} -> post(Agent, {hb_beamr_agent_cast, self(), Fun, [WASM | Args]});
-        {error, _} = Error -> Error
+    % Only through an agent this process already has: a call made by
+    % another process of the caller's (the helper of a call with a timeout)
+    % ends with it, and starting an agent here could wait on a silent node.
+    case get({hb_beamr_agent, node(WASM)}) of
+        {Agent, _MRef, _Alias} -> post(Agent, {hb_beamr_agent_cast, self(), Fun, [WASM | Args]});
+        undefined -> ok
     end;
 request(WASM, Fun, Args) ->
     Node = node(WASM),
@@ -108,18 +111,25 @@ request(WASM, Fun, Args) ->
 %% request's reply, `{hb_beamr, Id, {error, Reason}}', so a remote call costs
 %% one round trip. Local requests are {@link request/3}.
 -spec send(pid(), atom(), list()) -> term().
-send(WASM, call, [FuncRef, Args, Stub]) when node(WASM) =:= node() ->
+send(WASM, Fun, Args) ->
+    send(WASM, Fun, Args, infinity).
+
+%% @doc {@link send/3} for a request with a deadline (a monotonic time in
+%% milliseconds, or `infinity'): starting this process's agent on a silent
+%% node waits no longer than it.
+-spec send(pid(), atom(), list(), integer() | infinity) -> term().
+send(WASM, call, [FuncRef, Args, Stub], _Deadline) when node(WASM) =:= node() ->
     % The hot path: a local call, straight to the NIF.
     try
         hb_beamr_nif:call(WASM, FuncRef, Args, Stub)
     catch
         error:nif_not_loaded -> {error, driver_load_failed}
     end;
-send(WASM, Fun, Args) when node(WASM) =:= node() ->
+send(WASM, Fun, Args, _Deadline) when node(WASM) =:= node() ->
     request(WASM, Fun, Args);
-send(WASM, Fun, Args) ->
+send(WASM, Fun, Args, Deadline) ->
     Node = node(WASM),
-    case agent_for(Node) of
+    case agent_for(Node, Deadline) of
         {ok, Agent, _MRef} ->
             Id = {Node, make_ref()},
             ok = post(Agent, {hb_beamr_agent_send, self(), Id, Fun, [WASM | Args]}),
@@ -237,6 +247,9 @@ nodedown(Node) ->
 %% asynchronous (a remote spawn/4 would wait for a silent node's answer):
 %% without an answer within the node timeout it is abandoned.
 agent_for(Node) ->
+    agent_for(Node, infinity).
+
+agent_for(Node, Deadline) ->
     case get({hb_beamr_agent, Node}) of
         {Agent, MRef, _Alias} ->
             {ok, Agent, MRef};
@@ -250,7 +263,7 @@ agent_for(Node) ->
                 {spawn_reply, ReqId, error, _} ->
                     erlang:unalias(Alias),
                     {error, {nodedown, Node}}
-            after node_timeout() ->
+            after min(remaining(Deadline), node_timeout()) ->
                 case erlang:spawn_request_abandon(ReqId) of
                     true ->
                         % An agent spawned later gets an exit signal.
