@@ -13,7 +13,7 @@
 %%% compiler holds no scheduler, dirty or not.
 -module(hb_beamr_compiler_nif).
 
--export([compile/6, submit/8, rewrite_eh/1, loaded/0]).
+-export([compile/6, submit/8, loaded/0]).
 
 -on_load(init/0).
 
@@ -70,10 +70,4 @@ compile(Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu, {Deterministic, Mete
 -spec submit(term(), binary(), 0..3, 0..3, boolean(), atom() | binary(), boolean(), boolean()) ->
     ok | {error, term()}.
 submit(_Tag, _Wasm, _OptLevel, _SizeLevel, _BoundsChecks, _TargetCpu, _Deterministic, _Metered) ->
-    erlang:nif_error(nif_not_loaded).
-
-%% @doc The exception-handling rewriting {@link hb_beamr:compile/2} applies
-%% before compiling (exposed for tests that run its output as bytecode).
--spec rewrite_eh(binary()) -> {ok, binary()} | unchanged | {error, term()}.
-rewrite_eh(_Wasm) ->
     erlang:nif_error(nif_not_loaded).

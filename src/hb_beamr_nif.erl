@@ -14,7 +14,7 @@
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 -export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
--export([canonicalize_nans/1, meter_version/0]).
+-export([meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
 
 -on_load(init/0).
@@ -174,9 +174,3 @@ module_stats() -> ?NOT_LOADED.
 %% @doc Frees the loaded modules without a live instance; returns how many.
 -spec purge_modules() -> non_neg_integer().
 purge_modules() -> ?NOT_LOADED.
-
-%% @doc The module rewritten so that every NaN its float arithmetic produces
-%% is the positive canonical NaN (deterministic floats; see `hb_beamr_nan').
-%% Runs on a dirty CPU scheduler.
--spec canonicalize_nans(binary()) -> {ok, binary()} | {error, {invalid_wasm, binary()}}.
-canonicalize_nans(_Wasm) -> ?NOT_LOADED.

@@ -243,6 +243,13 @@ nodedown(Node) ->
     forget_agent(Node),
     {error, {nodedown, Node}}.
 
+%% The arguments of proc_lib's entry point (what proc_lib:spawn/4 runs on
+%% another node) for `Fun' of this module: agents and remote starters are
+%% OTP processes there (crash reports, ancestors, initial call), spawned
+%% with spawn_request/5, which does not wait for a silent node.
+otp_args(Fun, Args) ->
+    [self(), [self()], ?MODULE, Fun, Args].
+
 %% This process's agent on `Node', started on first use. The spawn is
 %% asynchronous (a remote spawn/4 would wait for a silent node's answer):
 %% without an answer within the node timeout it is abandoned.
@@ -256,7 +263,7 @@ agent_for(Node, Deadline) ->
         undefined ->
             Alias = erlang:alias(),
             % The spawn's monitor reference is its request id.
-            ReqId = erlang:spawn_request(Node, ?MODULE, agent, [self(), Alias], [monitor]),
+            ReqId = erlang:spawn_request(Node, proc_lib, init_p, otp_args(agent, [self(), Alias]), [monitor]),
             receive
                 {spawn_reply, ReqId, ok, Agent} ->
                     new_agent(Node, Agent, ReqId, Alias);
@@ -360,7 +367,8 @@ post(Dest, Message) ->
 start(Node, WasmBinary, Mode, Opts) ->
     Deadline = deadline(maps:get(timeout, Opts, infinity)),
     Alias = erlang:alias(),
-    ReqId = erlang:spawn_request(Node, ?MODULE, starter, [self(), Alias, WasmBinary, Mode, Opts], [monitor]),
+    ReqId = erlang:spawn_request(Node, proc_lib, init_p,
+                                  otp_args(starter, [self(), Alias, WasmBinary, Mode, Opts]), [monitor]),
     Result =
         receive
             {spawn_reply, ReqId, ok, Starter} ->

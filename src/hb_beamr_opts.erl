@@ -1,7 +1,7 @@
 %%% @private
 %%% @doc Every option hb_beamr takes, checked in one place: one validator
 %%% per option (`validate_start_opt/2', `validate_compile_opt/2',
-%%% `validate_call_opt/2', `validate_cache_opt/2', in the style of ranch's
+%%% `validate_call_opt/2', `validate_cache_opt/2', `validate_wasi_opt/2', in the style of ranch's
 %%% `validate_transport_opt/3'), one entry point per API:
 %%%
 %%% <ul>
@@ -9,6 +9,8 @@
 %%% <li>{@link compile/1}: those of {@link hb_beamr:compile/2};</li>
 %%% <li>{@link call/1}: the one option of {@link hb_beamr:call/6} hb_beamr
 %%%     reads (`timeout'; the other keys are the import function's);</li>
+%%% <li>{@link wasi/1}: those of {@link hb_beamr_wasi:run/2} and
+%%%     {@link hb_beamr_wasi:new_state/1} (`validate_wasi_opt/2');</li>
 %%% <li>{@link cache/0}, {@link cache_dir/0}, {@link max_bytes/0},
 %%%     {@link aot_key/0}: the application environment of the compile cache
 %%%     and the seal (`cache_dir', `aot_cache_max_bytes', `aot_key').</li>
@@ -19,11 +21,13 @@
 %%% the first in the order of the names.
 -module(hb_beamr_opts).
 
--export([start/1, compile/1, call/1, cache/0, cache_dir/0, max_bytes/0, aot_key/0]).
+-export([start/1, compile/1, call/1, wasi/1, wasi_limits/0, cache/0, cache_dir/0, max_bytes/0, aot_key/0]).
 
 -define(KIB, 1024).
 -define(MIB, (1024 * 1024)).
 -define(DEFAULT_MAX_BYTES, 1 bsl 30).
+%% What a WASI guest may make the host hold (hb_beamr_wasi:limits()).
+-define(WASI_LIMITS, #{max_io => 16 bsl 20, max_output => 64 bsl 20, fs_budget => 256 bsl 20}).
 
 -type invalid() :: {invalid_option, {atom() | term(), term()}}.
 %% The one shape of every refused option: its name and value.
@@ -79,6 +83,35 @@ call(Opts) when is_map(Opts) ->
     end;
 call(Opts) ->
     {error, {invalid_option, {opts, Opts}}}.
+
+%% @doc {@link hb_beamr_wasi:run/2}'s options (which include
+%% {@link hb_beamr_wasi:new_state/1}'s), checked, with the defaults of the
+%% WASI state and its limits ({@link wasi_limits/0}) filled in; the
+%% options passed on to {@link hb_beamr:start/3} (`max_memory',
+%% `wasm_stack', `native_stack', `timeout') are checked as start checks
+%% them and left out when not given. What a preopen holds is
+%% hb_beamr_wasi_fs's to check (it reads the directories), in the same shape.
+-spec wasi(term()) -> {ok, #{atom() => term()}} | {error, invalid()}.
+wasi(Opts) ->
+    validate(Opts, fun validate_wasi_opt/2, maps:merge(?WASI_LIMITS, #{
+        args => [],
+        env => #{},
+        stdin => <<>>,
+        stdout => <<>>,
+        stderr => <<>>,
+        tty => false,
+        preopens => #{},
+        clock => real,
+        random => os,
+        mode => wasm
+    })).
+
+%% @doc The limits of a WASI state whose options name none
+%% (`max_io', `max_output', `fs_budget'; see hb_beamr_wasi:limits()).
+-spec wasi_limits() -> #{max_io := pos_integer(), max_output := non_neg_integer(),
+                         fs_budget := non_neg_integer() | infinity}.
+wasi_limits() ->
+    ?WASI_LIMITS.
 
 %% @doc The compile cache's and the seal's application environment
 %% (application `hb_beamr'), checked: `cache_dir' (a non-empty string or
@@ -181,6 +214,34 @@ validate_cache_opt(cache_dir, V) when is_list(V) -> V =/= [] andalso io_lib:char
 validate_cache_opt(aot_cache_max_bytes, V) -> V =:= infinity orelse (is_integer(V) andalso V >= 0);
 validate_cache_opt(aot_key, V) -> V =:= undefined orelse (is_binary(V) andalso byte_size(V) >= 16);
 validate_cache_opt(_, _) -> false.
+
+%% hb_beamr_wasi:run/2 and new_state/1 (hb_beamr_wasi documents each).
+validate_wasi_opt(args, V) -> is_list(V) andalso lists:all(fun is_text/1, V);
+validate_wasi_opt(env, V) ->
+    is_map(V) andalso lists:all(fun({K, X}) -> is_text(K) andalso is_text(X) end, maps:to_list(V));
+validate_wasi_opt(Stream, V) when Stream =:= stdin; Stream =:= stdout; Stream =:= stderr ->
+    is_binary(V) orelse (is_tuple(V) andalso tuple_size(V) =:= 2 andalso element(1, V) =:= host);
+validate_wasi_opt(tty, V) -> is_boolean(V);
+validate_wasi_opt(preopens, V) -> is_map(V);
+validate_wasi_opt(clock, real) -> true;
+validate_wasi_opt(clock, {fixed, Ns}) -> is_integer(Ns) andalso Ns >= 0;
+validate_wasi_opt(random, os) -> true;
+validate_wasi_opt(random, {seed, Seed}) -> is_integer(Seed);
+validate_wasi_opt(max_io, V) -> is_integer(V) andalso V > 0;
+validate_wasi_opt(max_output, V) -> is_integer(V) andalso V >= 0;
+validate_wasi_opt(fs_budget, V) -> V =:= infinity orelse (is_integer(V) andalso V >= 0);
+validate_wasi_opt(mode, V) -> V =:= wasm orelse V =:= aot;
+validate_wasi_opt(import_fun, V) -> is_function(V, 3);
+validate_wasi_opt(Name, V) when Name =:= max_memory; Name =:= wasm_stack;
+                                Name =:= native_stack; Name =:= timeout ->
+    validate_start_opt(Name, V);
+validate_wasi_opt(_, _) -> false.
+
+%% A string the guest sees as UTF-8: a binary, or characters.
+is_text(V) when is_binary(V) -> true;
+is_text(V) when is_list(V) ->
+    try is_binary(unicode:characters_to_binary(V)) catch error:_ -> false end;
+is_text(_) -> false.
 
 is_timeout(infinity) -> true;
 is_timeout(V) -> is_integer(V) andalso V >= 0.

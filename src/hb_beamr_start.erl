@@ -5,8 +5,8 @@
 -module(hb_beamr_start).
 
 -export([options/1, start_here/5, start_remote/4, start_for/4, origin/1, stop/1]).
-%% Entered through erlang:hibernate/3.
--export([worker/1]).
+%% The instance process: spawned by proc_lib, woken by proc_lib:hibernate/3.
+-export([starting/2, worker/1]).
 
 -include("include/hb.hrl").
 
@@ -68,7 +68,7 @@ start_for(WasmBinary, Mode, Opts, Watcher) ->
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
 start_instance(WasmBinary, Mode, {Limits, Rewrites}, Serve, {Watcher, Origin}, Report) ->
-    WASM = spawn(fun() -> starting(Watcher, Origin) end),
+    WASM = proc_lib:spawn(?MODULE, starting, [Watcher, Origin]),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
         hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Rewrites)
@@ -137,29 +137,32 @@ options(Opts) ->
             Error
     end.
 
-%% The process that names an instance. The instance lives in the NIF,
+%% @doc The process that names an instance (started with proc_lib, so a
+%% crash is reported as OTP's are). The instance lives in the NIF,
 %% which watches this process and stops the instance when it exits; the
 %% process only keeps what the instance was started from (the module's
 %% binary is shared, not copied), for migrate/2. Until its start has
 %% returned, it watches the starter: a starter killed meanwhile takes the
 %% instance with it.
+-spec starting(pid(), {binary(), hb_beamr:mode(), map()}) -> ok.
 starting(Watcher, Origin) ->
     Ref = erlang:monitor(process, Watcher),
     receive
         {hb_beamr_started, Watcher} ->
             erlang:demonitor(Ref, [flush]),
             % It only waits now, mostly for years: hibernating leaves it the
-            % smallest heap (RSS per instance, issue 26). As proc_lib does,
-            % '$initial_call' says what it is while it hibernates (observer,
-            % process counts).
-            put('$initial_call', {?MODULE, worker, 1}),
-            erlang:hibernate(?MODULE, worker, [Origin]);
+            % smallest heap (RSS per instance, issue 26).
+            proc_lib:hibernate(?MODULE, worker, [Origin]);
         {'DOWN', Ref, process, Watcher, _} ->
             ok;
         stop ->
             ok
     end.
 
+%% @doc The instance process once started: answers {@link origin/1}, ends
+%% on `stop', and logs (then drops) anything else: nothing else is sent to
+%% an instance's pid, so such a message is a caller's mistake.
+-spec worker({binary(), hb_beamr:mode(), map()}) -> ok.
 worker(Origin) ->
     receive
         stop ->
@@ -167,7 +170,9 @@ worker(Origin) ->
         {hb_beamr_origin, From, Ref} ->
             From ! {Ref, Origin},
             worker(Origin);
-        _ ->
+        Other ->
+            logger:warning("hb_beamr: instance ~p dropped an unexpected message: ~0P", [self(), Other, 20],
+                           #{domain => [hb_beamr]}),
             worker(Origin)
     end.
 

@@ -2,8 +2,15 @@
 %%% @doc hb_beamr's top supervisor (registered as `hb_beamr_sup'): the
 %%% compile cache ({@link hb_beamr_aot_cache}), restarted if it crashes
 %%% (one_for_one; its disk entries survive a restart, its in-memory ones do
-%%% not). Instances are not supervised here: each is named by its own
-%%% process, linked to nothing, and lives until stopped.
+%%% not).
+%%%
+%%% Instances and cluster agents are OTP processes (started with proc_lib:
+%%% crash reports, ancestors, initial call) but not children of this
+%%% supervisor, on purpose: each belongs to the process that started it
+%%% (an instance lives until stopped and ends with its NIF's instance; an
+%%% agent ends with its caller), so a restart could not bring back what it
+%%% stood for, and starting one through a supervisor on another node would
+%%% wait on that node, which may be silent ({@link hb_beamr_node}).
 -module(hb_beamr_sup).
 -behaviour(supervisor).
 

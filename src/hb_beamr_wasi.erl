@@ -36,9 +36,6 @@
 -define(MODULE_NAME, <<"wasi_snapshot_preview1">>).
 -define(EXIT, hb_beamr_wasi_exit).
 -define(TRAP_EXIT_CODE, 134).
-%% What a guest may make the host hold (see limits()).
--define(DEFAULT_LIMITS, #{max_io => 16 bsl 20, max_output => 64 bsl 20, fs_budget => 256 bsl 20}).
--define(LIMIT_KEYS, [max_io, max_output, fs_budget]).
 
 -type stream() :: binary() | {host, file:io_device() | port()}.
 %% Captured bytes, or where the bytes go to (or come from) at once: output
@@ -157,21 +154,19 @@
 %% every file whole, holes as zeros.
 -spec run(binary(), run_opts()) -> {ok, result()} | {error, term()}.
 run(Wasm, Opts) when is_binary(Wasm), is_map(Opts) ->
-    StateKeys = [args, env, stdin, stdout, stderr, tty, preopens, clock, random | ?LIMIT_KEYS],
-    RunKeys = [mode, max_memory, wasm_stack, native_stack, timeout, import_fun],
-    case maps:keys(maps:without(StateKeys ++ RunKeys, Opts)) of
-        [] ->
-            case new_state(maps:with(StateKeys, Opts)) of
+    case hb_beamr_opts:wasi(Opts) of
+        {ok, Checked} ->
+            case state(Checked) of
                 {ok, State} ->
-                    case load(Wasm, maps:get(mode, Opts, wasm)) of
+                    case load(Wasm, maps:get(mode, Checked)) of
                         {ok, {Mode, Bytes}} -> run_module(Bytes, Mode, State, Opts);
                         {error, _} = Error -> Error
                     end;
                 {error, _} = Error ->
                     Error
             end;
-        [Unknown | _] ->
-            {error, {invalid_option, Unknown}}
+        {error, _} = Error ->
+            Error
     end;
 run(_Wasm, _Opts) ->
     {error, badarg}.
@@ -181,8 +176,7 @@ load(<<0, "asm", _/binary>> = Wasm, aot) ->
         {ok, Aot} -> {ok, {aot, Aot}};
         {error, _} = Error -> Error
     end;
-load(Bytes, Mode) when Mode =:= wasm; Mode =:= aot -> {ok, {Mode, Bytes}};
-load(_, Mode) -> {error, {invalid_option, {mode, Mode}}}.
+load(Bytes, Mode) -> {ok, {Mode, Bytes}}.
 
 %% Starts the module with WASI served (constructors and start functions may
 %% call it while the module instantiates), then calls `_start'. The last
@@ -254,84 +248,49 @@ files(#{fs := FS}) -> hb_beamr_wasi_fs:files(FS).
 %% directories get file descriptors 3, 4, ... in the order of their sorted
 %% names.
 -spec new_state(state_opts()) -> {ok, state()} | {error, {invalid_option, term()}}.
-new_state(Opts) when is_map(Opts) ->
-    try
-        Limits = limits_opt(Opts),
-        {ok, FS, Roots} = ok_or_throw(hb_beamr_wasi_fs:new(maps:get(preopens, Opts, #{}),
-                                                           maps:get(fs_budget, Limits))),
-        Stdio = #{0 => #{type => stdin}, 1 => #{type => stdout}, 2 => #{type => stderr}},
-        Fds = maps:from_list(lists:zip(lists:seq(3, length(Roots) + 2),
-                                       [#{type => dir, root => R, rel => [], preopen => true} || R <- Roots])),
-        {ok, #{
-            args => [bin(A) || A <- list_opt(args, Opts)],
-            env => [<<(bin(K))/binary, "=", (bin(V))/binary>>
-                    || {K, V} <- lists:sort(maps:to_list(map_opt(env, Opts)))],
-            fs => FS,
-            fds => maps:merge(Stdio, Fds),
-            stdin => stream_opt(stdin, Opts, <<>>),
-            stdout => stream_opt(stdout, Opts, <<>>),
-            stderr => stream_opt(stderr, Opts, <<>>),
-            clock => clock_opt(maps:get(clock, Opts, real)),
-            random => random_opt(maps:get(random, Opts, os)),
-            tty => maps:get(tty, Opts, false) =:= true,
-            limits => maps:with([max_io, max_output], Limits)
-        }}
-    catch
-        throw:{invalid_option, _} = Why -> {error, Why}
-    end;
-new_state(Other) ->
-    {error, {invalid_option, Other}}.
+new_state(Opts) ->
+    case hb_beamr_opts:wasi(Opts) of
+        {ok, Checked} -> state(Checked);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc The limits a state gets when its options name none (see
 %% {@link limits()}).
 -spec default_limits() -> #{max_io := pos_integer(), max_output := non_neg_integer(),
                             fs_budget := non_neg_integer() | infinity}.
 default_limits() ->
-    ?DEFAULT_LIMITS.
+    hb_beamr_opts:wasi_limits().
 
-%% Every limit, checked here and nowhere else.
-limits_opt(Opts) ->
-    maps:map(fun(Key, Default) -> limit_opt(Key, maps:get(Key, Opts, Default)) end, ?DEFAULT_LIMITS).
-
-limit_opt(max_io, N) when is_integer(N), N > 0 -> N;
-limit_opt(max_output, N) when is_integer(N), N >= 0 -> N;
-limit_opt(fs_budget, N) when is_integer(N), N >= 0 -> N;
-limit_opt(fs_budget, infinity) -> infinity;
-limit_opt(Key, Other) -> throw({invalid_option, {Key, Other}}).
-
-ok_or_throw({ok, _, _} = Ok) -> Ok;
-ok_or_throw({error, Why}) -> throw(Why).
-
-list_opt(Key, Opts) ->
-    case maps:get(Key, Opts, []) of
-        L when is_list(L) -> L;
-        Other -> throw({invalid_option, {Key, Other}})
+%% A state from options hb_beamr_opts:wasi/1 has checked (and filled in).
+state(#{fs_budget := Budget} = Opts) ->
+    case hb_beamr_wasi_fs:new(maps:get(preopens, Opts), Budget) of
+        {ok, FS, Roots} ->
+            Stdio = #{0 => #{type => stdin}, 1 => #{type => stdout}, 2 => #{type => stderr}},
+            Fds = maps:from_list(lists:zip(lists:seq(3, length(Roots) + 2),
+                                           [#{type => dir, root => R, rel => [], preopen => true} || R <- Roots])),
+            {ok, #{
+                args => [bin(A) || A <- maps:get(args, Opts)],
+                env => [<<(bin(K))/binary, "=", (bin(V))/binary>>
+                        || {K, V} <- lists:sort(maps:to_list(maps:get(env, Opts)))],
+                fs => FS,
+                fds => maps:merge(Stdio, Fds),
+                stdin => maps:get(stdin, Opts),
+                stdout => maps:get(stdout, Opts),
+                stderr => maps:get(stderr, Opts),
+                clock => maps:get(clock, Opts),
+                random => random(maps:get(random, Opts)),
+                tty => maps:get(tty, Opts),
+                limits => maps:with([max_io, max_output], Opts)
+            }};
+        {error, _} = Error ->
+            Error
     end.
 
-map_opt(Key, Opts) ->
-    case maps:get(Key, Opts, #{}) of
-        M when is_map(M) -> M;
-        Other -> throw({invalid_option, {Key, Other}})
-    end.
-
-stream_opt(Key, Opts, Default) ->
-    case maps:get(Key, Opts, Default) of
-        B when is_binary(B) -> B;
-        {host, _} = Host -> Host;
-        Other -> throw({invalid_option, {Key, Other}})
-    end.
-
-clock_opt(real) -> real;
-clock_opt({fixed, Ns}) when is_integer(Ns), Ns >= 0 -> {fixed, Ns};
-clock_opt(Other) -> throw({invalid_option, {clock, Other}}).
-
-random_opt(os) -> os;
-random_opt({seed, Seed}) when is_integer(Seed) -> {seeded, rand:export_seed_s(rand:seed_s(exsss, Seed))};
-random_opt(Other) -> throw({invalid_option, {random, Other}}).
+random(os) -> os;
+random({seed, Seed}) -> {seeded, rand:export_seed_s(rand:seed_s(exsss, Seed))}.
 
 bin(B) when is_binary(B) -> B;
-bin(L) when is_list(L) -> unicode:characters_to_binary(L);
-bin(Other) -> throw({invalid_option, Other}).
+bin(L) -> unicode:characters_to_binary(L).
 
 %% @doc An import function for {@link hb_beamr:call/6} whose state is a
 %% WASI state ({@link new_state/1}): it serves `wasi_snapshot_preview1' and

@@ -7,6 +7,9 @@
 
 -import(hb_beamr_test_util, [fixture/1]).
 
+%% A logger handler that sends every event to the test process.
+-export([log/2]).
+
 %% Runs `Fun' with the application started, then stops it.
 with_app(Fun) ->
     {ok, _} = application:ensure_all_started(hb_beamr),
@@ -90,6 +93,9 @@ bad_options_have_one_shape_test_() ->
     BadCompile = [{opt_level, 4}, {size_level, -1}, {bounds_checks, false}, {target_cpu, 42},
                   {target_cpu, ""}, {target_cpu, "no-such-cpu"}, {deterministic, maybe}, {colour, blue}],
     BadCall = [{timeout, -5}, {timeout, later}],
+    BadWasi = [{args, [foo]}, {env, #{<<"K">> => 1}}, {stdout, file}, {tty, yes}, {clock, later},
+               {random, {seed, x}}, {max_io, 0}, {fs_budget, lots}, {mode, jit}, {max_memory, -1},
+               {import_fun, fun() -> ok end}, {argv, []}],
     {setup, fun() -> hb_beamr:start(Wasm) end,
      fun({ok, W, _, _}) -> hb_beamr:stop(W) end,
      fun({ok, W, _, _}) ->
@@ -100,6 +106,10 @@ bad_options_have_one_shape_test_() ->
          [?_assertEqual({error, {invalid_option, {K, V}}},
                         hb_beamr:call(W, "fac", [5.0], fun hb_beamr:stub/3, #{}, #{K => V}))
           || {K, V} <- BadCall] ++
+         [?_assertEqual({error, {invalid_option, {K, V}}}, hb_beamr_wasi:run(Wasm, #{K => V}))
+          || {K, V} <- BadWasi] ++
+         [?_assertEqual({error, {invalid_option, {K, V}}}, hb_beamr_wasi:new_state(#{K => V}))
+          || {K, V} <- BadWasi] ++
          % The call's other keys are the import function's.
          [?_assertMatch({ok, [120.0], _}, hb_beamr:call(W, "fac", [5.0], fun hb_beamr:stub/3, #{}, #{mine => 1}))]
      end}.
@@ -124,3 +134,31 @@ with_env({Key, Value}, Fun) ->
             undefined -> application:unset_env(hb_beamr, Key)
         end
     end.
+
+%% An instance's process is an OTP process (proc_lib), and a message it does
+%% not expect is logged, not silently dropped; the instance still works.
+instance_process_is_otp_and_logs_the_unexpected_test() ->
+    {ok, W, _, _} = hb_beamr:start(fixture("test.wasm")),
+    ok = logger:add_handler(hb_beamr_app_tests, ?MODULE, #{config => self(), level => warning}),
+    try
+        {dictionary, Dict} = process_info(W, dictionary),
+        ?assertEqual({hb_beamr_start, starting, 2}, proplists:get_value('$initial_call', Dict)),
+        W ! {surprise, 42},
+        receive
+            {logged, #{msg := {Format, Args}}} ->
+                ?assertNotEqual(nomatch, string:find(Format, "unexpected message")),
+                ?assertEqual({surprise, 42}, lists:nth(2, Args))
+        after 5000 ->
+            error(no_log_event)
+        end,
+        ?assertEqual({ok, [120.0]}, hb_beamr:call(W, "fac", [5.0]))
+    after
+        ok = logger:remove_handler(hb_beamr_app_tests),
+        hb_beamr:stop(W)
+    end.
+
+%% @private
+log(#{meta := #{domain := [hb_beamr]}} = Event, #{config := Test}) ->
+    Test ! {logged, Event};
+log(_Event, _Config) ->
+    ok.

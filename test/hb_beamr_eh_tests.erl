@@ -69,34 +69,28 @@ tags_test_() ->
 %% The rewritten module, run by the interpreter: the host imports serve
 %% it there too, and its metadata is the original's.
 rewritten_as_bytecode_test_() ->
-    case hb_beamr_compiler_nif:loaded() of
-        false ->
-            [];
-        true ->
-            {ok, Rewritten} = hb_beamr_compiler_nif:rewrite_eh(fixture("setjmp.wasm")),
-            {setup,
-                fun() ->
-                    {ok, W, Imports, Exports} = hb_beamr:start(Rewritten, wasm),
-                    {ok, _, Imports0, Exports0} = hb_beamr:start(fixture("setjmp.wasm"), wasm),
-                    {W, {Imports, Exports}, {Imports0, Exports0}}
-                end,
-                fun({W, _, _}) -> hb_beamr:stop(W) end,
-                fun({W, Meta, Meta0}) ->
-                    [{"same imports and exports", ?_assertEqual(Meta0, Meta)},
-                     {inorder, run_script(W)}]
-                end}
-    end.
+    {ok, Rewritten} = hb_beamr_test_nif:rewrite_eh(fixture("setjmp.wasm")),
+    {setup,
+        fun() ->
+            {ok, W, Imports, Exports} = hb_beamr:start(Rewritten, wasm),
+            {ok, _, Imports0, Exports0} = hb_beamr:start(fixture("setjmp.wasm"), wasm),
+            {W, {Imports, Exports}, {Imports0, Exports0}}
+        end,
+        fun({W, _, _}) -> hb_beamr:stop(W) end,
+        fun({W, Meta, Meta0}) ->
+            [{"same imports and exports", ?_assertEqual(Meta0, Meta)},
+             {inorder, run_script(W)}]
+        end}.
 
 rewritten_tags_as_bytecode_test_() ->
-    case hb_beamr_compiler_nif:loaded() of
-        false ->
-            [];
-        true ->
-            {ok, Rewritten} = hb_beamr_compiler_nif:rewrite_eh(fixture("eh-tags.wasm")),
-            {setup, fun() -> start(Rewritten, wasm) end, fun hb_beamr:stop/1, fun(W) ->
-                {inorder, run_script(W, tags_script())}
-            end}
-    end.
+    {ok, Rewritten} = hb_beamr_test_nif:rewrite_eh(fixture("eh-tags.wasm")),
+    {setup, fun() -> start(Rewritten, wasm) end, fun hb_beamr:stop/1, fun(W) ->
+        {inorder, run_script(W, tags_script())}
+    end}.
+
+%% A module without exception handling is left as it is.
+rewrite_leaves_other_modules_test() ->
+    ?assertEqual(unchanged, hb_beamr_test_nif:rewrite_eh(fixture("test.wasm"))).
 
 %% compile/1 lowers what it can and refuses the rest, clearly.
 compile_test_() ->
@@ -105,7 +99,6 @@ compile_test_() ->
             [];
         true ->
             [
-                ?_assertEqual(unchanged, hb_beamr_compiler_nif:rewrite_eh(fixture("test.wasm"))),
                 fun() ->
                     {error, {compile_failed, Why}} = hb_beamr:compile(fixture("eh-unsupported.wasm")),
                     ?assertNotEqual(nomatch, binary:match(Why, <<"exception handling">>)),

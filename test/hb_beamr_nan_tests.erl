@@ -159,7 +159,7 @@ float_loop_is_the_same_with_the_rewrite_test() ->
     end).
 
 the_nif_rewrite_is_what_start_loads_test() ->
-    {ok, Canonical} = hb_beamr_nif:canonicalize_nans(fixture("nan.wasm")),
+    {ok, Canonical} = hb_beamr_test_nif:canonicalize_nans(fixture("nan.wasm")),
     {ok, WASM, _, _} = hb_beamr:start(Canonical, wasm),
     ?assertEqual(?CANON64, bits(WASM, "f64.add", [?PAYLOAD64, ?ONE64])),
     ?assertEqual(?CANON32, bits(WASM, "f32.div", [0, 0])),
@@ -191,10 +191,10 @@ exception_handling_modules_are_accepted_test() ->
 
 invalid_modules_are_errors_test_() ->
     [
-        ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_nif:canonicalize_nans(<<"garbage">>)),
+        ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_test_nif:canonicalize_nans(<<"garbage">>)),
         ?_assertMatch(
             {error, {invalid_wasm, _}},
-            hb_beamr_nif:canonicalize_nans(<<0, "asm", 1, 0, 0, 0, 1>>)
+            hb_beamr_test_nif:canonicalize_nans(<<0, "asm", 1, 0, 0, 0, 1>>)
         ),
         ?_assertMatch(
             {error, {invalid_wasm, _}},

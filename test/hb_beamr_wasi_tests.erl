@@ -153,7 +153,7 @@ run_errors_test_() ->
         ?_assertEqual({error, no_start_function}, hb_beamr_wasi:run(hb_beamr_test_util:fixture("test.wasm"), #{})),
         ?_assertMatch({error, {invalid_wasm, _}}, hb_beamr_wasi:run(<<"not wasm">>, #{})),
         ?_assertEqual({error, {invalid_option, {clock, later}}}, hb_beamr_wasi:run(program(), #{clock => later})),
-        ?_assertEqual({error, {invalid_option, argv}}, hb_beamr_wasi:run(program(), #{argv => []})),
+        ?_assertEqual({error, {invalid_option, {argv, []}}}, hb_beamr_wasi:run(program(), #{argv => []})),
         ?_assertEqual({error, {invalid_option, {mode, jit}}}, hb_beamr_wasi:run(program(), #{mode => jit})),
         ?_assertEqual({error, badarg}, hb_beamr_wasi:run(not_a_binary, #{})),
         ?_assertEqual({error, {invalid_option, {preopens, <<"../x">>}}},

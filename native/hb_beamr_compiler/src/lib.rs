@@ -7,8 +7,7 @@
 //! is held while a module compiles or waits for the compiler.
 
 use hb_beamr_aotc::{Cpu, Options};
-use hb_beamr_eh::Outcome;
-use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term};
+use rustler::{Atom, Binary, Encoder, Env, Term};
 
 mod worker;
 
@@ -21,7 +20,6 @@ mod atoms {
         invalid_wasm,
         compile_failed,
         invalid_option,
-        unchanged,
         hb_beamr_compiled,
         thread_spawn_failed,
     }
@@ -39,25 +37,6 @@ fn decode_cpu(term: Term) -> Option<Cpu> {
     }
     let name: String = term.decode().ok()?;
     Cpu::named(&name)
-}
-
-/// `{ok, Binary}`.
-fn ok_binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    let mut binary = OwnedBinary::new(bytes.len());
-    binary.as_mut_slice().copy_from_slice(bytes);
-    (atoms::ok(), binary.release(env)).encode(env)
-}
-
-/// `rewrite_eh(Wasm)` → `{ok, Rewritten}` | `unchanged` |
-/// `{error, {compile_failed, Why}}`: the rewriting `compile` applies, for
-/// tests that run the rewritten module as bytecode too.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn rewrite_eh<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
-    match hb_beamr_eh::rewrite(wasm.as_slice()) {
-        Ok(Outcome::Unchanged) => atoms::unchanged().encode(env),
-        Ok(Outcome::Rewritten(bytes)) => ok_binary(env, &bytes),
-        Err(why) => (atoms::error(), (atoms::compile_failed(), why.to_string())).encode(env),
-    }
 }
 
 /// `submit(Tag, Wasm, OptLevel, SizeLevel, BoundsChecks, TargetCpu,

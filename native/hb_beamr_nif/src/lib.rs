@@ -560,23 +560,3 @@ fn purge_modules() -> usize {
 }
 
 rustler::init!("hb_beamr_nif");
-
-mod nan_atoms {
-    rustler::atoms! { invalid_wasm }
-}
-
-/// `canonicalize_nans(Wasm)` → `{ok, Wasm2}` | `{error, {invalid_wasm, Why}}`:
-/// the module rewritten so that every NaN its float arithmetic produces is
-/// the positive canonical NaN (see the `hb_beamr_nan` crate). Dirty: the
-/// rewrite is linear in the module's size.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn canonicalize_nans<'a>(env: Env<'a>, wasm: Binary<'a>) -> Term<'a> {
-    match hb_beamr_nan::canonicalize(wasm.as_slice()) {
-        Ok(out) => {
-            let mut binary = rustler::OwnedBinary::new(out.len());
-            binary.as_mut_slice().copy_from_slice(&out);
-            (atoms::ok(), binary.release(env)).encode(env)
-        }
-        Err(why) => (atoms::error(), (nan_atoms::invalid_wasm(), why.to_string())).encode(env),
-    }
-}
