@@ -38,7 +38,7 @@ docs:
 integration:
 	bash scripts/integration-tests.sh
 
-# The WebAssembly spec tests, both modes, both runners (spec/RESULTS.md).
+# The WebAssembly spec tests, both modes, both runners (docs/results/spec.md).
 spec:
 	bash scripts/spec.sh
 
@@ -55,7 +55,7 @@ stress-long:
 	bash scripts/stress.sh long
 	bash scripts/nan-fuzz.sh long
 
-# Speed: one table, also written to bench/RESULTS.md (see erlang/hb_beamr_bench.erl).
+# Speed: one table, also written to docs/results/bench.md (see erlang/hb_beamr_bench.erl).
 bench:
 	bash scripts/bench.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env escript
 %%! -noshell
 %%% @doc `make bench': hb_beamr's speed, printed as one table and written to
-%%% bench/RESULTS.md. Run it through scripts/bench.sh, which builds what it
+%%% docs/results/bench.md. Run it through scripts/bench.sh, which builds what it
 %%% needs first.
 %%%
 %%% Every figure is the median of several rounds, and every speed is also
@@ -45,7 +45,7 @@
 %%%
 %%% Environment: HB_BEAMR_BENCH_ONLY (sections to run, e.g. "call,cluster"),
 %%% HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
-%%% (default 10000), HB_BEAMR_BENCH_OUT (default bench/RESULTS.md).
+%%% (default 10000), HB_BEAMR_BENCH_OUT (default docs/results/bench.md).
 -module(hb_beamr_bench).
 -mode(compile).
 -export([main/1]).
@@ -74,7 +74,7 @@ main(_) ->
     ok = load_baseline_nif(Root),
     Rounds = env_int("HB_BEAMR_BENCH_ROUNDS", 7),
     Instances = env_int("HB_BEAMR_BENCH_INSTANCES", 10000),
-    Out = os:getenv("HB_BEAMR_BENCH_OUT", filename:join(Root, "bench/RESULTS.md")),
+    Out = os:getenv("HB_BEAMR_BENCH_OUT", filename:join(Root, "docs/results/bench.md")),
     Started = erlang:monotonic_time(millisecond),
     Rows = lists:append([
         section("call round trip", fun() -> call_rows(Root, Rounds) end),

@@ -2,7 +2,7 @@
 # `make bench`: builds the library, the baseline NIF (native/tools/hb_beamr_bench)
 # and the native/wasmtime runner (native/tools/hb_beamr_bench_native), then runs
 # erlang/hb_beamr_bench.erl, which prints the table and writes
-# bench/RESULTS.md. See that file for what is measured.
+# docs/results/bench.md. See that file for what is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --quiet

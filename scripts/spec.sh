@@ -7,7 +7,7 @@
 #   hb_beamr_spec run          through the engine crate the NIF runs,
 #                              every value bit-exact
 # native/tools/hb_beamr_spec extracts the .wast files into module binaries and a
-# manifest first. Writes both tables to spec/RESULTS.md; fails if anything
+# manifest first. Writes both tables to docs/results/spec.md; fails if anything
 # failed in either runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,6 @@ target/release/hb_beamr_spec run "$out/suite" "$out/engine.md" wasm aot || statu
     echo "## Through the engine, bit-exact (hb_beamr_spec run)"
     echo
     cat "$out/engine.md"
-} > spec/RESULTS.md
-echo "spec: results in spec/RESULTS.md"
+} > docs/results/spec.md
+echo "spec: results in docs/results/spec.md"
 exit $status
