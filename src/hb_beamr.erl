@@ -238,11 +238,13 @@ start(_WasmBinary, _Mode, _Opts) ->
 %% zeros ({@link stub/3}).
 -spec call(wasm(), func_ref(), [wasm_value()]) ->
     {ok, [wasm_value()]} | {error, error_reason()} | {error, atom(), term(), list(), term()}.
-call(WASM, FuncRef, Args) ->
-    case call(WASM, FuncRef, Args, fun ?MODULE:stub/3) of
+call(WASM, FuncRef, Args) when is_pid(WASM) ->
+    case checked_call(WASM, FuncRef, Args, zeros, #{}, #{}) of
         {ok, Results, _State} -> {ok, Results};
         Error -> Error
-    end.
+    end;
+call(_WASM, _FuncRef, _Args) ->
+    {error, badarg}.
 
 %% @doc Calls a function, serving its imports with `ImportFun' from the
 %% state `#{}'.
@@ -285,6 +287,12 @@ call(WASM, FuncRef, Args, ImportFun, State) ->
 call(WASM, FuncRef, Args, ImportFun, State, Opts) when
     is_pid(WASM), is_function(ImportFun, 3), is_map(Opts)
 ->
+    checked_call(WASM, FuncRef, Args, ImportFun, State, Opts);
+call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
+    {error, badarg}.
+
+%% The one argument check of every call.
+checked_call(WASM, FuncRef, Args, ImportFun, State, Opts) ->
     case {is_func_ref(FuncRef), hb_beamr_call:is_valid_arg_list(Args), hb_beamr_opts:call(Opts)} of
         {false, _, _} ->
             {error, function_not_found};
@@ -294,9 +302,7 @@ call(WASM, FuncRef, Args, ImportFun, State, Opts) when
             Error;
         {true, true, {ok, Timeout}} ->
             hb_beamr_call:call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout)
-    end;
-call(_WASM, _FuncRef, _Args, _ImportFun, _State, _Opts) ->
-    {error, badarg}.
+    end.
 
 %% @doc A metered instance's fuel: what is `remaining' in its counter and
 %% what it has `used' (all the fuel it was given, minus what remains).

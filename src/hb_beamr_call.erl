@@ -17,7 +17,9 @@
     id = 0 :: hb_beamr_node:request_id(),
     watch = local :: hb_beamr_node:watch(),
     args :: list(),
-    import_fun :: hb_beamr:import_fun(),
+    % `zeros': the instance answers imports with zeros itself (call/3, a
+    % start without import_fun), no fun runs.
+    import_fun :: hb_beamr:import_fun() | zeros,
     opts :: map(),
     deadline = infinity :: integer() | infinity
 }).
@@ -30,8 +32,10 @@
 %% @doc Calls `FuncRef' with `Args' (already checked), serving imports with
 %% `{ImportFun, State, Opts}', within `Timeout' milliseconds (or
 %% `infinity'). See {@link hb_beamr:call/6}.
+%% `ImportFun' `zeros' has the instance answer every import with zeros
+%% (call/3).
 -spec call(hb_beamr:wasm(), hb_beamr:func_ref(), [hb_beamr:wasm_value()],
-           {hb_beamr:import_fun(), term(), map()}, timeout()) -> term().
+           {hb_beamr:import_fun() | zeros, term(), map()}, timeout()) -> term().
 call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout) ->
     Call = #call{wasm = WASM, args = Args, import_fun = ImportFun, opts = Opts},
     case Timeout =:= infinity orelse serving_import(WASM) of
@@ -51,7 +55,7 @@ call(WASM, FuncRef, Args, {ImportFun, State, Opts}, Timeout) ->
 %% @doc Waits for start request `Id' of the local instance `WASM', serving
 %% the imports instantiation calls with `ImportFun' from `State':
 %% `{started, Imports, Exports, FinalState}' or an error.
--spec await_start(hb_beamr:wasm(), hb_beamr_node:request_id(), hb_beamr:import_fun(), term()) -> term().
+-spec await_start(hb_beamr:wasm(), hb_beamr_node:request_id(), hb_beamr:import_fun() | zeros, term()) -> term().
 await_start(WASM, Id, ImportFun, State) ->
     Call = #call{wasm = WASM, id = Id, args = [], import_fun = ImportFun, opts = #{}},
     await_call(Call, State).
@@ -108,7 +112,7 @@ flush_reports(Ref, Fun) ->
     end.
 
 run_call(Call = #call{wasm = WASM, args = Args, import_fun = ImportFun, opts = Opts}, FuncRef, State, Report) ->
-    Stub = ImportFun =:= fun hb_beamr:stub/3,
+    Stub = ImportFun =:= zeros,
     Id = case {maps:get(fuel, Opts, -1), maps:is_key(on_fuel_exhausted, Opts)} of
         {-1, false} ->
             hb_beamr_node:send(WASM, call, [FuncRef, Args, Stub], Call#call.deadline);
@@ -274,6 +278,10 @@ serve_import(WASM, Id, _ImportFun, State,
             {stop, S} -> {[], S}
         end,
     answer(WASM, Id, Response, NewState);
+serve_import(WASM, Id, zeros, State, Request, Opts) ->
+    % The instance answers these itself; a request that still comes (an
+    % instance of an older build) gets the same zeros.
+    serve_import(WASM, Id, fun hb_beamr:stub/3, State, Request, Opts);
 serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
     {ok, Response, NewState} = ImportFun(State, Request, Opts),
     case is_valid_arg_list(Response) of

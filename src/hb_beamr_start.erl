@@ -77,7 +77,7 @@ start_instance(WasmBinary, Mode, {Limits, Rewrites}, Serve, {Watcher, Origin}, R
         true ->
             {ImportFun, State} =
                 case Serve of
-                    none -> {fun hb_beamr:stub/3, #{}};
+                    none -> {zeros, #{}};
                     _ -> Serve
                 end,
             started(WASM, Serve, Watcher, hb_beamr_call:await_start(WASM, Id, ImportFun, State));
