@@ -318,7 +318,7 @@ fuel(_) ->
 %% import function or `on_fuel_exhausted' function of its call).
 -spec add_fuel(wasm(), non_neg_integer()) -> ok | {error, error_reason()}.
 add_fuel(WASM, N) when is_pid(WASM), is_integer(N), N >= 0, N < 1 bsl 63 ->
-    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, add_fuel, [N])));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, add_fuel, [N]));
 add_fuel(_, N) when is_integer(N) ->
     {error, {invalid_option, {fuel, N}}};
 add_fuel(_, _) ->
@@ -370,7 +370,7 @@ serialize(_) ->
 %% has grown since) restores its prefix.
 -spec deserialize(wasm(), binary()) -> ok | {error, error_reason()}.
 deserialize(WASM, Memory) when is_pid(WASM), is_binary(Memory) ->
-    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, deserialize, [Memory])));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, deserialize, [Memory]));
 deserialize(_, _) ->
     {error, badarg}.
 
@@ -461,10 +461,10 @@ snapshot_info(_) ->
 %% `invalid_snapshot'). A lone delta is `snapshot_mismatch'.
 -spec restore(wasm(), binary() | [binary(), ...]) -> ok | {error, error_reason()}.
 restore(WASM, Snapshot) when is_pid(WASM), is_binary(Snapshot) ->
-    written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Snapshot])));
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Snapshot]));
 restore(WASM, [_ | _] = Chain) when is_pid(WASM) ->
     case lists:all(fun erlang:is_binary/1, Chain) of
-        true -> written(hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Chain])));
+        true -> hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, restore, [Chain]));
         false -> {error, badarg}
     end;
 restore(_, _) ->
@@ -520,9 +520,6 @@ recover(Bytes, Mode, Opts, Snapshot) ->
         {error, Reason} ->
             {not_recovered, Reason, Snapshot}
     end.
-
-written({ok, written}) -> ok;
-written({error, _} = Error) -> Error.
 
 %% @doc Compiles WebAssembly to a WAMR AOT file for `start(Aot, aot)', with
 %% the default options.

@@ -37,10 +37,7 @@ read(_, _, _) ->
 %% @doc Writes `Data' at `Offset'.
 -spec write(hb_beamr:wasm(), non_neg_integer(), binary()) -> ok | {error, hb_beamr:error_reason()}.
 write(WASM, Offset, Data) when is_pid(WASM), ?IS_U64(Offset), is_binary(Data) ->
-    case hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, write, [Offset, Data])) of
-        {ok, written} -> ok;
-        Error -> Error
-    end;
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, write, [Offset, Data]));
 write(_, _, _) ->
     {error, badarg}.
 

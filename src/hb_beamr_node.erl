@@ -184,10 +184,11 @@ check(WASM, Watch) ->
     end.
 
 %% @doc Waits for the reply to a request the NIF accepted (`Id'), or passes
-%% on its refusal. `{ok, written}' stands for a write's `ok'. A remote wait
+%% on its refusal: `ok' (a write, a restore), `{ok, Result}' or
+%% `{error, Reason}'. A remote wait
 %% ends with `{error, timeout}' once the node is silent for the node
 %% timeout (see {@link check/2}).
--spec await(pid(), request_id() | {error, term()}) -> {ok, term()} | {error, term()}.
+-spec await(pid(), request_id() | {error, term()}) -> ok | {ok, term()} | {error, term()}.
 await(WASM, Id) ->
     case is_request_id(Id) of
         true -> await(WASM, Id, watch(WASM));
@@ -197,7 +198,7 @@ await(WASM, Id) ->
 await(WASM, Id, Watch) ->
     receive
         {hb_beamr, Id, {execution_result, Result}} -> {ok, Result};
-        {hb_beamr, Id, ok} -> {ok, written};
+        {hb_beamr, Id, ok} -> ok;
         {hb_beamr, Id, {error, Reason}} -> {error, Reason};
         {'DOWN', Watch, process, _, _} -> nodedown(node(WASM))
     after check_after(Watch) ->
