@@ -223,7 +223,21 @@ impl World {
                     );
                     self.op_reply(&op);
                 }
-                Action::Refuse(request, _) => self.refused(request),
+                Action::Refuse(request, why) => {
+                    // A dead caller's requests are dropped, never answered;
+                    // a refusal is a stop's, or a queued call's timeout.
+                    assert!(
+                        self.alive(request.caller()),
+                        "a dead caller's request was answered"
+                    );
+                    let expected = if self.stopped {
+                        Failure::Stopped
+                    } else {
+                        Failure::Timeout
+                    };
+                    assert_eq!(why, expected, "a request refused for the wrong reason");
+                    self.refused(request)
+                }
                 Action::Drop(request) => {
                     assert!(
                         !self.alive(request.caller()),
@@ -421,8 +435,21 @@ impl World {
             }
             Step::Answer(c, pick, fits) => self.answer(c, pick, fits),
             Step::Abort(c, pick) => {
-                let actions = self.machine.abort(c, self.pick(pick));
+                let id = self.pick(pick);
+                // Only the owner of the waiting call, naming it, aborts it.
+                let owner_aborts = self.stack.last().is_some_and(|top| {
+                    top.sim == Sim::Awaiting && top.id == id && self.caller(top.id) == c
+                });
+                let actions = self.machine.abort(c, id);
                 self.apply(actions);
+                let unwound = self
+                    .stack
+                    .last()
+                    .is_some_and(|top| top.sim == Sim::Unwinding);
+                assert_eq!(
+                    unwound, owner_aborts,
+                    "an abort unwound an import it does not own (or the owner's did not)"
+                );
             }
             Step::Kill(c) => {
                 if self.alive(c) {
@@ -436,11 +463,23 @@ impl World {
             }
             Step::Timeout(pick) => {
                 let id = self.pick(pick);
+                // A live caller's call that waits in the queue.
+                let queued = self.calls.contains_key(&id)
+                    && !self.replies.contains_key(&id)
+                    && !self.stack.iter().any(|f| f.id == id)
+                    && self.alive(self.caller(id));
                 if let Some(at) = self.stack.iter().position(|f| f.id == id) {
                     self.doom(at, Failure::Timeout);
                 }
                 let actions = self.machine.timeout(id);
                 self.apply(actions);
+                if queued {
+                    assert_eq!(
+                        self.replies.get(&id),
+                        Some(&1),
+                        "a queued call that timed out was not refused at once"
+                    );
+                }
             }
             Step::Stop => {
                 self.stopped = true;
@@ -513,6 +552,8 @@ impl World {
                     self.alive(self.caller(top.id)),
                     "the instance waits for a dead caller"
                 );
+                // A doomed call unwinds at once: it never waits.
+                assert_eq!(top.doom, None, "a doomed call waits for its import");
             }
         }
     }
