@@ -645,6 +645,38 @@ wasm_munmap_linear_memory(void *mapped_mem, uint64 commit_size, uint64 map_size)
         count: 1,
         flavours: RUNTIME,
     },
+    // Linear memory in 4 KiB pages, never huge pages. WAMR's os_mmap asks
+    // the kernel for transparent huge pages (madvise MADV_HUGEPAGE) on any
+    // mapping over 2 MiB, so the first write into a 2 MiB-aligned stretch
+    // of linear memory made 2 MiB resident: an AO process (12 MiB initial
+    // memory, 330 KB of data segments) cost 2 MiB of RSS per instance, a
+    // snapshot fork's first write copied 2 MiB, and the result depended on
+    // the host's THP setting. MADV_NOHUGEPAGE before any page is touched
+    // makes memory cost what is written, in 4 KiB units (the unit of the
+    // dirty tracking and of delta snapshots), on every host.
+    Patch {
+        file: "core/iwasm/common/wasm_memory.c",
+        why: "hb_beamr: linear memory is never backed by huge pages",
+        find: "    if (!new_mem) {
+        return NULL;
+    }
+
+#ifdef BH_PLATFORM_WINDOWS
+    if (commit_size > 0",
+        replace: "    if (!new_mem) {
+        return NULL;
+    }
+#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
+    /* hb_beamr: 4 KiB pages only (see hb_wamr_build's patch.rs). Advice
+       only: a kernel without THP refuses it, which changes nothing. */
+    (void)madvise(new_mem, (size_t)new_size, MADV_NOHUGEPAGE);
+#endif
+
+#ifdef BH_PLATFORM_WINDOWS
+    if (commit_size > 0",
+        count: 1,
+        flavours: RUNTIME,
+    },
     Patch {
         file: "core/iwasm/common/wasm_memory.c",
         why: "hb_beamr: a memory reserves its maximum when created",
