@@ -1,5 +1,5 @@
 # hb_beamr: `make test` installs what is missing, builds, and runs every check.
-.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer docs integration spec cpu-check stress stress-long asan bench clean
+.PHONY: all setup build fixtures test rust-checks erlang-tests dialyzer docs integration spec cpu-check stress stress-long meter-fuzz asan bench clean
 
 all: build
 
@@ -54,6 +54,15 @@ stress:
 stress-long:
 	bash scripts/stress.sh long
 	bash scripts/nan-fuzz.sh long
+
+# Metering's differential property test at length (docs/metering.md): wasm-smith
+# modules metered, run in wasm, aot host and aot generic with three budgets,
+# the same results and fuel in every mode. HB_BEAMR_METER_CASES modules
+# (2,000 here; 40 in cargo test), HB_BEAMR_METER_SEED (default 1).
+meter-fuzz:
+	cargo build --release --locked -p hb_beamr_aotc
+	HB_BEAMR_METER_CASES=$${HB_BEAMR_METER_CASES:-2000} cargo test --release --locked \
+		-p hb_beamr_meter --test fuel props::smith_modules_use_the_same_fuel_in_every_mode -- --nocapture
 
 # Speed: one table, also written to docs/results/bench.md (see erlang/hb_beamr_bench.erl).
 bench:
