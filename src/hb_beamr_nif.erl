@@ -16,6 +16,7 @@
 -export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
 -export([meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
+-export([memo_get/2, memo_put/3, memo_stats/0]).
 
 -on_load(init/0).
 
@@ -174,3 +175,23 @@ module_stats() -> ?NOT_LOADED.
 %% @doc Frees the loaded modules without a live instance; returns how many.
 -spec purge_modules() -> non_neg_integer().
 purge_modules() -> ?NOT_LOADED.
+
+%% @doc The value kept by {@link memo_put/3} for this very binary (by
+%% identity: the same off-heap bytes, not equal ones) under `Tag', or
+%% `none'. What a start works out about a module's bytes (a seal found
+%% good) is kept there, so that starting the same binary again reads none
+%% of them.
+-spec memo_get(binary(), binary()) -> {ok, term()} | none.
+memo_get(_Binary, _Tag) -> ?NOT_LOADED.
+
+%% @doc Keeps `Value' for this very binary under `Tag' (only a value that
+%% follows from the binary's bytes and what `Tag' names); false when the
+%% binary is too small to be known by identity. Bounded: the least
+%% recently used binaries are forgotten first.
+-spec memo_put(binary(), binary(), term()) -> boolean().
+memo_put(_Binary, _Tag, _Value) -> ?NOT_LOADED.
+
+%% @doc How many binaries are known by identity, and how many bytes they
+%% keep alive.
+-spec memo_stats() -> {non_neg_integer(), non_neg_integer()}.
+memo_stats() -> ?NOT_LOADED.

@@ -85,7 +85,7 @@ verify(Bin) ->
                                     "start/3 with #{trust_aot => true} loads it">>}};
         Split ->
             case key() of
-                {ok, Key} -> verify(Split, Key);
+                {ok, Key} -> remembered(Bin, Key, fun() -> verify(Split, Key) end);
                 {error, Why} ->
                     {error, {invalid_aot, iolist_to_binary(io_lib:format("no AOT key: ~p", [Why]))}}
             end
@@ -110,6 +110,28 @@ verify({v2, Aot, B, Mac}, Key) ->
         false ->
             mismatch()
     end.
+
+%% A seal found good is remembered for this very binary, by identity (see
+%% hb_beamr_nif:memo_get/2): the next start of the same binary checks no
+%% byte of it again. The tag names the key, so another key checks anew.
+remembered(Bin, Key, Check) ->
+    Tag = <<"seal/", (crypto:hash(sha256, Key))/binary>>,
+    case memo(fun() -> hb_beamr_nif:memo_get(Bin, Tag) end, none) of
+        {ok, {ok, _, _} = Known} ->
+            Known;
+        none ->
+            case Check() of
+                {ok, _, _} = Good ->
+                    _ = memo(fun() -> hb_beamr_nif:memo_put(Bin, Tag, Good) end, false),
+                    Good;
+                Error ->
+                    Error
+            end
+    end.
+
+%% Without the NIF nothing is remembered.
+memo(Fun, Otherwise) ->
+    try Fun() catch error:_ -> Otherwise end.
 
 mismatch() ->
     {error, {invalid_aot, <<"the seal does not match: the file was altered, or sealed with another key">>}}.

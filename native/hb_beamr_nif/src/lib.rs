@@ -11,6 +11,7 @@ pub mod codec;
 pub mod context;
 pub mod errors;
 pub mod fuel;
+pub mod identity;
 pub mod imports;
 pub mod instance;
 pub mod mailbox;
@@ -44,6 +45,7 @@ mod atoms {
         read,
         write,
         invalid_command,
+        none,
     }
 }
 
@@ -109,8 +111,11 @@ fn start<'a>(
     if let Err(error) = hb_beamr_engine::ensure_runtime() {
         return error_term(env, error);
     }
+    // The key's SHA-256, computed once per binary started again and again.
+    let sha256 = identity::fingerprint(bytes.to_term(env), &bytes);
     let module = worker::ModuleSource::of(
         bytes.as_slice(),
+        sha256,
         mode,
         (deterministic, fuel.is_some()),
         Bounds {
@@ -557,6 +562,30 @@ fn module_stats(env: Env) -> Term {
 #[rustler::nif]
 fn purge_modules() -> usize {
     hb_beamr_engine::MODULES.purge_idle()
+}
+
+/// `memo_get(Binary, Tag)` → `{ok, Value}` kept by `memo_put/3` for this
+/// very binary (by identity, see `identity.rs`) under `Tag`, or `none`.
+#[rustler::nif]
+fn memo_get<'a>(env: Env<'a>, binary: Binary<'a>, tag: Binary<'a>) -> Term<'a> {
+    match identity::get(env, &binary, tag.as_slice()) {
+        Some(value) => (atoms::ok(), value).encode(env),
+        None => atoms::none().encode(env),
+    }
+}
+
+/// `memo_put(Binary, Tag, Value)` → whether `Value` is kept for this
+/// binary under `Tag` (false for a binary too small to know by identity).
+/// Only for a value that follows from the binary's bytes and the tag.
+#[rustler::nif]
+fn memo_put<'a>(env: Env<'a>, binary: Binary<'a>, tag: Binary<'a>, value: Term<'a>) -> bool {
+    identity::put(binary.to_term(env), &binary, tag.as_slice(), value)
+}
+
+/// `memo_stats()` → `{Binaries, PinnedBytes}`.
+#[rustler::nif]
+fn memo_stats() -> (usize, usize) {
+    identity::stats()
 }
 
 rustler::init!("hb_beamr_nif");

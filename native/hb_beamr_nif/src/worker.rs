@@ -36,14 +36,15 @@ pub enum ModuleSource {
 }
 
 impl ModuleSource {
-    /// Keys the bytes by content (their SHA-256, which is also the
-    /// fingerprint of bytecode, so it is computed once), the mode and the
+    /// Keys the bytes by content (`sha256`, their SHA-256, which is also
+    /// the fingerprint of bytecode, so it is computed once), the mode and the
     /// rewrite flags, and takes a lease on a loaded module of that key; the
     /// bytes are copied only when it is not loaded. `bounds` bound the
     /// registry from now on. Without `share`, the module is the instance's
     /// own, as before sharing (for comparison, and as a way out).
     pub fn of(
         bytes: &[u8],
+        sha256: [u8; 32],
         mode: Mode,
         (deterministic, metered): (bool, bool),
         bounds: Bounds,
@@ -51,7 +52,7 @@ impl ModuleSource {
     ) -> ModuleSource {
         MODULES.set_bounds(bounds);
         let key = ModuleKey {
-            sha256: hb_beamr_core::snapshot::fingerprint(bytes),
+            sha256,
             aot: mode == Mode::Aot,
             flags: u32::from(deterministic) | u32::from(metered) << 1,
         };
