@@ -31,14 +31,48 @@ prepare(Bin, Mode, Opts, Timeout) ->
             end
     end.
 
-%% Bytecode in `aot' mode goes through the compile cache.
+%% Bytecode in `aot' mode goes through the compile cache. The sealed file
+%% it gave is remembered for this very binary (by identity, see
+%% hb_beamr_nif:memo_get/2, under these options and this node's seal key),
+%% so that starting it again neither hashes the bytecode nor reads the
+%% file; the seal is still checked (itself remembered for the file).
 aot_file(<<0, "asm", _/binary>> = Wasm, _Trust, CompileOpts, Timeout) ->
-    case hb_beamr_aot_cache:compiled(Wasm, CompileOpts, Timeout) of
-        {ok, Sealed} -> hb_beamr_seal:open(Sealed, false);
-        {error, _} = Error -> Error
+    Tag = memo_tag(CompileOpts),
+    case memo(fun() -> hb_beamr_nif:memo_get(Wasm, Tag) end, none) of
+        {ok, Known} when is_binary(Known) ->
+            hb_beamr_seal:open(Known, false);
+        none ->
+            case hb_beamr_aot_cache:compiled(Wasm, CompileOpts, Timeout) of
+                {ok, Sealed} ->
+                    case hb_beamr_seal:open(Sealed, false) of
+                        {ok, _} = Opened ->
+                            _ = memo(fun() -> hb_beamr_nif:memo_put(Wasm, Tag, Sealed) end, false),
+                            Opened;
+                        {error, _} = Error ->
+                            Error
+                    end;
+                {error, _} = Error ->
+                    Error
+            end
     end;
 aot_file(Bin, Trust, _CompileOpts, _Timeout) ->
     hb_beamr_seal:open(Bin, Trust).
+
+%% What the file the cache gives depends on besides the bytecode: the
+%% options, the seal key, the cache directory and its generation (forget/0
+%% and clear/0 start a new one). The cache's own key also names this CPU
+%% and the metering version, which a running node does not change.
+memo_tag(CompileOpts) ->
+    KeyHash = case hb_beamr_seal:key() of
+        {ok, Key} -> crypto:hash(sha256, Key);
+        {error, _} -> none
+    end,
+    term_to_binary({aot_cache, lists:sort(maps:to_list(CompileOpts)), KeyHash,
+                    hb_beamr_opts:cache_dir(), hb_beamr_aot_cache:generation()}).
+
+%% Without the NIF nothing is remembered.
+memo(Fun, Otherwise) ->
+    try Fun() catch error:_ -> Otherwise end.
 
 %% What start/3's options ask of the compiled code (a bad value is left to
 %% start/3's own check).

@@ -34,6 +34,7 @@
 -module(hb_beamr_aot_cache).
 -behaviour(gen_server).
 -export([compiled/1, compiled/2, compiled/3, stats/0, forget/0, clear/0, max_bytes/0, start_link/0]).
+-export([generation/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/file.hrl").
@@ -154,6 +155,7 @@ stats() ->
 %% @doc Empties the in-memory cache (the disk cache stays).
 -spec forget() -> ok.
 forget() ->
+    new_generation(),
     call(forget, infinity).
 
 %% @doc Empties the cache, in memory and on disk: deletes every entry of
@@ -162,7 +164,18 @@ forget() ->
 %% entry afterwards.
 -spec clear() -> ok | {error, term()}.
 clear() ->
+    new_generation(),
     call(clear, infinity).
+
+%% @doc Changes with every forget/0 and clear/0: what was remembered of an
+%% earlier generation's files (hb_beamr_aot's memo of the file a binary
+%% got) is asked for again.
+-spec generation() -> non_neg_integer().
+generation() ->
+    persistent_term:get({?MODULE, generation}, 0).
+
+new_generation() ->
+    persistent_term:put({?MODULE, generation}, generation() + 1).
 
 %% @doc The disk cache's budget in bytes: application env
 %% `aot_cache_max_bytes', a non-negative integer or `infinity', default

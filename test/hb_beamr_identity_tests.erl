@@ -91,3 +91,36 @@ bounded_test() ->
     % The least recently used went first; the latest are kept.
     ?assertEqual(none, hb_beamr_nif:memo_get(First, <<"a">>)),
     ?assertEqual({ok, 100}, hb_beamr_nif:memo_get(lists:last(Others), <<"a">>)).
+
+%% Bytecode started in aot mode: the compile cache's sealed file is
+%% remembered for the binary, so the next start does not ask the cache;
+%% under another seal key it is compiled anew (not refused).
+bytecode_through_the_cache_test_() ->
+    {timeout, 120, fun() ->
+        Wasm = binary:copy(fixture("test.wasm")),
+        ?assertEqual(ok, start_stop_bytecode(Wasm)),
+        Asked = asked(),
+        ?assertEqual(ok, start_stop_bytecode(Wasm)),
+        ?assertEqual(Asked, asked()),
+        Old = application:get_env(hb_beamr, aot_key),
+        application:set_env(hb_beamr, aot_key, crypto:strong_rand_bytes(32)),
+        try
+            ?assertEqual(ok, start_stop_bytecode(Wasm)),
+            ?assert(asked() > Asked)
+        after
+            case Old of
+                undefined -> application:unset_env(hb_beamr, aot_key);
+                {ok, V} -> application:set_env(hb_beamr, aot_key, V)
+            end
+        end
+    end}.
+
+start_stop_bytecode(Wasm) ->
+    {ok, W, _, _} = hb_beamr:start(Wasm, aot),
+    {ok, [120.0]} = hb_beamr:call(W, "fac", [5.0]),
+    hb_beamr:stop(W).
+
+%% How often the compile cache gave a file (hits and compilations).
+asked() ->
+    Stats = hb_beamr_aot_cache:stats(),
+    maps:get(hits, Stats) + maps:get(compiles, Stats).
