@@ -117,7 +117,12 @@
     | {compile_failed, term()}
     | {out_of_fuel, non_neg_integer()}
     | not_metered
+    | {module_limit, #{loaded := non_neg_integer(), size := non_neg_integer(),
+                       max := non_neg_integer()}}
     | stopped.
+%% `{module_limit, #{loaded, size, max}}': the loaded modules (bytes) and
+%% this one's size would pass `module_cache_max_bytes' even with every idle
+%% module evicted.
 %% `{wasm_trap, Message}' carries WAMR's words, e.g.
 %% `<<"integer divide by zero">>'; `stopped' means the instance was stopped
 %% before or during the request. `import_aborted': an import function's call
@@ -317,8 +322,11 @@ fuel(_) ->
 %% @doc Adds `N' fuel to a metered instance (between calls, or from an
 %% import function or `on_fuel_exhausted' function of its call).
 -spec add_fuel(wasm(), non_neg_integer()) -> ok | {error, error_reason()}.
-add_fuel(WASM, N) when is_pid(WASM), is_integer(N), N >= 0, N < 1 bsl 63 ->
-    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, add_fuel, [N]));
+add_fuel(WASM, N) when is_pid(WASM), is_integer(N) ->
+    case hb_beamr_opts:fuel(N) of
+        ok -> hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, add_fuel, [N]));
+        {error, _} = Error -> Error
+    end;
 add_fuel(_, N) when is_integer(N) ->
     {error, {invalid_option, {fuel, N}}};
 add_fuel(_, _) ->

@@ -103,7 +103,9 @@ compiled(Wasm, CompileOpts, Timeout) when
     % on (the compilation is queued and fills the cache); its answer then
     % goes to an alias that is no more, and is dropped.
     Alias = alias([reply]),
-    _ = spawn(fun() ->
+    % Unlinked on purpose: past the deadline it goes on to fill the cache
+    % (proc_lib: a crash would be logged).
+    _ = proc_lib:spawn(fun() ->
         Result = try lookup(Wasm, CompileOpts)
                  catch Class:Reason -> {error, {compile_failed, {cache, {Class, Reason}}}}
                  end,
@@ -214,7 +216,7 @@ start_link() ->
 %% child: if it is not there, the supervisor is restarting it, and a call to
 %% the supervisor returns once that is done. Without the application (an
 %% escript, a node with only hb_beamr's code path), the first use starts it
-%% unsupervised, linked to nothing.
+%% unsupervised, linked to nothing; starting the application takes over.
 server() ->
     case whereis(?SERVER) of
         undefined ->
@@ -299,7 +301,9 @@ handle_call({get, Job = #{key := Key}}, From, S = #state{memory = Memory, pendin
                     {noreply, S#state{pending = Pending#{Key := [From | Waiters]}}};
                 #{} ->
                     Server = self(),
-                    _ = spawn(fun() -> Server ! {done, Key, safe_fetch(Job)} end),
+                    % Not linked: safe_fetch/1 turns every failure into an
+                    % answer, and the server never dies of a fetch.
+                    _ = proc_lib:spawn(fun() -> Server ! {done, Key, safe_fetch(Job)} end),
                     {noreply, S#state{pending = Pending#{Key => [From]}}}
             end
     end;

@@ -278,10 +278,10 @@ serve_import(WASM, Id, _ImportFun, State,
             {stop, S} -> {[], S}
         end,
     answer(WASM, Id, Response, NewState);
-serve_import(WASM, Id, zeros, State, Request, Opts) ->
+serve_import(WASM, Id, zeros, State, _Request, _Opts) ->
     % The instance answers these itself; a request that still comes (an
-    % instance of an older build) gets the same zeros.
-    serve_import(WASM, Id, fun hb_beamr:stub/3, State, Request, Opts);
+    % instance of an older build) gets the same zero.
+    answer(WASM, Id, [0], State);
 serve_import(WASM, Id, ImportFun, State, Request, Opts) ->
     {ok, Response, NewState} = ImportFun(State, Request, Opts),
     case is_valid_arg_list(Response) of

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc Loader and stubs of hb_beamr's NIF (`priv/hb_beamr_nif.so').
 %%%
 %%% This module is internal: use {@link hb_beamr} and {@link hb_beamr_io}.

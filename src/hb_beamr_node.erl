@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc Where an instance lives: requests to an instance go through here,
 %%% to the NIF when the instance is on this node, and through an agent
 %%% process on the instance's node when it is not.
@@ -353,7 +354,9 @@ post(Dest, Message) ->
         ok ->
             ok;
         _Busy ->
-            _ = spawn(fun() -> Dest ! Message end),
+            % Unlinked: it outlives a caller that gives up (proc_lib: a
+            % crash would be logged).
+            _ = proc_lib:spawn(fun() -> Dest ! Message end),
             ok
     end.
 

@@ -22,6 +22,7 @@
 -module(hb_beamr_opts).
 
 -export([start/1, compile/1, call/1, wasi/1, wasi_limits/0, cache/0, cache_dir/0, max_bytes/0, aot_key/0]).
+-export([fuel/1]).
 
 -define(KIB, 1024).
 -define(MIB, (1024 * 1024)).
@@ -127,7 +128,7 @@ cache() ->
     Env = maps:with([cache_dir, aot_cache_max_bytes, aot_key],
                     maps:from_list(application:get_all_env(hb_beamr))),
     validate(Env, fun validate_cache_opt/2, #{
-        cache_dir => filename:basedir(user_cache, "hb_beamr"),
+        cache_dir => default_cache_dir(),
         aot_cache_max_bytes => ?DEFAULT_MAX_BYTES,
         aot_key => undefined
     }).
@@ -135,7 +136,10 @@ cache() ->
 %% @doc The cache directory (application env `cache_dir', see {@link cache/0}).
 -spec cache_dir() -> {ok, file:filename_all()} | {error, invalid()}.
 cache_dir() ->
-    env(cache_dir, filename:basedir(user_cache, "hb_beamr")).
+    env(cache_dir, default_cache_dir()).
+
+default_cache_dir() ->
+    filename:basedir(user_cache, "hb_beamr").
 
 %% @doc The disk cache's budget (application env `aot_cache_max_bytes',
 %% see {@link cache/0}).
@@ -206,6 +210,15 @@ validate_call_opt(on_fuel_exhausted, V) -> is_function(V, 3).
 
 %% Fuel: what the counter (a signed 64-bit global) can hold.
 is_fuel(V) -> is_integer(V) andalso V >= 0 andalso V < 1 bsl 63.
+
+%% @doc `ok' for an amount of fuel (an integer from 0 to 2^63 - 1), as the
+%% `fuel' options and add_fuel/2 take it.
+-spec fuel(term()) -> ok | {error, invalid()}.
+fuel(V) ->
+    case is_fuel(V) of
+        true -> ok;
+        false -> {error, {invalid_option, {fuel, V}}}
+    end.
 
 %% One clause per application env key of the cache and the seal.
 -spec validate_cache_opt(term(), term()) -> boolean().

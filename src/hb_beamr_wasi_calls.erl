@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc The WASI preview 1 functions behind {@link hb_beamr_wasi}: each
 %%% takes the import's arguments, the instance (for its memory, through
 %%% {@link hb_beamr_wasi_mem}) and the state, and returns `{ok, NewState}'

@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc The in-memory file system behind {@link hb_beamr_wasi}: plain
 %%% Erlang data (every directory and file by full guest path), and the path
 %%% rules that keep every guest path inside its preopened directory.

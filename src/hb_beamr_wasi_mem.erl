@@ -1,3 +1,4 @@
+%%% @private
 %%% @doc Linear memory access for {@link hb_beamr_wasi_calls}, through
 %%% {@link hb_beamr_io} on the instance: wasm32 pointers (given signed or
 %%% unsigned), little-endian integers, iovec arrays. A range outside the
