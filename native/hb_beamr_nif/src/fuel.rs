@@ -10,37 +10,10 @@ use hb_beamr_core::protocol::{Action, Failure, ImportStep};
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::InstanceRef;
 
+use crate::actions::carry_out;
 use crate::context::{Instantiating, Worker};
 use crate::imports::unwound;
 use crate::mailbox::Message;
-use crate::worker::carry_out;
-
-/// The fuel accounting of a metered instance.
-#[derive(Debug)]
-pub struct Meter {
-    /// The counter's global index (`None` until the module is loaded).
-    pub global: Option<u32>,
-    /// Every unit of fuel given to the instance so far.
-    pub granted: u64,
-    /// The start fuel, until it is put in the counter (at the first
-    /// `out_of_fuel` or after instantiation, whichever comes first: as if
-    /// it had been the counter's initial value).
-    pub start: u64,
-    /// For each call in progress (outermost first): what had been given
-    /// and what was left when it began.
-    pub marks: Vec<(u64, i64)>,
-}
-
-impl Meter {
-    pub fn new(start: u64) -> Meter {
-        Meter {
-            global: None,
-            granted: 0,
-            start,
-            marks: Vec::new(),
-        }
-    }
-}
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

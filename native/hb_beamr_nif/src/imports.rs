@@ -9,9 +9,9 @@ use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::{EngineInstance, Host, ImportDesc, InstanceRef, Trap};
 
+use crate::actions::carry_out;
 use crate::context::{Instantiating, Worker};
 use crate::mailbox::Message;
-use crate::worker::carry_out;
 use hb_beamr_core::errors::Error;
 
 impl Host for Worker {

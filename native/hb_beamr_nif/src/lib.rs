@@ -6,6 +6,7 @@
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
 
+pub mod actions;
 pub mod calls;
 pub mod codec;
 pub mod context;
@@ -15,7 +16,10 @@ pub mod identity;
 pub mod imports;
 pub mod instance;
 pub mod mailbox;
+pub mod meter;
+pub mod module_source;
 pub mod reclaim;
+pub mod snapshots;
 pub mod state;
 pub mod worker;
 
@@ -113,7 +117,7 @@ fn start<'a>(
     }
     // The key's SHA-256, computed once per binary started again and again.
     let sha256 = identity::fingerprint(bytes.to_term(env), &bytes);
-    let module = worker::ModuleSource::of(
+    let module = module_source::ModuleSource::of(
         bytes.as_slice(),
         sha256,
         mode,
