@@ -8,7 +8,7 @@
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Failure, ImportStep};
 use hb_beamr_core::values::{Number, Value};
-use hb_beamr_engine::InstanceRef;
+use hb_beamr_engine::{InstanceRef, Trap};
 
 use crate::actions::carry_out;
 use crate::context::{Instantiating, Worker};
@@ -107,13 +107,15 @@ impl Worker {
     }
 
     /// Serves `out_of_fuel(needed)`.
-    pub fn serve_out_of_fuel(&self, instance: InstanceRef, needed: i64) -> Result<(), String> {
+    pub fn serve_out_of_fuel(&self, instance: InstanceRef, needed: i64) -> Result<(), Trap> {
         let start = match self.meter.borrow_mut().as_mut() {
-            None => return Err("out of fuel (the instance is not metered)".into()),
+            None => return Err(Trap::new("out of fuel (the instance is not metered)")),
             Some(meter) => std::mem::take(&mut meter.start),
         };
         if start > 0 {
-            return self.add_fuel(instance, start).map_err(|e| e.to_string());
+            return self
+                .add_fuel(instance, start)
+                .map_err(|e| Trap::new(e.to_string()));
         }
         let step = self.protocol.borrow_mut().fuel_exhausted();
         let to = match step {
@@ -149,12 +151,13 @@ impl Worker {
 
     /// The owner's answer: `[More]` adds fuel (the block is checked again),
     /// `[]` stops the call.
-    fn fuel_answer(&self, instance: InstanceRef, results: &[Number]) -> Result<(), String> {
+    fn fuel_answer(&self, instance: InstanceRef, results: &[Number]) -> Result<(), Trap> {
         match results {
             [] => Err(self.stop_for_fuel(instance)),
             [Number::Int(more)] if *more >= 0 => {
                 let more = u64::try_from(*more).unwrap_or(u64::MAX);
-                self.add_fuel(instance, more).map_err(|e| e.to_string())
+                self.add_fuel(instance, more)
+                    .map_err(|e| Trap::new(e.to_string()))
             }
             other => {
                 let text = format!(
@@ -163,18 +166,18 @@ impl Worker {
                 self.protocol
                     .borrow_mut()
                     .import_failed(Error::InvalidImportResponse(text.clone()));
-                Err(text)
+                Err(Trap::new(text))
             }
         }
     }
 
     /// The call ends for want of fuel: its reply says how much it used.
-    fn stop_for_fuel(&self, instance: InstanceRef) -> String {
+    fn stop_for_fuel(&self, instance: InstanceRef) -> Trap {
         let used = self.used_by_call(instance);
         self.protocol
             .borrow_mut()
             .import_failed(Error::OutOfFuel(used));
-        format!("out of fuel after {used}")
+        Trap::new(format!("out of fuel after {used}"))
     }
 }
 
