@@ -9,7 +9,7 @@ use hb_beamr_core::{aot_tag, snapshot, wasm_sections};
 use hb_beamr_eh::Outcome;
 
 use crate::llvm;
-use crate::target::{Cpu, Target};
+use crate::target::{Cpu, Target, TargetError};
 
 /// How to compile. `Options::default()` is `hb_beamr:compile/1`'s.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +57,13 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
+/// A CPU that does not resolve fails the compile, with the same words.
+impl From<TargetError> for CompileError {
+    fn from(error: TargetError) -> CompileError {
+        CompileError::Failed(error.to_string())
+    }
+}
+
 /// A compiled file and the target it was compiled for.
 #[derive(Clone, Debug)]
 pub struct Compiled {
@@ -76,7 +83,7 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
             "not a WebAssembly module (bad magic number)".into(),
         ));
     }
-    let target = Target::resolve(&options.cpu).map_err(CompileError::Failed)?;
+    let target = Target::resolve(&options.cpu)?;
     let lowered = lower_exceptions(wasm)?;
     let input = lowered.as_deref().unwrap_or(wasm);
     let canonical = if options.deterministic {
@@ -104,7 +111,8 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
         cpu: &target.cpu,
         features: &target.features,
     };
-    let (mut aot, llvm_target) = llvm::compile(input, &request).map_err(CompileError::Failed)?;
+    let (mut aot, llvm_target) =
+        llvm::compile(input, &request).map_err(|why| CompileError::Failed(why.to_string()))?;
     aot_tag::append(&mut aot, &target.tag());
     // Snapshots of the bytecode restore into this code and back.
     aot_tag::mark_source(&mut aot, &snapshot::fingerprint(wasm));

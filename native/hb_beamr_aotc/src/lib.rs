@@ -19,7 +19,7 @@ mod llvm;
 mod target;
 
 pub use compile::{compile, CompileError, Compiled, Options};
-pub use target::{Cpu, Target};
+pub use target::{Cpu, Target, TargetError};
 
 #[cfg(test)]
 mod tests {
@@ -129,6 +129,23 @@ mod tests {
         assert_eq!(Cpu::parse("i386"), None, "32-bit only: LLVM would abort");
         assert_eq!(Cpu::parse("bad name"), None);
         assert_eq!(Cpu::parse("host"), Some(Cpu::Host));
+    }
+
+    #[test]
+    fn target_errors_keep_their_words() {
+        assert_eq!(
+            TargetError::UnknownCpu("no-such-cpu".into()).to_string(),
+            "LLVM does not know the CPU \"no-such-cpu\""
+        );
+        assert_eq!(
+            TargetError::HostUnreadable.to_string(),
+            "LLVM cannot read this machine's CPU"
+        );
+        let failed: CompileError = TargetError::HostUnreadable.into();
+        assert_eq!(
+            failed,
+            CompileError::Failed("LLVM cannot read this machine's CPU".into())
+        );
     }
 
     #[test]

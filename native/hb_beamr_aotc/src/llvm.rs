@@ -3,6 +3,7 @@
 //! serialised here.
 
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::fmt;
 use std::sync::Mutex;
 
 use hb_beamr_core::c_text;
@@ -108,14 +109,37 @@ pub(crate) fn cpu_features(name: &str) -> Option<String> {
     (ok != 0).then(|| c_text::from_buffer(&features))
 }
 
+/// Why [`compile`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CompileFailure {
+    /// The module is 4 GiB or more: WAMR's compiler takes a 32-bit size.
+    TooLarge,
+    /// A target option holds a NUL byte, so C cannot be given it.
+    NulInOption(String),
+    /// WAMR's compiler refused the module, with its message.
+    Wamr(String),
+}
+
+impl fmt::Display for CompileFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompileFailure::TooLarge => f.write_str("module larger than 4 GiB"),
+            CompileFailure::NulInOption(option) => write!(f, "NUL in target option {option:?}"),
+            CompileFailure::Wamr(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CompileFailure {}
+
 /// Compiles `wasm` as `request` says; on success also returns the (CPU,
 /// feature string) LLVM's target machine was made with, read back from it.
 pub(crate) fn compile(
     wasm: &[u8],
     request: &Request,
-) -> Result<(Vec<u8>, (String, String)), String> {
-    let size = u32::try_from(wasm.len()).map_err(|_| "module larger than 4 GiB".to_string())?;
-    let text = |s: &str| CString::new(s).map_err(|_| format!("NUL in target option {s:?}"));
+) -> Result<(Vec<u8>, (String, String)), CompileFailure> {
+    let size = u32::try_from(wasm.len()).map_err(|_| CompileFailure::TooLarge)?;
+    let text = |s: &str| CString::new(s).map_err(|_| CompileFailure::NulInOption(s.to_string()));
     let (arch, cpu, features) = (
         text(request.arch)?,
         text(request.cpu)?,
@@ -150,7 +174,7 @@ pub(crate) fn compile(
     if ok == 0 || out.is_null() {
         // SAFETY: the shim NUL-terminates its message within `err`.
         let text = unsafe { CStr::from_ptr(err.as_ptr()) };
-        return Err(text.to_string_lossy().into_owned());
+        return Err(CompileFailure::Wamr(text.to_string_lossy().into_owned()));
     }
     // SAFETY: on success the shim hands over `out_size` bytes at `out`,
     // which are copied, then freed with the matching function.

@@ -29,7 +29,7 @@ fn run(args: &[String]) -> Result<(), String> {
     match args {
         [cmd, rest @ ..] if cmd == "target" => {
             let cpu = parse_cpu(rest.first().map_or("host", String::as_str))?;
-            let target = Target::resolve(&cpu)?;
+            let target = Target::resolve(&cpu).map_err(|e| e.to_string())?;
             println!(
                 "arch={}\ncpu={}\nfeatures={}",
                 target.arch, target.cpu, target.features

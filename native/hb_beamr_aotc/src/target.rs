@@ -3,6 +3,8 @@
 //! tag records, so the start-time gate checks exactly what the code may
 //! use.
 
+use std::fmt;
+
 use hb_beamr_core::aot_tag::TargetTag;
 
 use crate::llvm;
@@ -51,10 +53,10 @@ impl Target {
     /// Resolves `cpu` on this machine. For `Host` the features are LLVM's
     /// reading of this CPU (what `-march=native` uses); for a name they are
     /// the ones LLVM gives that name, spelled out so the tag can list them.
-    pub fn resolve(cpu: &Cpu) -> Result<Target, String> {
+    pub fn resolve(cpu: &Cpu) -> Result<Target, TargetError> {
         let arch = std::env::consts::ARCH.to_string();
         let (cpu, features) = match cpu {
-            Cpu::Host => llvm::host_cpu().ok_or("LLVM cannot read this machine's CPU")?,
+            Cpu::Host => llvm::host_cpu().ok_or(TargetError::HostUnreadable)?,
             Cpu::Generic => {
                 let name = generic_cpu(&arch);
                 (name.to_string(), named_features(name)?)
@@ -74,6 +76,26 @@ impl Target {
     }
 }
 
+/// Why a [`Cpu`] did not resolve to a [`Target`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetError {
+    /// LLVM could not read the CPU of the machine compiling.
+    HostUnreadable,
+    /// LLVM gives no features for this CPU name.
+    UnknownCpu(String),
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::HostUnreadable => f.write_str("LLVM cannot read this machine's CPU"),
+            TargetError::UnknownCpu(name) => write!(f, "LLVM does not know the CPU {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for TargetError {}
+
 /// LLVM's baseline CPU of an architecture.
 fn generic_cpu(arch: &str) -> &'static str {
     match arch {
@@ -82,6 +104,6 @@ fn generic_cpu(arch: &str) -> &'static str {
     }
 }
 
-fn named_features(name: &str) -> Result<String, String> {
-    llvm::cpu_features(name).ok_or_else(|| format!("LLVM does not know the CPU {name:?}"))
+fn named_features(name: &str) -> Result<String, TargetError> {
+    llvm::cpu_features(name).ok_or_else(|| TargetError::UnknownCpu(name.to_string()))
 }

@@ -9,21 +9,8 @@
 use hb_beamr_aotc::{Cpu, Options};
 use rustler::{Atom, Binary, Encoder, Env, Term};
 
+mod atoms;
 mod worker;
-
-mod atoms {
-    rustler::atoms! {
-        ok,
-        error,
-        host,
-        generic,
-        invalid_wasm,
-        compile_failed,
-        invalid_option,
-        hb_beamr_compiled,
-        thread_spawn_failed,
-    }
-}
 
 fn decode_cpu(term: Term) -> Option<Cpu> {
     if let Ok(atom) = term.decode::<Atom>() {

@@ -14,7 +14,7 @@ use hb_wamr_sys as sys;
 
 use crate::eh_state::EhState;
 use crate::interrupt::Interrupter;
-use crate::module::{c_str_to_string, Module};
+use crate::module::{c_str_to_string, Module, ModuleHold};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::memory;
 use hb_beamr_core::signature::FuncSig;
@@ -60,7 +60,7 @@ pub enum Target {
 
 pub struct EngineInstance {
     /// Dropped after the instance is deinstantiated (a field, after `drop`).
-    module: crate::ModuleHold,
+    module: ModuleHold,
     inst: sys::wasm_module_inst_t,
     exec_env: sys::wasm_exec_env_t,
     funcs: RefCell<HashMap<String, Func>>,
@@ -309,10 +309,7 @@ impl InstanceRef {
 }
 
 impl EngineInstance {
-    pub fn new(
-        module: impl Into<crate::ModuleHold>,
-        limits: Limits,
-    ) -> Result<EngineInstance, Error> {
+    pub fn new(module: impl Into<ModuleHold>, limits: Limits) -> Result<EngineInstance, Error> {
         let module = module.into();
         let max_pages = u32::try_from(limits.max_memory.div_ceil(WASM_PAGE)).unwrap_or(u32::MAX);
         let mut args: *mut sys::InstantiationArgs2 = std::ptr::null_mut();
@@ -380,7 +377,7 @@ impl EngineInstance {
     /// stop them meanwhile. That interrupter is revoked before `None` is
     /// passed: any later interrupt through it does nothing.
     pub fn new_watched(
-        module: impl Into<crate::ModuleHold>,
+        module: impl Into<ModuleHold>,
         limits: Limits,
         watch: &dyn Fn(Option<&Interrupter>),
     ) -> Result<EngineInstance, Error> {

@@ -42,7 +42,10 @@
 //! * leaves: `values` (value conversions), `imports` (import descriptors),
 //!   `trap`, `eh_state` (one instance's exception state), `interrupt`,
 //!   `thread_env`;
-//! * `module` (uses `imports`, `values`);
+//! * `shared` (the registry of shared modules, generic over what it
+//!   holds);
+//! * `module` (uses `imports`, `values`, `shared`): also [`ModuleHold`],
+//!   what an instance runs;
 //! * `instance` (uses `module`, `eh_state`, `interrupt`, `values`);
 //! * `dirty` (uses `instance`: the memory's range);
 //! * `host` (uses `instance`, `imports`, `trap`);
@@ -69,7 +72,9 @@ pub use host::{install as install_host, Host, Installed as HostInstalled};
 pub use imports::{ImportDesc, ImportKind, FUEL_EXPORT, FUEL_IMPORT};
 pub use instance::{CheckedGlobals, EngineInstance, InstanceRef, Limits, Target};
 pub use interrupt::Interrupter;
-pub use module::{ensure_runtime, ExportInfo, ExternKind, ImportInfo, Mode, Module};
+pub use module::{
+    ensure_runtime, ExportInfo, ExternKind, ImportInfo, Mode, Module, ModuleHold, SharedModule,
+};
 pub use shared::{Bounds, ModuleKey, Refusal, Registry, Stats as ModuleStats};
 pub use thread_env::ThreadEnv;
 pub use trap::Trap;
@@ -92,39 +97,6 @@ pub fn load_module_hashed(
     Module::load(bytes, mode, trampoline::trampoline, Some(sha256))
 }
 
-/// A module shared by instances: a lease on it in [`MODULES`].
-pub type SharedModule = shared::Lease<Module>;
-
 /// The process-wide registry of loaded modules shared by their instances
 /// (see `shared.rs`).
 pub static MODULES: Registry<Module> = Registry::new();
-
-/// What an instance runs: a module of its own, or one shared with its
-/// siblings. Either way the instance is deinstantiated before the module
-/// (or the instance's lease on it) is dropped.
-pub enum ModuleHold {
-    Own(Module),
-    Shared(SharedModule),
-}
-
-impl std::ops::Deref for ModuleHold {
-    type Target = Module;
-    fn deref(&self) -> &Module {
-        match self {
-            ModuleHold::Own(module) => module,
-            ModuleHold::Shared(lease) => lease,
-        }
-    }
-}
-
-impl From<Module> for ModuleHold {
-    fn from(module: Module) -> ModuleHold {
-        ModuleHold::Own(module)
-    }
-}
-
-impl From<SharedModule> for ModuleHold {
-    fn from(lease: SharedModule) -> ModuleHold {
-        ModuleHold::Shared(lease)
-    }
-}

@@ -12,6 +12,7 @@ use hb_wamr_sys as sys;
 use once_cell::sync::Lazy;
 
 use crate::imports::ImportDesc;
+use crate::shared::Lease;
 use hb_beamr_core::aot_tag;
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::signature::FuncSig;
@@ -322,6 +323,39 @@ impl Drop for Module {
         // its owner before the module is dropped (the worker drops the
         // instance first); the module pointer is not used afterwards.
         unsafe { sys::wasm_runtime_unload(self.raw) };
+    }
+}
+
+/// A module shared by instances: a lease on it in [`crate::MODULES`].
+pub type SharedModule = Lease<Module>;
+
+/// What an instance runs: a module of its own, or one shared with its
+/// siblings. Either way the instance is deinstantiated before the module
+/// (or the instance's lease on it) is dropped.
+pub enum ModuleHold {
+    Own(Module),
+    Shared(SharedModule),
+}
+
+impl std::ops::Deref for ModuleHold {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        match self {
+            ModuleHold::Own(module) => module,
+            ModuleHold::Shared(lease) => lease,
+        }
+    }
+}
+
+impl From<Module> for ModuleHold {
+    fn from(module: Module) -> ModuleHold {
+        ModuleHold::Own(module)
+    }
+}
+
+impl From<SharedModule> for ModuleHold {
+    fn from(lease: SharedModule) -> ModuleHold {
+        ModuleHold::Shared(lease)
     }
 }
 

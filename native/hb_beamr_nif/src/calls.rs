@@ -6,8 +6,8 @@
 use crate::context::Worker;
 use crate::instance::{Call, Job};
 use crate::mailbox::Message;
+use crate::module_source::ModuleSource;
 use crate::state;
-use crate::worker::ModuleSource;
 use hb_beamr_core::errors::Error;
 use hb_beamr_engine::{EngineInstance, Limits, Mode, Module, ModuleHold, Refusal, MODULES};
 

@@ -1,8 +1,8 @@
 //! What an instance's worker thread holds: the engine, the call protocol,
 //! the command channel, the outgoing mailbox, and the actions decided but
 //! not yet carried out. Feeding commands to the protocol happens here; what
-//! the actions do is in `worker` (the event loop), `calls`, `imports` and
-//! `state`.
+//! the actions do is in `actions` (used by `worker`, the event loop, and by
+//! the import waits), `calls`, `imports`, `fuel` and `state`.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
@@ -32,16 +32,16 @@ pub struct Worker {
     /// takes the next one.
     pending: RefCell<VecDeque<Action>>,
     /// The last snapshot's state and the pages written since (deltas).
-    pub snapshots: RefCell<crate::state::Snapshots>,
+    pub snapshots: RefCell<crate::snapshots::Snapshots>,
     /// The fuel of a metered instance (`None`: not metered).
-    pub meter: RefCell<Option<crate::fuel::Meter>>,
+    pub meter: RefCell<Option<crate::meter::Meter>>,
 }
 
 impl Worker {
     pub fn new(
         shared: Arc<Shared>,
         rx: Receiver<Command>,
-        meter: Option<crate::fuel::Meter>,
+        meter: Option<crate::meter::Meter>,
     ) -> Worker {
         Worker {
             engine: OnceCell::new(),

@@ -8,39 +8,12 @@
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{Action, Failure, ImportStep};
 use hb_beamr_core::values::{Number, Value};
-use hb_beamr_engine::InstanceRef;
+use hb_beamr_engine::{InstanceRef, Trap};
 
+use crate::actions::carry_out;
 use crate::context::{Instantiating, Worker};
 use crate::imports::unwound;
 use crate::mailbox::Message;
-use crate::worker::carry_out;
-
-/// The fuel accounting of a metered instance.
-#[derive(Debug)]
-pub struct Meter {
-    /// The counter's global index (`None` until the module is loaded).
-    pub global: Option<u32>,
-    /// Every unit of fuel given to the instance so far.
-    pub granted: u64,
-    /// The start fuel, until it is put in the counter (at the first
-    /// `out_of_fuel` or after instantiation, whichever comes first: as if
-    /// it had been the counter's initial value).
-    pub start: u64,
-    /// For each call in progress (outermost first): what had been given
-    /// and what was left when it began.
-    pub marks: Vec<(u64, i64)>,
-}
-
-impl Meter {
-    pub fn new(start: u64) -> Meter {
-        Meter {
-            global: None,
-            granted: 0,
-            start,
-            marks: Vec::new(),
-        }
-    }
-}
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -134,13 +107,15 @@ impl Worker {
     }
 
     /// Serves `out_of_fuel(needed)`.
-    pub fn serve_out_of_fuel(&self, instance: InstanceRef, needed: i64) -> Result<(), String> {
+    pub fn serve_out_of_fuel(&self, instance: InstanceRef, needed: i64) -> Result<(), Trap> {
         let start = match self.meter.borrow_mut().as_mut() {
-            None => return Err("out of fuel (the instance is not metered)".into()),
+            None => return Err(Trap::new("out of fuel (the instance is not metered)")),
             Some(meter) => std::mem::take(&mut meter.start),
         };
         if start > 0 {
-            return self.add_fuel(instance, start).map_err(|e| e.to_string());
+            return self
+                .add_fuel(instance, start)
+                .map_err(|e| Trap::new(e.to_string()));
         }
         let step = self.protocol.borrow_mut().fuel_exhausted();
         let to = match step {
@@ -176,12 +151,13 @@ impl Worker {
 
     /// The owner's answer: `[More]` adds fuel (the block is checked again),
     /// `[]` stops the call.
-    fn fuel_answer(&self, instance: InstanceRef, results: &[Number]) -> Result<(), String> {
+    fn fuel_answer(&self, instance: InstanceRef, results: &[Number]) -> Result<(), Trap> {
         match results {
             [] => Err(self.stop_for_fuel(instance)),
             [Number::Int(more)] if *more >= 0 => {
                 let more = u64::try_from(*more).unwrap_or(u64::MAX);
-                self.add_fuel(instance, more).map_err(|e| e.to_string())
+                self.add_fuel(instance, more)
+                    .map_err(|e| Trap::new(e.to_string()))
             }
             other => {
                 let text = format!(
@@ -190,18 +166,18 @@ impl Worker {
                 self.protocol
                     .borrow_mut()
                     .import_failed(Error::InvalidImportResponse(text.clone()));
-                Err(text)
+                Err(Trap::new(text))
             }
         }
     }
 
     /// The call ends for want of fuel: its reply says how much it used.
-    fn stop_for_fuel(&self, instance: InstanceRef) -> String {
+    fn stop_for_fuel(&self, instance: InstanceRef) -> Trap {
         let used = self.used_by_call(instance);
         self.protocol
             .borrow_mut()
             .import_failed(Error::OutOfFuel(used));
-        format!("out of fuel after {used}")
+        Trap::new(format!("out of fuel after {used}"))
     }
 }
 

@@ -9,9 +9,9 @@ use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::{EngineInstance, Host, ImportDesc, InstanceRef, Trap};
 
+use crate::actions::carry_out;
 use crate::context::{Instantiating, Worker};
 use crate::mailbox::Message;
-use crate::worker::carry_out;
 use hb_beamr_core::errors::Error;
 
 impl Host for Worker {
@@ -19,14 +19,14 @@ impl Host for Worker {
         self.engine.get()
     }
 
-    /// `Err` carries the trap text.
+    /// `Err` is the trap the call unwinds with.
     fn import(
         &self,
         instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
     ) -> Result<Vec<Value>, Trap> {
-        self.serve_import(instance, desc, args).map_err(Trap::from)
+        self.serve_import(instance, desc, args)
     }
 
     fn out_of_fuel(
@@ -35,7 +35,7 @@ impl Host for Worker {
         _desc: &ImportDesc,
         needed: i64,
     ) -> Result<(), Trap> {
-        self.serve_out_of_fuel(instance, needed).map_err(Trap::from)
+        self.serve_out_of_fuel(instance, needed)
     }
 }
 
@@ -45,8 +45,11 @@ impl Worker {
         instance: InstanceRef,
         desc: &ImportDesc,
         args: &[Value],
-    ) -> Result<Vec<Value>, String> {
-        let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
+    ) -> Result<Vec<Value>, Trap> {
+        let sig = desc
+            .sig
+            .as_ref()
+            .ok_or_else(|| Trap::new(desc.unsupported()))?;
         let step = self.protocol.borrow_mut().import_requested();
         let to = match step {
             ImportStep::Stub => return Ok(desc.zero_results()),
@@ -87,7 +90,7 @@ impl Worker {
         desc: &ImportDesc,
         sig: &FuncSig,
         results: Vec<Number>,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, Trap> {
         // HyperBEAM's stub answers `[0]` to every import: a void import
         // ignores whatever it is given.
         if sig.results.is_empty() {
@@ -104,27 +107,26 @@ impl Worker {
             );
             let error = Error::InvalidImportResponse(text.clone());
             self.protocol.borrow_mut().answer_unfit(error);
-            text
+            Trap::new(text)
         })
     }
 }
 
-/// The trap text of an import the protocol unwound (the call's reply is
+/// The trap of an import the protocol unwound (the call's reply is
 /// the protocol's, not this).
-pub(crate) fn unwound(failure: Failure) -> String {
-    match failure {
+pub(crate) fn unwound(failure: Failure) -> Trap {
+    Trap::new(match failure {
         Failure::Stopped => "instance stopped",
         Failure::Timeout => "call timed out",
         Failure::CallerExited => "the calling process exited during an import",
         Failure::ImportAborted => "import aborted by its caller",
-    }
-    .to_string()
+    })
 }
 
-fn outside_a_call(desc: &ImportDesc) -> String {
-    format!(
+fn outside_a_call(desc: &ImportDesc) -> Trap {
+    Trap::new(format!(
         "import {}.{} called outside a call (from a start function? start/3 takes an \
          import_fun for those)",
         desc.module, desc.name
-    )
+    ))
 }

@@ -5,25 +5,30 @@
 //! instance's thread (or starts one); none runs WebAssembly on a scheduler.
 //! Replies come back as `{hb_beamr, Id, Message}` to the calling process,
 //! where `Id` is the integer the NIF returned. See `src/hb_beamr.erl`.
+//! Terms are decoded and encoded in `codec` (with `codec::errors`, the
+//! term of each error, and `codec::raw`, the raw protocol's commands);
+//! this file holds the NIF entry points and the commands they make.
 
+pub mod actions;
 pub mod calls;
 pub mod codec;
 pub mod context;
-pub mod errors;
 pub mod fuel;
 pub mod identity;
 pub mod imports;
 pub mod instance;
 pub mod mailbox;
+pub mod meter;
+pub mod module_source;
 pub mod reclaim;
+pub mod snapshots;
 pub mod state;
 pub mod worker;
 
-use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 
-use codec::{decode_numbers, decode_target};
-use errors::ErrorTerm;
+use codec::raw::RawCommand;
+use codec::{decode_numbers, decode_target, error_term, reply_result};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::protocol::{FuelMode, ImportMode};
 use hb_beamr_engine::{Bounds, Limits, Mode};
@@ -38,25 +43,7 @@ mod atoms {
         error,
         wasm,
         aot,
-        call,
-        indirect_call,
-        import_response,
-        size,
-        read,
-        write,
-        invalid_command,
         none,
-    }
-}
-
-fn error_term<'a>(env: Env<'a>, error: Error) -> Term<'a> {
-    (atoms::error(), ErrorTerm(&error)).encode(env)
-}
-
-fn reply_result<'a>(env: Env<'a>, result: Result<u64, Error>) -> Term<'a> {
-    match result {
-        Ok(id) => id.encode(env),
-        Err(error) => error_term(env, error),
     }
 }
 
@@ -113,7 +100,7 @@ fn start<'a>(
     }
     // The key's SHA-256, computed once per binary started again and again.
     let sha256 = identity::fingerprint(bytes.to_term(env), &bytes);
-    let module = worker::ModuleSource::of(
+    let module = module_source::ModuleSource::of(
         bytes.as_slice(),
         sha256,
         mode,
@@ -426,7 +413,7 @@ fn deserialize<'a>(env: Env<'a>, worker: LocalPid, data: Binary<'a>) -> Term<'a>
 #[rustler::nif(schedule = "DirtyCpu")]
 fn send_raw<'a>(env: Env<'a>, worker: LocalPid, command: Binary<'a>) -> Term<'a> {
     let result = instance_of(&worker).and_then(|resource| {
-        let command = decode_raw(env, &resource, command.as_slice())?;
+        let command = raw_command(env, &resource, command.as_slice())?;
         resource.shared.send(command)
     });
     match result {
@@ -435,63 +422,38 @@ fn send_raw<'a>(env: Env<'a>, worker: LocalPid, command: Binary<'a>) -> Term<'a>
     }
 }
 
-fn decode_raw(
+/// The instance's command of a raw command (see `codec::raw`).
+fn raw_command(
     env: Env,
     resource: &ResourceArc<InstanceResource>,
     bytes: &[u8],
 ) -> Result<Command, Error> {
-    let bad = || Error::InvalidArgs;
-    let (term, _) = env.binary_to_term(bytes).ok_or_else(bad)?;
-    let items = get_tuple(term).map_err(|_| bad())?;
-    let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
     let reply = ReplyTo {
         pid: env.pid(),
         id: None,
     };
-    let u64_at = |i: usize| -> Result<u64, Error> {
-        items
-            .get(i)
-            .ok_or_else(bad)?
-            .decode::<u64>()
-            .map_err(|_| bad())
-    };
-    match items.len() {
-        3 if tag == atoms::call() || tag == atoms::indirect_call() => {
+    let op = |body| Ok(Command::Op(Op { reply, body }));
+    match codec::raw::decode(env, bytes)? {
+        RawCommand::Call { target, args } => {
             let job = Job::Call {
-                target: decode_target(items[1])?,
-                args: decode_numbers(items[2])?,
+                target,
+                args,
                 budget: None,
             };
             let modes = (ImportMode::Erlang, FuelMode::Stop);
             Ok(call_command(env, resource, reply, job, modes).1)
         }
-        2 if tag == atoms::import_response() => Ok(Command::ImportResponse {
+        RawCommand::ImportResponse(results) => Ok(Command::ImportResponse {
             from: env.pid(),
             call_id: None,
-            results: decode_numbers(items[1])?,
+            results,
         }),
-        1 if tag == atoms::size() => Ok(Command::Op(Op {
-            reply,
-            body: OpBody::Size,
-        })),
-        3 if tag == atoms::read() => Ok(Command::Op(Op {
-            reply,
-            body: OpBody::Read {
-                offset: u64_at(1)?,
-                length: u64_at(2)?,
-            },
-        })),
-        3 if tag == atoms::write() => {
-            let data: Binary = items[2].decode().map_err(|_| bad())?;
-            Ok(Command::Op(Op {
-                reply,
-                body: OpBody::Write {
-                    offset: u64_at(1)?,
-                    data: WriteData::from_binary(env, data),
-                },
-            }))
-        }
-        _ => Err(bad()),
+        RawCommand::Size => op(OpBody::Size),
+        RawCommand::Read { offset, length } => op(OpBody::Read { offset, length }),
+        RawCommand::Write { offset, data } => op(OpBody::Write {
+            offset,
+            data: WriteData::from_binary(env, data),
+        }),
     }
 }
 

@@ -2,8 +2,9 @@
 //! exec env, feeds the commands from its channel to the call protocol
 //! ([`hb_beamr_core::protocol`]) and carries out the actions it returns.
 //! Nothing here decides: the protocol says what runs, what is served, what
-//! queues and what every request's reply is; `calls`, `imports` and `state`
-//! run calls, serve imports and memory operations.
+//! queues and what every request's reply is; `actions` carries them out, and
+//! `calls`, `imports` and `state` run calls, serve imports and memory
+//! operations.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -11,66 +12,14 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+use crate::actions::carry_out;
 use crate::calls;
 use crate::context::{Action, Worker};
 use crate::instance::{Call, Command, Shared};
 use crate::mailbox::Message;
-use crate::state;
+use crate::module_source::ModuleSource;
 use hb_beamr_core::errors::Error;
-use hb_beamr_engine::{install_host, Bounds, Limits, Mode, ModuleKey, SharedModule, MODULES};
-
-/// Where an instance's module comes from: the one its siblings share (found
-/// by the start NIF), or the bytes, to load (or find loaded by then) on the
-/// instance's thread.
-pub enum ModuleSource {
-    Shared(SharedModule),
-    Bytes {
-        key: ModuleKey,
-        bytes: Vec<u8>,
-    },
-    /// Sharing is off (`module_sharing`): loaded for this instance alone.
-    Own {
-        key: ModuleKey,
-        bytes: Vec<u8>,
-    },
-}
-
-impl ModuleSource {
-    /// Keys the bytes by content (`sha256`, their SHA-256, which is also
-    /// the fingerprint of bytecode, so it is computed once), the mode and the
-    /// rewrite flags, and takes a lease on a loaded module of that key; the
-    /// bytes are copied only when it is not loaded. `bounds` bound the
-    /// registry from now on. Without `share`, the module is the instance's
-    /// own, as before sharing (for comparison, and as a way out).
-    pub fn of(
-        bytes: &[u8],
-        sha256: [u8; 32],
-        mode: Mode,
-        (deterministic, metered): (bool, bool),
-        bounds: Bounds,
-        share: bool,
-    ) -> ModuleSource {
-        MODULES.set_bounds(bounds);
-        let key = ModuleKey {
-            sha256,
-            aot: mode == Mode::Aot,
-            flags: u32::from(deterministic) | u32::from(metered) << 1,
-        };
-        if !share {
-            return ModuleSource::Own {
-                key,
-                bytes: bytes.to_vec(),
-            };
-        }
-        match MODULES.lease_loaded(&key) {
-            Some(lease) => ModuleSource::Shared(lease),
-            None => ModuleSource::Bytes {
-                key,
-                bytes: bytes.to_vec(),
-            },
-        }
-    }
-}
+use hb_beamr_engine::{install_host, Limits, Mode};
 
 /// What a worker needs to start: the first call is the instantiation.
 pub struct Startup {
@@ -112,7 +61,7 @@ fn run(startup: Startup) {
         limits,
         start,
     } = startup;
-    let meter = fuel.map(crate::fuel::Meter::new);
+    let meter = fuel.map(crate::meter::Meter::new);
     let worker = Rc::new(Worker::new(shared, rx, meter));
     let installed = install_host(worker.clone());
     let first = worker.protocol.borrow_mut().arrive(start);
@@ -148,22 +97,6 @@ fn run(startup: Startup) {
     drop(installed);
     // The engine (instance, then module) is freed here, on its thread.
     drop(worker);
-}
-
-/// Carries out an action outside an import wait (an import wait takes its
-/// own `Deliver` and `Unwind`; none is waiting here).
-pub fn carry_out(worker: &Worker, action: Action) {
-    match action {
-        Action::Run(call) => calls::run(worker, call),
-        Action::Serve(op) => state::serve(worker, op),
-        Action::Refuse(request, failure) => {
-            worker.send(&request.reply(), Message::Failed(&failure.error()))
-        }
-        // Dropping the body releases the monitor on the dead caller.
-        Action::Drop(_) => {}
-        Action::Reject { to, why } => worker.send(&to, Message::Failed(&why.error())),
-        Action::Deliver(_) | Action::Unwind(_) => {}
-    }
 }
 
 /// After a panic (a bug): every request still in progress or queued is

@@ -11,17 +11,12 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod flavour;
 pub mod patch;
 
-const WAMRX_PACKAGE: &str = "wamrx-sys-0.3.0";
+pub use flavour::Flavour;
 
-/// Which WAMR build: the runtime hb_beamr runs modules with, or the library
-/// behind the AOT compiler (which parses modules the same way).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Flavour {
-    Runtime,
-    Compiler,
-}
+const WAMRX_PACKAGE: &str = "wamrx-sys-0.3.0";
 
 /// The WAMR tree, its directories and the target it is built for.
 pub struct Wamr {

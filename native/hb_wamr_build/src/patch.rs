@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::Flavour;
+use crate::flavour::Flavour;
 
 /// One textual replacement in one WAMR source file.
 pub struct Patch {

@@ -2,10 +2,17 @@
 //! request carries, and the messages an instance sends back into terms.
 //! Non-finite floats travel as the atoms `infinity`, `neg_infinity` and
 //! `nan`, both ways.
+//!
+//! Its parts: [`errors`], the term each error becomes; [`raw`], the commands
+//! of the original driver's raw protocol.
 
 use rustler::{Atom, Encoder, Env, OwnedBinary, Term, TermType};
 
-use crate::errors::ErrorTerm;
+pub mod errors;
+pub mod raw;
+
+use errors::ErrorTerm;
+
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::{ExportInfo, ExternKind, ImportInfo, Target};
@@ -188,6 +195,19 @@ impl Message<'_> {
             }
             Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
         }
+    }
+}
+
+/// `{error, Reason}`: what a NIF returns when it refuses a request.
+pub fn error_term<'a>(env: Env<'a>, error: Error) -> Term<'a> {
+    (atoms::error(), ErrorTerm(&error)).encode(env)
+}
+
+/// What a NIF that sends a request returns: the reply's id, or why not.
+pub fn reply_result<'a>(env: Env<'a>, result: Result<u64, Error>) -> Term<'a> {
+    match result {
+        Ok(id) => id.encode(env),
+        Err(error) => error_term(env, error),
     }
 }
 
