@@ -215,6 +215,7 @@ freed_with_its_last_instance_test() ->
 extra_sibling_costs_what_it_writes_test_() ->
     {timeout, 60, fun() ->
         Bytes = module(rss),
+        Stats = stats(),
         First = start(Bytes),
         Warm = [start(Bytes) || _ <- lists:seq(1, 5)],
         Count = 40,
@@ -223,6 +224,9 @@ extra_sibling_costs_what_it_writes_test_() ->
         PerInstance = (rss() - Before) div Count,
         [?assertEqual({ok, [100]}, call(W, "get_counter", [])) || W <- Extra],
         [ok = hb_beamr:stop(W) || W <- [First | Warm ++ Extra]],
+        % Gone before the next test counts instances (stops finish on
+        % the instances' threads).
+        ?assert(hb_beamr_test_util:wait_for(fun() -> delta(instances, Stats) =< 0 end, 30000)),
         % Under AddressSanitizer (scripts/asan.sh) every allocation carries
         % shadow memory: RSS says nothing there.
         case os:getenv("HB_BEAMR_ASAN") of
