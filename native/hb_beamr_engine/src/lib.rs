@@ -57,6 +57,7 @@ mod dirty;
 mod eh_host;
 mod eh_state;
 mod host;
+mod image;
 mod imports;
 mod instance;
 mod interrupt;
@@ -69,6 +70,7 @@ mod values;
 
 pub use dirty::DirtyTracker;
 pub use host::{install as install_host, Host, Installed as HostInstalled};
+pub use image::Image;
 pub use imports::{ImportDesc, ImportKind, FUEL_EXPORT, FUEL_IMPORT};
 pub use instance::{CheckedGlobals, EngineInstance, InstanceRef, Limits, Target};
 pub use interrupt::Interrupter;
