@@ -36,6 +36,8 @@
 -export([start/1, start/2, start/3, call/3, call/4, call/5, call/6, stop/1, wasm_send/2]).
 %%% Utility API:
 -export([serialize/1, deserialize/2, snapshot/1, snapshot/2, snapshot_info/1, restore/2, stub/3]).
+%%% Forks (copy-on-write instances of a snapshot):
+-export([image/1, fork/1, fork/2]).
 %%% Fuel (metered instances, docs/metering.md):
 -export([fuel/1, add_fuel/2]).
 %%% Clusters:
@@ -49,6 +51,7 @@
 
 -export_type([
     wasm/0,
+    image/0,
     mode/0,
     extern_kind/0,
     import_spec/0,
@@ -64,6 +67,11 @@
 
 -type wasm() :: pid().
 %% An instance, named by its worker process.
+-type image() :: reference().
+%% A snapshot's state prepared for forks ({@link image/1}): its memory in a
+%% sealed memfd that forks map copy-on-write. Opaque; freed by the garbage
+%% collector when no term refers to it (forks made from it keep their
+%% pages). Local to its node.
 -type mode() :: wasm | aot.
 %% What the module bytes are: WebAssembly bytecode, or a WAMR AOT file.
 -type extern_kind() :: func | memory | table | global.
@@ -145,7 +153,8 @@
     deterministic => boolean(),
     node => node(),
     trust_aot => boolean(),
-    fuel => non_neg_integer()
+    fuel => non_neg_integer(),
+    snapshot => binary() | [binary(), ...] | image()
 }.
 %% Limits of one instance, in bytes: `max_memory' caps linear memory
 %% (memory.grow fails past it; a module whose initial memory is larger does
@@ -174,7 +183,11 @@
 %% `compile(Wasm, #{metered => true})' (bytecode started as `aot' is
 %% compiled so by the cache). The counter's import and export are not in
 %% the start's Imports and Exports. See {@link fuel/1}, {@link add_fuel/2}
-%% and call/6's `fuel' and `on_fuel_exhausted'.
+%% and call/6's `fuel' and `on_fuel_exhausted'. `snapshot' makes the
+%% instance a fork of that state (see {@link fork/2}): a snapshot, a chain
+%% `[Full, Delta, ...]' or an {@link image/1}; the start then equals
+%% `start' + `restore(Snapshot)' bit for bit, with restore's errors, and a
+%% fork that fails leaves no instance.
 
 -type compile_opts() :: #{
     opt_level => 0..3,
@@ -476,6 +489,77 @@ restore(WASM, [_ | _] = Chain) when is_pid(WASM) ->
         false -> {error, badarg}
     end;
 restore(_, _) ->
+    {error, badarg}.
+
+%% @doc The image of a snapshot, of a chain `[Full, Delta, ...]', or of a
+%% live instance's state now (in turn after the requests before it, as
+%% {@link snapshot/1}): the state prepared once for forks, its memory
+%% written into a sealed memfd. Give it to `start(Bytes, Mode,
+%% #{snapshot => Image})' (or {@link fork/2}) any number of times: each fork
+%% maps the memory copy-on-write, so a fork costs the same whatever the
+%% memory's size, and forks of one image share the pages none of them
+%% wrote. Building it copies the memory once (zero 4 KiB units of a
+%% snapshot are not stored). An image of an instance on another node is
+%% `{error, badarg}' (an image is local: take a {@link snapshot/1});
+%% of a stopped instance, `{error, stopped}'; bytes that are not a
+%% snapshot (or a bad chain), as in {@link restore/2}.
+-spec image(wasm() | binary() | [binary(), ...]) -> {ok, image()} | {error, error_reason()}.
+image(WASM) when is_pid(WASM), node(WASM) =:= node() ->
+    hb_beamr_node:await(WASM, hb_beamr_node:request(WASM, image_of, []));
+image(Snapshot) when is_binary(Snapshot) ->
+    hb_beamr_nif:guarded(fun() -> hb_beamr_nif:image(Snapshot) end);
+image([_ | _] = Chain) ->
+    case lists:all(fun erlang:is_binary/1, Chain) of
+        true -> hb_beamr_nif:guarded(fun() -> hb_beamr_nif:image(Chain) end);
+        false -> {error, badarg}
+    end;
+image(_) ->
+    {error, badarg}.
+
+%% @doc A fork of a live instance.
+%% @equiv fork(WASM, #{})
+-spec fork(wasm()) ->
+    {ok, wasm(), [import_spec()], [export_spec()]} | {error, error_reason()}.
+fork(WASM) ->
+    fork(WASM, #{}).
+
+%% @doc A new instance in the state `WASM' is in now: its module started
+%% again with the same mode and options (and `Opts' over them, e.g.
+%% `import_fun' for a start function that imports), then its memory and
+%% every mutable global taken from an {@link image/1} of `WASM', made in
+%% turn after the requests before it. The new instance's memory is a
+%% copy-on-write view of that image: no byte is copied until written, and
+%% writes in either instance are never seen in the other. The result equals
+%% `start' + `restore(Snapshot)' of a snapshot taken at that point, bit for
+%% bit. A stopped instance is `{error, stopped}'; a fork that fails leaves
+%% no instance. An instance on another node is forked there (the new one
+%% lives on that node). To fork many times from one state, make the image
+%% once and start with `#{snapshot => Image}'.
+-spec fork(wasm(), start_opts()) ->
+    {ok, wasm(), [import_spec()], [export_spec()]}
+    | {ok, wasm(), [import_spec()], [export_spec()], term()}
+    | {error, error_reason()}
+    | {error, atom(), term(), list(), term()}.
+fork(WASM, Opts) when is_pid(WASM), is_map(Opts), node(WASM) =:= node() ->
+    case image(WASM) of
+        {ok, Image} ->
+            case hb_beamr_node:origin(WASM) of
+                {ok, {Bytes, Mode, Origin}} -> start(Bytes, Mode, maps:merge(Origin, Opts#{snapshot => Image}));
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end;
+fork(WASM, Opts) when is_pid(WASM), is_map(Opts) ->
+    Node = node(WASM),
+    try
+        erpc:call(Node, ?MODULE, fork, [WASM, Opts])
+    catch
+        error:{erpc, noconnection} -> {error, {nodedown, Node}};
+        error:{exception, undef, _} -> {error, {hb_beamr_not_loaded, Node}};
+        error:{erpc, Reason} -> {error, {erpc, Reason}}
+    end;
+fork(_, _) ->
     {error, badarg}.
 
 %% @doc Moves an instance to `Node' (any connected node, or this one):

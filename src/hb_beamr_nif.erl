@@ -11,10 +11,11 @@
 %%% `{error, driver_load_failed}'.
 -module(hb_beamr_nif).
 
--export([start/6, call/4, call_fuel/6, fuel/1, add_fuel/2, import_response/3, abort_import/2]).
+-export([start/7, call/4, call_fuel/6, fuel/1, add_fuel/2, import_response/3, abort_import/2]).
 -export([size/1, read/3, write/3, send_raw/2, stop/1, timeout/2]).
 -export([live_instances/0, loaded/0, priv_dir/0, guarded/1]).
 -export([snapshot/1, snapshot_delta/3, restore/2, deserialize/2, retire/1]).
+-export([image/1, image_of/1, image_info/1]).
 -export([meter_version/0]).
 -export([module_stats/0, purge_modules/0]).
 -export([memo_get/2, memo_put/3, memo_stats/0]).
@@ -77,12 +78,14 @@ guarded(Fun) ->
 %% bytecode is rewritten to canonicalize NaNs, and an AOT file must have
 %% been compiled so. With `Fuel' >= 0 the instance is metered (bytecode
 %% rewritten after the other rewrites, an AOT file compiled so) with that
-%% start fuel; -1: not metered.
+%% start fuel; -1: not metered. With an `Image' ({@link image/1}; `none':
+%% none) the instance is a fork: it takes the image's state right after
+%% instantiation, or the start fails.
 -spec start(pid(), binary(), wasm | aot,
             {non_neg_integer(), pos_integer(), pos_integer(),
              {non_neg_integer(), non_neg_integer(), boolean()}},
-            boolean(), {boolean(), integer()}) -> reply().
-start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Rewrites) -> ?NOT_LOADED.
+            boolean(), {boolean(), integer()}, reference() | none) -> reply().
+start(_Worker, _Bytes, _Mode, _Limits, _ServeImports, _Rewrites, _Image) -> ?NOT_LOADED.
 
 %% @doc Calls a function by name or table index; `Stub' serves imports with zeros.
 -spec call(pid(), string() | binary() | non_neg_integer(), list(), boolean()) -> reply().
@@ -160,6 +163,21 @@ snapshot_delta(_Worker, _Base, _HashOnly) -> ?NOT_LOADED.
 %% @doc Restores a snapshot or a chain `[Full, Delta, ...]'; `ok' arrives.
 -spec restore(pid(), binary() | [binary()]) -> reply().
 restore(_Worker, _Snapshot) -> ?NOT_LOADED.
+
+%% @doc The image of a snapshot or a chain `[Full, Delta, ...]' (its
+%% memory in a sealed memfd, which forks map copy-on-write): `{ok, Image}'
+%% or `{error, Reason}', at once (a dirty NIF: it writes the whole memory).
+-spec image(binary() | [binary()]) -> {ok, reference()} | {error, term()}.
+image(_Snapshot) -> ?NOT_LOADED.
+
+%% @doc The image of the instance's state now, made on its thread;
+%% `{execution_result, Image}' arrives.
+-spec image_of(pid()) -> reply().
+image_of(_Worker) -> ?NOT_LOADED.
+
+%% @doc `{MemorySize, ModuleFingerprint}' of an image.
+-spec image_info(reference()) -> {non_neg_integer(), binary()}.
+image_info(_Image) -> ?NOT_LOADED.
 
 %% @doc Writes raw memory at 0, grown to its size first; `ok' arrives.
 -spec deserialize(pid(), binary()) -> reply().

@@ -48,7 +48,8 @@ start(Opts) ->
         deterministic => false,
         node => node(),
         trust_aot => false,
-        fuel => none
+        fuel => none,
+        snapshot => none
     }).
 
 %% @doc {@link hb_beamr:compile/2}'s options, checked, with every default
@@ -187,6 +188,11 @@ validate_start_opt(deterministic, V) -> is_boolean(V);
 validate_start_opt(node, V) -> is_atom(V);
 validate_start_opt(trust_aot, V) -> is_boolean(V);
 validate_start_opt(fuel, V) -> V =:= none orelse is_fuel(V);
+% A fork's state: a snapshot, a chain [Full, Delta, ...], or an image
+% (hb_beamr:image/1; an image is a reference, local to its node).
+validate_start_opt(snapshot, V) ->
+    V =:= none orelse is_binary(V) orelse is_reference(V)
+        orelse (is_list(V) andalso V =/= [] andalso lists:all(fun is_binary/1, V));
 validate_start_opt(_, _) -> false.
 
 %% One clause per option of compile/2 (see hb_beamr:compile_opts()).

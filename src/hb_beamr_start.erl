@@ -16,12 +16,27 @@
 %% @doc Starts an instance on this node, watched by `Watcher' until its
 %% start has returned (see {@link hb_beamr:start/3}).
 -spec start_here(binary(), hb_beamr:mode(), map(), tuple(), pid()) -> term().
-start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
+start_here(WasmBinary, Mode, Opts, {{Limits, Rewrites, Snapshot}, Serve, Timeout}, Watcher) ->
+    % A fork's image: given, or made here of a snapshot (one copy of its
+    % memory, into the memfd forks map).
+    case image(Snapshot) of
+        {ok, Image} ->
+            start_here(WasmBinary, Mode, Opts, {{Limits, Rewrites, Image}, Serve, Timeout}, Watcher, go);
+        {error, _} = Error ->
+            Error
+    end.
+
+image(none) -> {ok, none};
+image(Image) when is_reference(Image) -> {ok, Image};
+image(Snapshot) -> hb_beamr_nif:guarded(fun() -> hb_beamr_nif:image(Snapshot) end).
+
+start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher, go) ->
     % The timeout bounds the whole start: a compile (bytecode in `aot'
     % mode) spends from it, and instantiation gets what is left.
     Deadline = deadline(Timeout),
-    % What the instance was started from, for migrate/2.
-    Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout], Opts)},
+    % What the instance was started from, for migrate/2 and fork/1 (a
+    % fork's own state is not where it starts from).
+    Origin = {WasmBinary, Mode, maps:without([import_fun, state, timeout, snapshot], Opts)},
     % (with `fuel', migrate/2 starts the new instance metered; the restore
     % then brings the counter over.)
     % AOT: the seal checked, or bytecode compiled (hb_beamr_aot).
@@ -67,11 +82,12 @@ start_for(WasmBinary, Mode, Opts, Watcher) ->
 %% reported at once (`Report'), so that a timeout can stop it; the worker
 %% process watches `Watcher' until the start has returned to it, so that a
 %% starter killed meanwhile leaves nothing behind.
-start_instance(WasmBinary, Mode, {Limits, Rewrites}, Serve, {Watcher, Origin}, Report) ->
+start_instance(WasmBinary, Mode, {Limits, Rewrites, Image}, Serve, {Watcher, Origin}, Report) ->
     WASM = proc_lib:spawn(?MODULE, starting, [Watcher, Origin]),
     Report(WASM),
     Id = hb_beamr_nif:guarded(fun() ->
-        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Rewrites)
+        hb_beamr_nif:start(WASM, WasmBinary, Mode, module_bounds(Limits), Serve =/= none, Rewrites,
+                           Image)
     end),
     case is_integer(Id) of
         true ->
@@ -121,13 +137,14 @@ options(Opts) ->
     case hb_beamr_opts:start(Opts) of
         {ok, #{max_memory := MaxMemory, wasm_stack := WasmStack, native_stack := NativeStack,
                import_fun := ImportFun, state := State, timeout := Timeout,
-               deterministic := Deterministic, node := Node, fuel := Fuel}} ->
+               deterministic := Deterministic, node := Node, fuel := Fuel,
+               snapshot := Snapshot}} ->
             % The rewrites: NaNs, and metering with the start fuel (-1: none).
             Metering = case Fuel of
                 none -> -1;
                 _ -> Fuel
             end,
-            Limits = {{MaxMemory, WasmStack, NativeStack}, {Deterministic, Metering}},
+            Limits = {{MaxMemory, WasmStack, NativeStack}, {Deterministic, Metering}, Snapshot},
             Serve = case ImportFun of
                 none -> none;
                 _ -> {ImportFun, State}

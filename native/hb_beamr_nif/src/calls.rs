@@ -93,6 +93,7 @@ pub fn instantiate(
     source: ModuleSource,
     (mode, deterministic, metered): (Mode, bool, bool),
     limits: Limits,
+    image: crate::images::ImageArg,
 ) {
     let module = module(source, mode, deterministic, metered);
     let id = call.id;
@@ -137,6 +138,17 @@ pub fn instantiate(
     match reply.result {
         Ok(engine) => {
             worker.deposit_start_fuel(engine.as_ref());
+            // A fork: the instance takes the image's state before anyone can
+            // reach it; if it cannot, the start fails and the instance is
+            // freed (the worker stops without an engine).
+            if let Some(image) = image {
+                if let Err(error) = crate::images::adopt(worker, &engine, &image.image) {
+                    worker.send(&reply.to, Message::Failed(&error));
+                    drop(engine);
+                    worker.decided(next);
+                    return;
+                }
+            }
             worker.send(
                 &reply.to,
                 Message::Started {

@@ -86,6 +86,8 @@ pub enum OpBody {
     Fuel,
     /// Adds fuel to a metered instance's counter.
     AddFuel(u64),
+    /// `{ok, Image}`: an image of the state now, for forks.
+    Image,
 }
 
 /// The bytes of a write. Small ones are copied; a large Erlang binary is

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod context;
 pub mod fuel;
 pub mod identity;
+pub mod images;
 pub mod imports;
 pub mod instance;
 pub mod mailbox;
@@ -70,8 +71,11 @@ fn request(env: Env, worker: &LocalPid, body: OpBody) -> Result<u64, Error> {
 /// constructors) come to the caller as `{hb_beamr, Id, {import, ...}}`, as
 /// in a call. `deterministic` canonicalizes NaNs; a `fuel` of 0 or more
 /// meters the instance with that start fuel (see `fuel.rs`; negative: not
-/// metered). Dirty: the module is copied (WAMR needs a writable buffer it
-/// keeps).
+/// metered). With an `image` (from `image/1` or `image_of/1`; `none`:
+/// none) the instance is a fork: it takes the image's state right after
+/// instantiation, or the start fails. Dirty: the module is copied (WAMR
+/// needs a writable buffer it keeps).
+#[allow(clippy::too_many_arguments)]
 #[rustler::nif(schedule = "DirtyCpu")]
 fn start<'a>(
     env: Env<'a>,
@@ -81,7 +85,13 @@ fn start<'a>(
     limits: (u64, u32, u64, (u64, u64, bool)),
     serve_imports: bool,
     (deterministic, fuel): (bool, i64),
+    image: Term<'a>,
 ) -> Term<'a> {
+    let image: images::ImageArg = match image.decode::<ResourceArc<images::ImageResource>>() {
+        Ok(image) => Some(image),
+        Err(_) if image.atom_to_string().is_ok_and(|a| a == "none") => None,
+        Err(_) => return error_term(env, Error::InvalidArgs),
+    };
     // Metered with this start fuel; negative: not metered.
     let fuel = u64::try_from(fuel).ok();
     let (max_memory, wasm_stack, native_stack, (modules_max, modules_idle, share)) = limits;
@@ -155,6 +165,7 @@ fn start<'a>(
         fuel,
         limits,
         start,
+        image,
     };
     match worker::spawn(startup) {
         Ok(()) => id.encode(env),
@@ -387,6 +398,45 @@ fn snapshot_delta<'a>(
     let base = WriteData::from_binary(env, base);
     let result = request(env, &worker, OpBody::Delta { base, hash_only });
     reply_result(env, result)
+}
+
+/// `image(Snapshot | [Full, Delta, ...])` → `{ok, Image}`: the state the
+/// snapshot (or chain) restores, prepared for forks (`start/3`'s
+/// `snapshot`): its memory written once into a sealed memfd that forks map
+/// copy-on-write. Dirty: it writes the whole memory.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn image<'a>(env: Env<'a>, data: Term<'a>) -> Term<'a> {
+    let built = if let Ok(binary) = data.decode::<Binary>() {
+        images::of_chain(&[binary.as_slice()])
+    } else if let Ok(list) = data.decode::<Vec<Binary>>() {
+        let slices = list.iter().map(|b| b.as_slice()).collect::<Vec<_>>();
+        images::of_chain(&slices)
+    } else {
+        Err(Error::InvalidArgs)
+    };
+    match built {
+        Ok(image) => (
+            atoms::ok(),
+            ResourceArc::new(images::ImageResource { image }),
+        )
+            .encode(env),
+        Err(error) => error_term(env, error),
+    }
+}
+
+/// An image of the instance's state now, made on its thread (in turn, as
+/// a snapshot is): `{ok, Image}` arrives.
+#[rustler::nif]
+fn image_of(env: Env, worker: LocalPid) -> Term {
+    let result = request(env, &worker, OpBody::Image);
+    reply_result(env, result)
+}
+
+/// `image_info(Image)` → `{MemorySize, Fingerprint}`.
+#[rustler::nif]
+fn image_info<'a>(env: Env<'a>, image: ResourceArc<images::ImageResource>) -> Term<'a> {
+    let fingerprint = rustler::OwnedBinary::from_slice(&image.image.fingerprint).release(env);
+    (image.image.memory_size(), fingerprint).encode(env)
 }
 
 /// Restores a snapshot or a chain `[Full, Delta, ...]` (O(1) here: the

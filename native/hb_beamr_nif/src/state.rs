@@ -64,6 +64,10 @@ pub fn serve(worker: &Worker, op: Op) {
         OpBody::AddFuel(more) => worker
             .add_fuel(engine, more)
             .map(|()| worker.send(&reply, Message::Written)),
+        OpBody::Image => crate::images::of_instance(worker, engine).map(|image| {
+            let image = rustler::ResourceArc::new(crate::images::ImageResource { image });
+            worker.send(&reply, Message::Image(image))
+        }),
     };
     if let Err(error) = done {
         worker.send(&reply, Message::Failed(&error));

@@ -33,6 +33,9 @@ pub struct Startup {
     pub fuel: Option<u64>,
     pub limits: Limits,
     pub start: Call,
+    /// A fork's image: the instance takes its state right after
+    /// instantiation.
+    pub image: crate::images::ImageArg,
 }
 
 /// Spawns the worker thread of a new instance. Imports that call back into
@@ -60,6 +63,7 @@ fn run(startup: Startup) {
         fuel,
         limits,
         start,
+        image,
     } = startup;
     let meter = fuel.map(crate::meter::Meter::new);
     let worker = Rc::new(Worker::new(shared, rx, meter));
@@ -69,6 +73,7 @@ fn run(startup: Startup) {
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
         let mut bytes = Some(module);
+        let mut image = image;
         while let Some(action) = worker.next_action() {
             match (action, bytes.take()) {
                 (Action::Run(call), Some(bytes)) => {
@@ -78,6 +83,7 @@ fn run(startup: Startup) {
                         bytes,
                         (mode, deterministic, fuel.is_some()),
                         limits,
+                        image.take(),
                     );
                     if worker.engine.get().is_none() {
                         // Nothing to serve: refuse whatever came meanwhile.

@@ -71,6 +71,8 @@ pub enum Message<'a> {
         used: u64,
     },
     Failed(&'a Error),
+    /// `{execution_result, Image}`: an image of the instance's state.
+    Image(rustler::ResourceArc<crate::images::ImageResource>),
 }
 
 /// Encodes a value for Erlang; non-finite floats become atoms.
@@ -194,6 +196,7 @@ impl Message<'_> {
                 (atoms::execution_result(), map).encode(env)
             }
             Message::Failed(error) => (atoms::error(), ErrorTerm(error)).encode(env),
+            Message::Image(image) => (atoms::execution_result(), image).encode(env),
         }
     }
 }
