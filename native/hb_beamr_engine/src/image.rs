@@ -33,7 +33,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::snapshot::Global;
+use hb_beamr_core::snapshot::{Global, Tracked};
 
 use crate::instance::InstanceRef;
 
@@ -54,6 +54,10 @@ pub struct Image {
     nonzero_end: u64,
     pub fingerprint: [u8; 32],
     pub globals: Vec<Global>,
+    /// The state's id and unit hashes where a restore of the same snapshots
+    /// would know them (a chain; `None` for a lone full snapshot): the
+    /// base of a fork's next delta.
+    pub tracked: Option<Tracked>,
 }
 
 fn os_error(what: &str) -> Error {
@@ -119,6 +123,7 @@ impl Image {
             nonzero_end,
             fingerprint,
             globals,
+            tracked: None,
         })
     }
 

@@ -30,7 +30,9 @@ pub fn of_chain(chain: &[&[u8]]) -> Result<Image, Error> {
         .ok_or_else(|| Error::InvalidSnapshot("an empty chain".into()))?;
     let ours = snapshot::peek(first)?.fingerprint;
     let plan = snapshot::plan(chain, &ours, u64::MAX)?;
-    Image::build(ours, plan.globals, plan.memory_size, &plan.writes)
+    let mut image = Image::build(ours, plan.globals, plan.memory_size, &plan.writes)?;
+    image.tracked = plan.tracked;
+    Ok(image)
 }
 
 /// The image of an instance's state now (on its thread): its memory and
@@ -65,9 +67,19 @@ pub fn adopt(worker: &Worker, engine: &EngineInstance, image: &Image) -> Result<
     if let Some((left, _)) = before {
         worker.rebase_fuel(engine, left);
     }
-    // As after a restore of a lone full snapshot: no last snapshot, and
-    // tracking (should it ever have started) starts anew.
-    *worker.snapshots.borrow_mut() = Snapshots::default();
+    // As after a restore: the restored state is the base of the next
+    // delta where the restore would know its id (a chain), and the kernel's
+    // record starts here. A lone snapshot leaves no base (as a restore of
+    // one): the next snapshot is untracked, and tracking starts when a
+    // delta first needs it, so a fork maps and scans nothing more.
+    let mut snapshots = worker.snapshots.borrow_mut();
+    *snapshots = Snapshots::default();
+    if let Some(tracked) = &image.tracked {
+        if engine.memory_size() == image.memory_size() {
+            snapshots.tracker.take(engine);
+            snapshots.last = Some(tracked.clone());
+        }
+    }
     Ok(())
 }
 
