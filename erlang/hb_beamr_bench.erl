@@ -43,6 +43,12 @@
 %%%              HB_BEAMR_BENCH_DELTA_GIB=1), kernel tracking and hash pass,
 %%%              against a full snapshot; restoring the chain
 %%%
+%%%   forks      start(Bytes, wasm, #{snapshot => Image}) of a 64 MiB and a
+%%%              1 GiB image (HB_BEAMR_BENCH_FORK_GIB=0: 64 MiB only), against
+%%%              start + deserialize of the same memory, and its cost over a
+%%%              plain start; image/1 and fork/1; the RSS of 100 forks of
+%%%              the 1 GiB image that each write 1 MiB
+%%%
 %%% Environment: HB_BEAMR_BENCH_ONLY (sections to run, e.g. "call,cluster"),
 %%% HB_BEAMR_BENCH_ROUNDS (default 7), HB_BEAMR_BENCH_INSTANCES
 %%% (default 10000), HB_BEAMR_BENCH_OUT (default docs/results/bench.md).
@@ -85,6 +91,7 @@ main(_) ->
         section("start", fun() -> start_rows(Root, Rounds, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
         section("delta snapshots", fun() -> delta_rows(Root, Rounds) end),
+        section("forks", fun() -> fork_rows(Root, Rounds) end),
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
         section("cluster", fun() -> cluster_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
@@ -802,6 +809,172 @@ grow_module() ->
       5, 6, 1, 1, 1, 16#80, 16#80, 4,
       7, 17, 2, 6, "memory", 2, 0, 4, "grow", 0, 0,
       10, 8, 1, 6, 0, 16#20, 0, 16#40, 0, 16#0b>>.
+
+%%% Forks
+
+%% At 64 MiB and 1 GiB of memory (patterned: no zero page): a fork from an
+%% image (start with `#{snapshot => Image}') against start + deserialize of
+%% the same memory (what a fork cost before), and the fork's cost over a
+%% plain start of the same module (the difference of the medians of
+%% `Starts' starts of each, taken turn about, per round); building the
+%% image (once per snapshot) and fork/1 of a live instance (an image of it,
+%% then a fork). Then the memory of 100 forks of the largest image that
+%% each write 1 MiB.
+fork_rows(Root, Rounds) ->
+    Sizes = [64 | [1024 || os:getenv("HB_BEAMR_BENCH_FORK_GIB") =/= "0"]],
+    lists:append([fork_rows(Root, Rounds, MiB) || MiB <- Sizes]) ++ fork_rss_rows(lists:last(Sizes)).
+
+fork_rows(_Root, Rounds, MiB) ->
+    Bench = grow_module(),
+    Size = MiB * 1024 * 1024,
+    W = start(Bench),
+    {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
+    ok = hb_beamr_io:write(W, 0, patterned_bytes(Size)),
+    {ok, Memory} = hb_beamr:serialize(W),
+    {ok, Snap} = hb_beamr:snapshot(W),
+    Ms = fun(Fun) -> {Us, Result} = timer:tc(Fun), {Us / 1000, Result} end,
+    Starts = 25,
+    StartMs = fun(Opts) ->
+        {T, {ok, F, _, _}} = Ms(fun() -> hb_beamr:start(Bench, wasm, Opts) end),
+        hb_beamr:stop(F),
+        T
+    end,
+    {ok, Image0} = hb_beamr:image(Snap),
+    Samples = rounds(Rounds, fun() ->
+        % The last round's images (1 GiB memfds) are garbage: freed now.
+        erlang:garbage_collect(),
+        {ImageMs, {ok, Image}} = Ms(fun() -> hb_beamr:image(Snap) end),
+        Pairs = [{StartMs(#{}), StartMs(#{snapshot => Image0})} || _ <- lists:seq(1, Starts)],
+        Plain = median([P || {P, _} <- Pairs]),
+        Forked = median([F || {_, F} <- Pairs]),
+        {Deser, ok} = Ms(fun() ->
+            {ok, D, _, _} = hb_beamr:start(Bench, wasm),
+            ok = hb_beamr:deserialize(D, Memory),
+            hb_beamr:stop(D)
+        end),
+        {ForkMs, {ok, F1, _, _}} = Ms(fun() -> hb_beamr:fork(W) end),
+        %% The fork is the snapshot's state.
+        {ok, Tail} = hb_beamr_io:read(F1, Size - 4096, 4096),
+        Tail = binary:part(Memory, Size - 4096, 4096),
+        hb_beamr:stop(F1),
+        ok = check_fork(Bench, Image, Memory),
+        [{plain, Plain}, {forked, Forked}, {cost, Forked - Plain}, {deser, Deser},
+         {image, ImageMs}, {fork, ForkMs}]
+    end),
+    hb_beamr:stop(W),
+    Label = integer_to_list(MiB) ++ " MiB",
+    {Target, Limit} = case MiB of
+                          64 -> {"< 0.1 ms", 0.1};
+                          _ -> {"< 1 ms", 1.0}
+                      end,
+    Cost = median(maps:get(cost, Samples)),
+    Sec = "forks",
+    [
+        #row{section = Sec, what = "baseline: start + deserialize/2, " ++ Label,
+             median = median(maps:get(deser, Samples)), unit = "ms"},
+        #row{section = Sec, what = "start with #{snapshot => Image}, " ++ Label,
+             median = median(maps:get(forked, Samples)), unit = "ms", baseline = "start+deserialize",
+             ratio = paired_ratio(Samples, forked, deser)},
+        #row{section = Sec, what = io_lib:format("the fork over a plain start (p50 of ~w each), ", [Starts]) ++ Label,
+             median = Cost, unit = "ms", target = Target, met = Cost < Limit},
+        #row{section = Sec, what = "baseline: plain start of the same module",
+             median = median(maps:get(plain, Samples)), unit = "ms"},
+        #row{section = Sec, what = "image/1 of the snapshot (once per snapshot), " ++ Label,
+             median = median(maps:get(image, Samples)), unit = "ms"},
+        #row{section = Sec, what = "fork/1 of a live instance (image + start), " ++ Label,
+             median = median(maps:get(fork, Samples)), unit = "ms"}
+    ].
+
+%% A fork of `Image' holds `Memory' (its first and last pages, and one in
+%% the middle).
+check_fork(Bench, Image, Memory) ->
+    {ok, F, _, _} = hb_beamr:start(Bench, wasm, #{snapshot => Image}),
+    Size = byte_size(Memory),
+    [{ok, Page} = hb_beamr_io:read(F, At, 4096)
+     || At <- [0, (Size div 2) band bnot 4095, Size - 4096],
+        Page <- [binary:part(Memory, At, 4096)]],
+    hb_beamr:stop(F),
+    ok.
+
+%% 100 forks of one image of `MiB' MiB, each writing 1 MiB (256 pages
+%% spread over its memory): the node's RSS they add, and with the image's
+%% own pages (the memfd, counted as Shmem) the memory all of it takes.
+fork_rss_rows(MiB) ->
+    Bench = grow_module(),
+    Size = MiB * 1024 * 1024,
+    W = start(Bench),
+    {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
+    ok = hb_beamr_io:write(W, 0, patterned_bytes(Size)),
+    Shmem0 = meminfo("Shmem"),
+    {ok, Image} = hb_beamr:image(W),
+    ImageBytes = meminfo("Shmem") - Shmem0,
+    Leases = maps:get(instances, hb_beamr:module_stats()),
+    hb_beamr:stop(W),
+    % Until its memory is freed (deinstantiated before its lease drops).
+    wait_for_instances(Leases - 1),
+    Rss0 = settled_rss(),
+    Page = binary:copy(<<16#5a>>, 4096),
+    Forks = [begin
+                 {ok, F, _, _} = hb_beamr:start(Bench, wasm, #{snapshot => Image}),
+                 [ok = hb_beamr_io:write(F, U * (Size div 256), Page) || U <- lists:seq(0, 255)],
+                 F
+             end || _ <- lists:seq(1, 100)],
+    Added = rss() - Rss0,
+    {ok, <<16#5a>>} = hb_beamr_io:read(lists:last(Forks), Size div 256, 1),
+    [hb_beamr:stop(F) || F <- Forks],
+    Label = io_lib:format("100 forks of a ~w MiB image, each writing 1 MiB", [MiB]),
+    Total = (Added + ImageBytes) / 1048576,
+    {Target, Met} = case MiB of
+                        1024 -> {"< 1,229 MiB (1.2 GiB)", Total < 1228.8};
+                        _ -> {"", undefined}
+                    end,
+    [
+        #row{section = "forks", what = io_lib:format("the image's own pages (memfd), ~w MiB", [MiB]),
+             median = ImageBytes / 1048576, unit = "MiB"},
+        #row{section = "forks", what = Label ++ ": node RSS added",
+             median = Added / 1048576, unit = "MiB"},
+        #row{section = "forks", what = Label ++ ": image + forks",
+             median = Total, unit = "MiB", target = Target, met = Met}
+    ].
+
+%% The node's resident memory once it has stopped falling (the bench's
+%% large binaries collected, stopped instances' memory unmapped): two
+%% readings 100 ms apart within 1 MiB, for 10 s at most.
+settled_rss() -> settled_rss(rss(), 100).
+
+settled_rss(Last, 0) -> Last;
+settled_rss(Last, Tries) ->
+    [erlang:garbage_collect(P) || P <- processes()],
+    timer:sleep(100),
+    case rss() of
+        Now when abs(Now - Last) < 1048576 -> Now;
+        Now -> settled_rss(Now, Tries - 1)
+    end.
+
+%% The node's resident memory, in bytes (/proc/self/status).
+rss() -> proc_kb("/proc/self/status", "VmRSS") * 1024.
+
+%% A /proc/meminfo figure, in bytes.
+meminfo(Key) -> proc_kb("/proc/meminfo", Key) * 1024.
+
+proc_kb(File, Key) ->
+    {ok, Text} = file:read_file(File),
+    Prefix = list_to_binary(Key ++ ":"),
+    [Kb] = [binary_to_integer(hd(string:lexemes(Rest, " \tkB")))
+            || Line <- binary:split(Text, <<"\n">>, [global]),
+               <<P:(byte_size(Prefix))/binary, Rest/binary>> <- [Line], P =:= Prefix],
+    Kb.
+
+%% Until at most `N' instances hold a module (their memory freed), for 5 s
+%% at most.
+wait_for_instances(N) -> wait_for_instances(N, 500).
+
+wait_for_instances(_N, 0) -> ok;
+wait_for_instances(N, Tries) ->
+    case maps:get(instances, hb_beamr:module_stats()) =< N of
+        true -> ok;
+        false -> timer:sleep(10), wait_for_instances(N, Tries - 1)
+    end.
 
 %%% WASI stdout
 

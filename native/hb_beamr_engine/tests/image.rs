@@ -127,7 +127,7 @@ fn the_kernel_sees_a_forks_writes_only() -> Result<(), Error> {
     let parent = instance(STATE)?;
     call(&parent, "grow", &[1])?;
     for page in 0..32 {
-        call(&parent, "store", &[page * 4096, page as i128 + 1])?;
+        call(&parent, "store", &[page * 4096, page + 1])?;
     }
     let image = image_of(&parent)?;
     let fork = instance(STATE)?;
