@@ -243,7 +243,11 @@ start(WasmBinary, Mode, Opts) when
 ->
     case hb_beamr_start:options(Opts) of
         {ok, _Limits, _Serve, _Timeout, Node} when Node =/= node() ->
-            hb_beamr_node:start(Node, WasmBinary, Mode, maps:remove(node, Opts));
+            case maps:get(snapshot, Opts, none) of
+                % An image is local to its node: give the snapshot instead.
+                Image when is_reference(Image) -> {error, {invalid_option, {snapshot, Image}}};
+                _ -> hb_beamr_node:start(Node, WasmBinary, Mode, maps:remove(node, Opts))
+            end;
         {ok, Limits, Serve, Timeout, _Node} ->
             hb_beamr_start:start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, self());
         {error, _} = Error ->

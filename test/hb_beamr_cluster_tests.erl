@@ -52,9 +52,28 @@ cluster_test_() ->
             {"timeouts with a stuck import function", fun() -> remote_timeout(Node) end},
             {"migrate there and back", fun() -> migrate(Node) end},
             {"calls queued during a migration are answered", fun() -> migrate_with_queue(Node) end},
-            {"a caller on another node dying mid-import", fun() -> remote_caller_dies(Node) end}
+            {"a caller on another node dying mid-import", fun() -> remote_caller_dies(Node) end},
+            {"forks there, of a snapshot from here", fun() -> remote_forks(Node) end}
         ]
     end}.
+
+%% A fork of an instance on another node lives there; a start there takes
+%% a snapshot made here (an image is local to its node).
+remote_forks(Node) ->
+    WASM = start_on(Node, "state.wasm"),
+    {ok, [1]} = hb_beamr:call(WASM, "grow", [1]),
+    {ok, []} = hb_beamr:call(WASM, "store", [?PAGE + 8, 42]),
+    {ok, Snap} = hb_beamr:snapshot(WASM),
+    {ok, Fork, _, _} = hb_beamr:fork(WASM),
+    ?assertEqual(Node, node(Fork)),
+    ?assertEqual({ok, Snap}, hb_beamr:snapshot(Fork)),
+    {ok, []} = hb_beamr:call(Fork, "store", [?PAGE + 8, 1]),
+    ?assertEqual({ok, [42]}, hb_beamr:call(WASM, "load", [?PAGE + 8])),
+    {ok, There, _, _} = hb_beamr:start(bytes("state.wasm"), mode(), #{node => Node, snapshot => Snap}),
+    ?assertEqual({ok, Snap}, hb_beamr:snapshot(There)),
+    ?assertEqual({error, badarg}, hb_beamr:image(WASM)),
+    [ok = hb_beamr:stop(W) || W <- [WASM, Fork, There]],
+    ?assertEqual({error, stopped}, hb_beamr:fork(WASM)).
 
 calls_and_errors(Node) ->
     WASM = start_on(Node, "test.wasm"),

@@ -303,6 +303,19 @@ bad_forks_fail_and_leave_nothing_test() ->
     ?assertEqual({ok, 2 * ?PAGE}, hb_beamr_io:size(C)),
     [hb_beamr:stop(W) || W <- [A, B, C, Other]].
 
+%% A module without memory forks too (its globals only); an image is no
+%% option for a start on another node (it is local: give the snapshot).
+a_module_without_memory_test() ->
+    {ok, A, _, _} = hb_beamr:start(fixture("test.wasm")),
+    Snap = snap(A),
+    {ok, F, _, _} = hb_beamr:fork(A),
+    ?assertEqual(Snap, snap(F)),
+    ?assertEqual({ok, [120.0]}, hb_beamr:call(F, "fac", [5.0])),
+    {ok, Image} = hb_beamr:image(Snap),
+    ?assertEqual({error, {invalid_option, {snapshot, Image}}},
+                 hb_beamr:start(fixture("test.wasm"), wasm, #{snapshot => Image, node => 'elsewhere@nowhere'})),
+    [hb_beamr:stop(W) || W <- [A, F]].
+
 %% fork/2's options go over the parent's: a start function that imports
 %% is served again; a metered parent's fork is metered, with the parent's
 %% counter.

@@ -146,11 +146,15 @@ impl Image {
         // The reservation is there: its last page is mapped (PROT_NONE
         // until grown). mincore fails with ENOMEM on unmapped memory.
         let mut vec = [0u8; 1];
+        // Not dereferenced: an address for the kernel to look up, which
+        // may lie outside any mapping (wrapping_add makes no claim).
+        let last = base.wrapping_add((max - PAGE) as usize);
         // SAFETY: a page-aligned address and one page; `vec` has room for
-        // one page's entry. mincore only reads the page tables.
+        // one page's entry. mincore only reads the page tables (ENOMEM if
+        // nothing is mapped there).
         let mapped = unsafe {
             libc::mincore(
-                base.add((max - PAGE) as usize) as *mut libc::c_void,
+                last as *mut libc::c_void,
                 PAGE as usize,
                 vec.as_mut_ptr(),
             )
