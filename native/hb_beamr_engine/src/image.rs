@@ -152,13 +152,8 @@ impl Image {
         // SAFETY: a page-aligned address and one page; `vec` has room for
         // one page's entry. mincore only reads the page tables (ENOMEM if
         // nothing is mapped there).
-        let mapped = unsafe {
-            libc::mincore(
-                last as *mut libc::c_void,
-                PAGE as usize,
-                vec.as_mut_ptr(),
-            )
-        };
+        let mapped =
+            unsafe { libc::mincore(last as *mut libc::c_void, PAGE as usize, vec.as_mut_ptr()) };
         mapped == 0
     }
 
