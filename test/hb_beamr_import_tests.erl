@@ -248,3 +248,20 @@ out_of_range_answers_are_invalid_import_responses_test() ->
         % The instance serves the next call.
         ?assertEqual({ok, [7], #{}}, Call("count", [1], 7))
     end).
+
+%% An import no answer can carry (an externref parameter, two results) fails its call
+%% with `{unsupported_signature, Why}', however imports are served (the
+%% protocol decides it, before any import fun is asked); the instance
+%% serves on.
+unsupported_import_signature_test() ->
+    with_instance("import-unservable.wasm", fun(W) ->
+        Asked = fun(_, _, _) -> error(asked) end,
+        ?assertMatch({error, {unsupported_signature, <<"import env.take", _/binary>>}},
+                     hb_beamr:call(W, "calls_it", [], Asked, s)),
+        ?assertMatch({error, {unsupported_signature, _}}, hb_beamr:call(W, "calls_it", [])),
+        ?assertMatch({error, {unsupported_signature, _}},
+                     hb_beamr:call(W, "calls_it", [], fun hb_beamr:stub/3, s)),
+        ?assertMatch({error, {unsupported_signature, <<"import env.pair returns several", _/binary>>}},
+                     hb_beamr:call(W, "calls_pair", [], Asked, s)),
+        ?assertEqual({ok, [7]}, hb_beamr:call(W, "plain", []))
+    end).

@@ -35,7 +35,9 @@
 //!   WebAssembly begins never runs; a doomed call's reply is its doom;
 //! - a dead caller never blocks anyone: its queued requests are dropped and
 //!   its running calls unwound at their next import;
-//! - nothing runs after a stop.
+//! - an import no answer can carry is asked of nobody, and fails its call;
+//! - nothing runs after a stop, a failed start ([`CallKind::Start`]) or a
+//!   retiring snapshot taken ([`CallKind::Retire`]).
 
 use std::collections::VecDeque;
 
@@ -119,13 +121,28 @@ pub enum FuelMode {
     Erlang,
 }
 
+/// What a call is to the instance's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CallKind {
+    /// The instantiation (start function, constructors), the first call:
+    /// if it fails, the instance stops.
+    Start,
+    /// A call of an export.
+    #[default]
+    Export,
+    /// The retiring snapshot (`migrate/2`): once it is taken, the instance
+    /// stops; if it fails, the instance serves on.
+    Retire,
+}
+
 /// A call request: its id, where its replies go (its caller is their
-/// process), how its imports and fuel exhaustion are served, and what to
-/// run.
+/// process), what it is to the instance, how its imports and fuel
+/// exhaustion are served, and what to run.
 #[derive(Debug)]
 pub struct Call<P, B> {
     pub id: CallId,
     pub reply: ReplyTo<P>,
+    pub kind: CallKind,
     pub imports: ImportMode,
     pub fuel: FuelMode,
     pub body: B,
@@ -221,6 +238,7 @@ enum Phase {
 struct Active<P> {
     id: CallId,
     reply: ReplyTo<P>,
+    kind: CallKind,
     imports: ImportMode,
     fuel: FuelMode,
     phase: Phase,
@@ -320,6 +338,7 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
                 self.active.push(Active {
                     id: call.id,
                     reply: call.reply,
+                    kind: call.kind,
                     imports: call.imports,
                     fuel: call.fuel,
                     phase: Phase::Running,
@@ -342,11 +361,18 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
         }
     }
 
-    /// The innermost call asks for an import.
-    pub fn import_requested(&mut self) -> ImportStep<P> {
+    /// The innermost call asks for an import. `servable` is `Err` when the
+    /// import's signature has types no answer can carry (v128, references):
+    /// however its imports are served, it traps, and the call ends with
+    /// that error unless it is doomed.
+    pub fn import_requested(&mut self, servable: Result<(), Error>) -> ImportStep<P> {
         let Some(top) = self.active.last_mut() else {
             return ImportStep::Refuse;
         };
+        if let Err(error) = servable {
+            top.failure.get_or_insert(error);
+            return ImportStep::Refuse;
+        }
         match (top.imports, top.doom) {
             (ImportMode::Stub, _) => ImportStep::Stub,
             (ImportMode::Refuse, _) => ImportStep::Refuse,
@@ -474,6 +500,9 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
     /// stopped, its caller died: whatever it returned is void); the reason
     /// one of its imports failed, if it then trapped (the trap only says
     /// that the import failed); what it returned.
+    ///
+    /// A failed instantiation, or a retiring snapshot that was taken, stops
+    /// the instance: what queued is refused.
     pub fn finished<R>(&mut self, result: Result<R, Error>) -> Option<Outcome<P, B, O, R>> {
         let done = self.active.pop()?;
         let result = match (done.doom, done.failure, result) {
@@ -481,11 +510,19 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
             (None, Some(failure), Err(Error::Trap(_) | Error::Instantiation(_))) => Err(failure),
             (None, _, result) => result,
         };
+        let ends_instance = match done.kind {
+            CallKind::Start => result.is_err(),
+            CallKind::Retire => result.is_ok(),
+            CallKind::Export => false,
+        };
         let reply = Reply {
             to: done.reply,
             id: done.id,
             result,
         };
+        if ends_instance && !self.stopped {
+            return Some((reply, self.stop()));
+        }
         let next = match self.active.last_mut() {
             None if self.stopped => Vec::new(),
             None => self.next_in_queue(),
@@ -499,6 +536,25 @@ impl<P: Copy + Eq, B, O> Protocol<P, B, O> {
             },
         };
         Some((reply, next))
+    }
+
+    /// An action decided before the instance stopped and not carried out
+    /// (the worker ends, after a bug): what it becomes. An operation is
+    /// refused; a call still in progress is forgotten by the machine and
+    /// refused; a call that has had its reply, and everything else, needs
+    /// nothing more.
+    pub fn undone(&mut self, action: Action<P, B, O>) -> Option<Action<P, B, O>> {
+        debug_assert!(self.stopped, "undone before a stop");
+        match action {
+            Action::Serve(op) => Some(Action::Refuse(Request::Op(op), Failure::Stopped)),
+            Action::Run(call) => {
+                let at = self.active.iter().position(|a| a.id == call.id)?;
+                self.active.truncate(at);
+                Some(Action::Refuse(Request::Call(call), Failure::Stopped))
+            }
+            Action::Refuse(..) | Action::Drop(_) | Action::Reject { .. } => Some(action),
+            Action::Deliver(_) | Action::Unwind(_) => None,
+        }
     }
 
     /// The instance is free: the queued operations up to the next call are

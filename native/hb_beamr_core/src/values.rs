@@ -87,6 +87,15 @@ impl Value {
             .collect()
     }
 
+    /// Fits an import's answer to its result types. A void import ignores
+    /// whatever it is given: HyperBEAM's stub answers `[0]` to every import.
+    pub fn fit_answer(numbers: &[Number], results: &[ValKind]) -> Option<Vec<Value>> {
+        if results.is_empty() {
+            return Some(Vec::new());
+        }
+        Value::fit_all(numbers, results)
+    }
+
     pub fn kind(self) -> ValKind {
         match self {
             Value::I32(_) => ValKind::I32,
@@ -222,6 +231,18 @@ mod tests {
             Value::fit_all(&[Number::Int(1), Number::Float(2.0)], &kinds),
             Some(vec![Value::I32(1), Value::F64(2.0)])
         );
+    }
+
+    #[test]
+    fn a_void_import_ignores_its_answer_and_others_fit_it() {
+        assert_eq!(Value::fit_answer(&[Number::Int(0)], &[]), Some(vec![]));
+        assert_eq!(Value::fit_answer(&[Number::Huge], &[]), Some(vec![]));
+        assert_eq!(
+            Value::fit_answer(&[Number::Int(7)], &[ValKind::I64]),
+            Some(vec![Value::I64(7)])
+        );
+        assert!(Value::fit_answer(&[], &[ValKind::I32]).is_none());
+        assert!(Value::fit_answer(&[Number::Float(1.0)], &[ValKind::I32]).is_none());
     }
 
     #[test]

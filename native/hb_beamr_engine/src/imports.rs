@@ -66,11 +66,25 @@ impl ImportDesc {
         self.kind != ImportKind::Host
     }
 
+    /// The import's signature, if hb_beamr can exchange its values: numbers
+    /// only, and at most one result.
+    pub fn servable_sig(&self) -> Option<&FuncSig> {
+        self.sig.as_ref().filter(|sig| sig.results.len() <= 1)
+    }
+
+    /// Why an import without a servable signature cannot be served.
     pub fn unsupported(&self) -> String {
-        format!(
-            "import {}.{} has a signature hb_beamr cannot serve (v128 or reference types)",
-            self.module, self.name
-        )
+        match &self.sig {
+            Some(_) => format!(
+                "import {}.{} returns several values; hb_beamr serves imports with at most one \
+                 result",
+                self.module, self.name
+            ),
+            None => format!(
+                "import {}.{} has a signature hb_beamr cannot serve (v128 or reference types)",
+                self.module, self.name
+            ),
+        }
     }
 
     /// What `hb_beamr:stub/3` answers: zeros.

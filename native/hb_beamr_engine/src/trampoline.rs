@@ -69,13 +69,14 @@ fn serve(
     desc: &ImportDesc,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
-    let sig = desc.sig.as_ref().ok_or_else(|| desc.unsupported())?;
-    if sig.results.len() > 1 {
-        return Err(Trap::new(format!(
-            "import {}.{} returns several values; hb_beamr serves imports with at most one result",
-            desc.module, desc.name
-        )));
-    }
+    let Some(sig) = desc.servable_sig() else {
+        // What an import no answer can carry does to its call is the
+        // host's call protocol's to decide; native imports just trap.
+        return match desc.kind {
+            ImportKind::Host => host.import(instance, desc, &[]).map(|_| ()),
+            _ => Err(Trap::new(desc.unsupported())),
+        };
+    };
     let args: Vec<Value> = sig
         .params
         .iter()

@@ -62,24 +62,23 @@ fn finish(worker: &Worker, result: Result<Vec<hb_beamr_core::values::Value>, Err
     }
 }
 
-/// Takes the snapshot of a retiring instance, then stops serving: every
-/// queued request is refused, nothing runs after.
+/// Takes the snapshot of a retiring instance. The protocol stops the
+/// instance once it is taken (every queued request is refused, nothing runs
+/// after) and lets it serve on if it failed. The snapshot goes to the
+/// caller straight from linear memory, so the reply only says whether it
+/// went.
 fn retire(worker: &Worker, call: &Call) {
-    let taken = match worker.engine.get() {
-        Some(engine) => state::send_snapshot(worker, engine.as_ref(), &call.reply),
-        None => Err(Error::Stopped),
+    let entering = worker.protocol.borrow().entering();
+    let taken = match (entering, worker.engine.get()) {
+        (Err(failure), _) => Err(failure.error()),
+        (Ok(()), None) => Err(Error::Stopped),
+        (Ok(()), Some(engine)) => state::send_snapshot(worker, engine.as_ref(), &call.reply),
     };
-    match taken {
-        Ok(()) => {
-            let refused = worker.protocol.borrow_mut().stop();
-            worker.decided(refused);
+    let finished = worker.protocol.borrow_mut().finished(taken);
+    if let Some((reply, next)) = finished {
+        if let Err(error) = &reply.result {
+            worker.send(&reply.to, Message::Failed(error));
         }
-        Err(error) => worker.send(&call.reply, Message::Failed(&error)),
-    }
-    // The reply was the snapshot (or its error); stopped first, so that no
-    // queued call runs next.
-    let finished = worker.protocol.borrow_mut().finished(Ok(()));
-    if let Some((_, next)) = finished {
         worker.decided(next);
     }
 }

@@ -109,7 +109,7 @@ impl Worker {
     }
 
     /// A command is an event of the protocol.
-    fn feed(&self, command: Command) -> Vec<Action> {
+    pub(crate) fn feed(&self, command: Command) -> Vec<Action> {
         let mut protocol = self.protocol.borrow_mut();
         match command {
             Command::Call(call) => protocol.arrive(call),

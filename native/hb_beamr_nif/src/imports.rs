@@ -5,7 +5,6 @@
 //! unwinds the call.
 
 use hb_beamr_core::protocol::{Action, Failure, ImportStep};
-use hb_beamr_core::signature::FuncSig;
 use hb_beamr_core::values::{Number, Value};
 use hb_beamr_engine::{EngineInstance, Host, ImportDesc, InstanceRef, Trap};
 
@@ -46,14 +45,16 @@ impl Worker {
         desc: &ImportDesc,
         args: &[Value],
     ) -> Result<Vec<Value>, Trap> {
-        let sig = desc
-            .sig
-            .as_ref()
-            .ok_or_else(|| Trap::new(desc.unsupported()))?;
-        let step = self.protocol.borrow_mut().import_requested();
+        // An import no answer can carry fails the call, however its
+        // imports are served: the protocol records why.
+        let servable = desc
+            .servable_sig()
+            .map(|_| ())
+            .ok_or_else(|| Error::UnsupportedSignature(desc.unsupported()));
+        let step = self.protocol.borrow_mut().import_requested(servable);
         let to = match step {
             ImportStep::Stub => return Ok(desc.zero_results()),
-            ImportStep::Refuse => return Err(outside_a_call(desc)),
+            ImportStep::Refuse => return Err(refused(desc)),
             ImportStep::Unwind(failure) => return Err(unwound(failure)),
             ImportStep::Ask { to, .. } => to,
         };
@@ -76,7 +77,7 @@ impl Worker {
                 return Err(unwound(Failure::Stopped));
             };
             match action {
-                Action::Deliver(results) => return self.fit_answer(desc, sig, results),
+                Action::Deliver(results) => return self.fit_answer(desc, results),
                 Action::Unwind(failure) => return Err(unwound(failure)),
                 other => carry_out(self, other),
             }
@@ -85,23 +86,15 @@ impl Worker {
 }
 
 impl Worker {
-    fn fit_answer(
-        &self,
-        desc: &ImportDesc,
-        sig: &FuncSig,
-        results: Vec<Number>,
-    ) -> Result<Vec<Value>, Trap> {
-        // HyperBEAM's stub answers `[0]` to every import: a void import
-        // ignores whatever it is given.
-        if sig.results.is_empty() {
-            return Ok(Vec::new());
-        }
-        Value::fit_all(&results, &sig.results).ok_or_else(|| {
+    fn fit_answer(&self, desc: &ImportDesc, results: Vec<Number>) -> Result<Vec<Value>, Trap> {
+        // Only an import with a signature is ever asked.
+        let kinds = desc.servable_sig().map_or(&[][..], |sig| &sig.results[..]);
+        Value::fit_answer(&results, kinds).ok_or_else(|| {
             let text = format!(
                 "{}.{} must return {} value(s) of types {}, got {:?}",
                 desc.module,
                 desc.name,
-                sig.results.len(),
+                kinds.len(),
                 desc.signature,
                 results
             );
@@ -123,7 +116,12 @@ pub(crate) fn unwound(failure: Failure) -> Trap {
     })
 }
 
-fn outside_a_call(desc: &ImportDesc) -> Trap {
+/// The trap of a refused import: one no answer can carry (the call ends
+/// with the protocol's `unsupported_signature`), or one outside a call.
+fn refused(desc: &ImportDesc) -> Trap {
+    if desc.servable_sig().is_none() {
+        return Trap::new(desc.unsupported());
+    }
     Trap::new(format!(
         "import {}.{} called outside a call (from a start function? start/3 takes an \
          import_fun for those)",

@@ -31,7 +31,7 @@ use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 use codec::raw::RawCommand;
 use codec::{decode_numbers, decode_target, error_term, reply_result};
 use hb_beamr_core::errors::Error;
-use hb_beamr_core::protocol::{FuelMode, ImportMode};
+use hb_beamr_core::protocol::{CallKind, FuelMode, ImportMode};
 use hb_beamr_engine::{Bounds, Limits, Mode};
 use instance::{
     Call, CallBody, CallMonitor, Command, InstanceResource, Job, Op, OpBody, Shared, WriteData,
@@ -144,6 +144,7 @@ fn start<'a>(
             pid: caller,
             id: Some(id),
         },
+        kind: CallKind::Start,
         imports: if serve_imports {
             ImportMode::Erlang
         } else {
@@ -207,9 +208,15 @@ fn call_command(
         None
     };
     let id = reply.id.unwrap_or_else(instance::next_id);
+    let kind = match job {
+        Job::Instantiate => CallKind::Start,
+        Job::Call { .. } => CallKind::Export,
+        Job::Retire => CallKind::Retire,
+    };
     let call = Call {
         id,
         reply,
+        kind,
         imports,
         fuel,
         body: CallBody { job, monitor },

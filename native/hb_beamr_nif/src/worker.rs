@@ -16,7 +16,6 @@ use crate::actions::carry_out;
 use crate::calls;
 use crate::context::{Action, Worker};
 use crate::instance::{Call, Command, Shared};
-use crate::mailbox::Message;
 use crate::module_source::ModuleSource;
 use hb_beamr_core::errors::Error;
 use hb_beamr_engine::{install_host, Limits, Mode};
@@ -76,21 +75,17 @@ fn run(startup: Startup) {
         let mut image = image;
         while let Some(action) = worker.next_action() {
             match (action, bytes.take()) {
-                (Action::Run(call), Some(bytes)) => {
-                    calls::instantiate(
-                        &worker,
-                        call,
-                        bytes,
-                        (mode, deterministic, fuel.is_some()),
-                        limits,
-                        image.take(),
-                    );
-                    if worker.engine.get().is_none() {
-                        // Nothing to serve: refuse whatever came meanwhile.
-                        let stop = worker.protocol.borrow_mut().stop();
-                        worker.decided(stop);
-                    }
-                }
+                // A failed instantiation (a fork that failed included)
+                // stops the instance (the protocol refuses whatever came
+                // meanwhile).
+                (Action::Run(call), Some(bytes)) => calls::instantiate(
+                    &worker,
+                    call,
+                    bytes,
+                    (mode, deterministic, fuel.is_some()),
+                    limits,
+                    image.take(),
+                ),
                 (other, _) => carry_out(&worker, other),
             }
         }
@@ -120,20 +115,21 @@ fn abandon(worker: &Worker) {
     }
 }
 
+/// The instance has stopped: what the protocol decided and was not carried
+/// out, and whatever was sent before the channel closed, is answered as the
+/// protocol says.
 fn close(worker: &Worker) {
     worker.shared.close();
     for action in worker.take_pending() {
-        match action {
-            // Nothing runs any more.
-            Action::Run(call) => worker.send(&call.reply, Message::Failed(&Error::Stopped)),
-            Action::Serve(op) => worker.send(&op.reply, Message::Failed(&Error::Stopped)),
-            other => carry_out(worker, other),
+        let undone = worker.protocol.borrow_mut().undone(action);
+        if let Some(action) = undone {
+            carry_out(worker, action);
         }
     }
-    // Whatever was sent before the channel closed.
     for command in worker.leftover_commands() {
-        if let Some(reply) = command.reply_to() {
-            worker.send(reply, Message::Failed(&Error::Stopped));
+        let actions = worker.feed(command);
+        for action in actions {
+            carry_out(worker, action);
         }
     }
 }

@@ -6,12 +6,17 @@ type P = u32;
 type Machine = Protocol<P, (), ()>;
 
 fn call(id: CallId, caller: P) -> Call<P, ()> {
+    of_kind(id, caller, CallKind::Export)
+}
+
+fn of_kind(id: CallId, caller: P, kind: CallKind) -> Call<P, ()> {
     Call {
         id,
         reply: ReplyTo {
             pid: caller,
             id: Some(id),
         },
+        kind,
         imports: ImportMode::Erlang,
         fuel: FuelMode::Stop,
         body: (),
@@ -52,7 +57,7 @@ fn ran(actions: &[Action<P, (), ()>]) -> Vec<CallId> {
 fn waiting() -> Machine {
     let mut m = Machine::new();
     assert_eq!(ran(&m.arrive(call(1, 10))), vec![1]);
-    assert_eq!(m.import_requested(), ask(10, 1));
+    assert_eq!(m.import_requested(Ok(())), ask(10, 1));
     m
 }
 
@@ -162,7 +167,7 @@ fn a_dead_owner_unwinds_its_waiting_call() {
 fn a_dead_owner_of_nested_calls_unwinds_them_all() {
     let mut m = waiting();
     m.arrive(call(2, 10));
-    assert_eq!(m.import_requested(), ask(10, 2));
+    assert_eq!(m.import_requested(Ok(())), ask(10, 2));
     let actions = m.caller_down(10);
     assert!(matches!(
         actions.as_slice(),
@@ -184,7 +189,10 @@ fn a_doomed_call_asking_for_an_import_unwinds_without_asking() {
     m.arrive(call(1, 10));
     // The timeout comes while WebAssembly runs; the worker sees it later.
     assert!(m.timeout(1).is_empty());
-    assert_eq!(m.import_requested(), ImportStep::Unwind(Failure::Timeout));
+    assert_eq!(
+        m.import_requested(Ok(())),
+        ImportStep::Unwind(Failure::Timeout)
+    );
 }
 
 #[test]
@@ -246,7 +254,10 @@ fn a_call_arriving_for_a_doomed_owner_queues() {
     m.timeout(1);
     // Not asked for an import yet, so nothing unwinds now; a call from the
     // owner while it is doomed and waiting must not nest into it.
-    assert_eq!(m.import_requested(), ImportStep::Unwind(Failure::Timeout));
+    assert_eq!(
+        m.import_requested(Ok(())),
+        ImportStep::Unwind(Failure::Timeout)
+    );
     assert!(m.arrive(call(2, 10)).is_empty());
     let (_, next) = m.finished(Ok(())).unwrap();
     assert_eq!(ran(&next), vec![2]);
@@ -330,20 +341,20 @@ fn imports_are_served_as_the_call_asked() {
     let mut stub = call(1, 10);
     stub.imports = ImportMode::Stub;
     m.arrive(stub);
-    assert_eq!(m.import_requested(), ImportStep::Stub);
+    assert_eq!(m.import_requested(Ok(())), ImportStep::Stub);
     m.finished(Ok(()));
     let mut refused = call(2, 10);
     refused.imports = ImportMode::Refuse;
     m.arrive(refused);
-    assert_eq!(m.import_requested(), ImportStep::Refuse);
+    assert_eq!(m.import_requested(Ok(())), ImportStep::Refuse);
     m.finished(Ok(()));
-    assert_eq!(m.import_requested(), ImportStep::Refuse);
+    assert_eq!(m.import_requested(Ok(())), ImportStep::Refuse);
     // A raw call's import goes untagged, as its replies do.
     let mut raw = call(3, 10);
     raw.reply.id = None;
     m.arrive(raw);
     assert_eq!(
-        m.import_requested(),
+        m.import_requested(Ok(())),
         ImportStep::Ask {
             to: ReplyTo { pid: 10, id: None },
             id: 3
@@ -383,6 +394,106 @@ fn which_error_a_call_ends_with() {
     m.answer(10, Some(1), vec![]);
     let (done, _) = m.finished(Err::<(), _>(Error::FunctionNotFound)).unwrap();
     assert_eq!(done.result, Err(Error::FunctionNotFound));
+}
+
+#[test]
+fn a_failed_start_stops_the_instance_and_refuses_what_queued() {
+    let mut m = Machine::new();
+    m.arrive(of_kind(1, 10, CallKind::Start));
+    m.arrive(call(2, 20));
+    let (done, next) = m
+        .finished(Err::<(), _>(Error::Instantiation("x".into())))
+        .unwrap();
+    assert_eq!(done.result, Err(Error::Instantiation("x".into())));
+    assert!(matches!(
+        next.as_slice(),
+        [Action::Refuse(Request::Call(c), Failure::Stopped)] if c.id == 2
+    ));
+    assert!(m.is_stopped());
+    // A start that succeeds serves on.
+    let mut m = Machine::new();
+    m.arrive(of_kind(1, 10, CallKind::Start));
+    m.arrive(call(2, 20));
+    let (_, next) = m.finished(Ok(())).unwrap();
+    assert_eq!(ran(&next), vec![2]);
+    assert!(!m.is_stopped());
+}
+
+#[test]
+fn a_retiring_snapshot_taken_stops_the_instance_and_one_that_failed_does_not() {
+    let mut m = Machine::new();
+    m.arrive(of_kind(1, 10, CallKind::Retire));
+    m.arrive(call(2, 20));
+    let (done, next) = m.finished(Ok(())).unwrap();
+    assert_eq!(done.result, Ok(()));
+    assert!(matches!(
+        next.as_slice(),
+        [Action::Refuse(Request::Call(c), Failure::Stopped)] if c.id == 2
+    ));
+    assert!(m.is_stopped());
+    let mut m = Machine::new();
+    m.arrive(of_kind(1, 10, CallKind::Retire));
+    m.arrive(call(2, 20));
+    let (done, next) = m.finished(Err::<(), _>(Error::Stopped)).unwrap();
+    assert_eq!(done.result, Err(Error::Stopped));
+    assert_eq!(ran(&next), vec![2]);
+    assert!(!m.is_stopped());
+}
+
+#[test]
+fn an_import_no_answer_can_carry_fails_its_call_however_imports_are_served() {
+    let unsupported = || Error::UnsupportedSignature("v128".into());
+    for imports in [ImportMode::Erlang, ImportMode::Stub, ImportMode::Refuse] {
+        let mut m = Machine::new();
+        let mut c = call(1, 10);
+        c.imports = imports;
+        m.arrive(c);
+        assert_eq!(m.import_requested(Err(unsupported())), ImportStep::Refuse);
+        let (done, _) = m
+            .finished(Err::<(), _>(Error::Trap("import failed".into())))
+            .unwrap();
+        assert_eq!(done.result, Err(unsupported()));
+    }
+    // A doom still wins.
+    let mut m = Machine::new();
+    m.arrive(call(1, 10));
+    m.timeout(1);
+    m.import_requested(Err(unsupported()));
+    let (done, _) = m.finished(Err::<(), _>(Error::Trap("t".into()))).unwrap();
+    assert_eq!(done.result, Err(Error::Timeout));
+}
+
+#[test]
+fn what_was_decided_and_not_carried_out_at_close_is_refused_or_forgotten() {
+    let mut m = Machine::new();
+    let run = m.arrive(call(1, 10));
+    let serve = m.operation(op(20));
+    m.stop();
+    // The call was running: the machine forgets it and refuses it.
+    for action in run {
+        assert!(matches!(
+            m.undone(action),
+            Some(Action::Refuse(Request::Call(c), Failure::Stopped)) if c.id == 1
+        ));
+    }
+    assert!(m.is_idle());
+    // The operation was queued behind it and refused by the stop itself;
+    // an operation served at once is refused.
+    assert!(serve
+        .into_iter()
+        .all(|a| !matches!(m.undone(a), Some(Action::Serve(_)))));
+    let mut m = Machine::new();
+    let serve = m.operation(op(20));
+    m.stop();
+    for action in serve {
+        assert!(matches!(
+            m.undone(action),
+            Some(Action::Refuse(Request::Op(_), Failure::Stopped))
+        ));
+    }
+    // An unwind or a delivery needs nothing more.
+    assert!(m.undone(Action::Unwind(Failure::Stopped)).is_none());
+    assert!(m.undone(Action::Deliver(vec![])).is_none());
 }
 
 mod model;

@@ -26,14 +26,15 @@ const CALLERS: P = 4;
 #[derive(Clone, Debug)]
 enum Step {
     /// Caller `c` calls the instance: raw (untagged) or not, how its
-    /// imports are served (0: Erlang, 1: stub, 2: refused), and whether its
-    /// owner serves fuel exhaustion (`on_fuel_exhausted`).
-    Call(P, bool, u8, bool),
+    /// imports are served (0: Erlang, 1: stub, 2: refused), whether its
+    /// owner serves fuel exhaustion (`on_fuel_exhausted`), and whether it
+    /// is a retiring snapshot (`migrate/2`).
+    Call(P, bool, u8, bool, bool),
     /// Caller `c` reads, writes, snapshots or restores.
     Operation(P),
     /// The engine moves: the running WebAssembly returns (0: a result,
-    /// 1: a trap, 2: another error), asks for an import (3) or runs out
-    /// of fuel (4).
+    /// 1: a trap, 2: another error), asks for an import (3), runs out
+    /// of fuel (4) or calls an import no answer can carry (5).
     Engine(u8),
     /// `c` answers an import; `pick` chooses the call id it names; `fits`
     /// says whether the results fit the import.
@@ -50,10 +51,10 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..CALLERS, any::<bool>(), 0..3u8, any::<bool>())
-            .prop_map(|(c, r, i, f)| Step::Call(c, r, i, f)),
+        4 => (0..CALLERS, any::<bool>(), 0..3u8, any::<bool>(), prop::bool::weighted(0.1))
+            .prop_map(|(c, r, i, f, retire)| Step::Call(c, r, i, f, retire)),
         3 => (0..CALLERS).prop_map(Step::Operation),
-        7 => (0..5u8).prop_map(Step::Engine),
+        7 => (0..6u8).prop_map(Step::Engine),
         4 => (0..CALLERS + 1, any::<u8>(), any::<bool>()).prop_map(|(c, p, f)| Step::Answer(c, p, f)),
         1 => (0..CALLERS, any::<u8>()).prop_map(|(c, p)| Step::Abort(c, p)),
         1 => (0..CALLERS).prop_map(Step::Kill),
@@ -103,6 +104,7 @@ struct Frame {
     failure: Option<Error>,
     /// Whether it waits for fuel (not for an import).
     fuel_wait: bool,
+    kind: CallKind,
 }
 
 #[derive(Default)]
@@ -115,6 +117,10 @@ struct World {
     /// Every call made: where its replies go, and how its imports and its
     /// fuel exhaustion are served.
     calls: HashMap<CallId, (ReplyTo<P>, ImportMode, FuelMode)>,
+    /// What each call is to the instance.
+    kinds: HashMap<CallId, CallKind>,
+    /// Whether the world's first call is the instantiation.
+    starts: bool,
     /// Every operation made: its caller.
     ops: HashMap<u64, P>,
     replies: HashMap<CallId, u32>,
@@ -203,12 +209,14 @@ impl World {
                         "a call ran while another holds the instance"
                     );
                     assert_eq!(self.calls[&call.id], (call.reply, call.imports, call.fuel));
+                    assert_eq!(self.kinds[&call.id], call.kind);
                     self.stack.push(Frame {
                         id: call.id,
                         sim: Sim::Starting,
                         doom: None,
                         failure: None,
                         fuel_wait: false,
+                        kind: call.kind,
                     });
                 }
                 Action::Serve(op) => {
@@ -276,7 +284,25 @@ impl World {
             frame.id
         );
         self.reply(reply.id, reply.to);
+        // A failed instantiation, or a retiring snapshot taken, stops the
+        // instance: what it then refuses is refused as stopped.
+        let ends = match frame.kind {
+            CallKind::Start => expected.is_err(),
+            CallKind::Retire => expected.is_ok(),
+            CallKind::Export => false,
+        };
+        if ends && !self.stopped {
+            self.stopped = true;
+            self.doom(0, Failure::Stopped);
+        }
         self.apply(next);
+        if ends {
+            assert!(
+                self.machine.is_stopped(),
+                "call {} did not stop the instance",
+                frame.id
+            );
+        }
     }
 
     /// The engine moves the innermost call on. Returns false when it cannot
@@ -298,6 +324,7 @@ impl World {
                 }
             },
             Sim::Running if how == 3 => self.import(&top),
+            Sim::Running if how == 5 => self.unservable_import(),
             Sim::Running if how == 4 => self.out_of_fuel(&top),
             Sim::Running => {
                 let ended = [Ended::Value, Ended::Trap, Ended::Other][usize::from(how % 3)];
@@ -315,7 +342,7 @@ impl World {
 
     fn import(&mut self, top: &Frame) {
         let (reply, imports, _) = self.calls[&top.id];
-        match (self.machine.import_requested(), imports) {
+        match (self.machine.import_requested(Ok(())), imports) {
             (ImportStep::Stub, ImportMode::Stub) => {}
             (ImportStep::Refuse, ImportMode::Refuse) => self.top().sim = Sim::Unwinding,
             (ImportStep::Ask { to, id }, ImportMode::Erlang) => {
@@ -337,6 +364,20 @@ impl World {
             }
             (step, mode) => panic!("import of a {mode:?} call served as {step:?}"),
         }
+    }
+
+    /// The innermost call calls an import whose types no answer can carry:
+    /// refused however its imports are served, the call fails with why.
+    fn unservable_import(&mut self) {
+        let error = Error::UnsupportedSignature("v128".into());
+        assert_eq!(
+            self.machine.import_requested(Err(error.clone())),
+            ImportStep::Refuse,
+            "an unservable import was served"
+        );
+        let frame = self.top();
+        frame.failure.get_or_insert(error);
+        frame.sim = Sim::Unwinding;
     }
 
     /// The innermost call's counter cannot pay for its next block.
@@ -386,7 +427,7 @@ impl World {
             return;
         }
         match step {
-            Step::Call(c, raw, imports, asks_fuel) if self.alive(c) => {
+            Step::Call(c, raw, imports, asks_fuel, retire) if self.alive(c) => {
                 self.next_id += 1;
                 let id = self.next_id;
                 let reply = ReplyTo {
@@ -401,9 +442,16 @@ impl World {
                     FuelMode::Stop
                 };
                 self.calls.insert(id, (reply, imports, fuel));
+                let kind = match (id, retire) {
+                    (1, _) if self.starts => CallKind::Start,
+                    (_, true) => CallKind::Retire,
+                    (_, false) => CallKind::Export,
+                };
+                self.kinds.insert(id, kind);
                 let call = Call {
                     id,
                     reply,
+                    kind,
                     imports,
                     fuel,
                     body: (),
@@ -603,8 +651,11 @@ proptest! {
     ))]
 
     #[test]
-    fn every_interleaving_keeps_the_protocol(steps in proptest::collection::vec(step(), 1..80)) {
-        let mut world = World::default();
+    fn every_interleaving_keeps_the_protocol(
+        starts in any::<bool>(),
+        steps in proptest::collection::vec(step(), 1..80),
+    ) {
+        let mut world = World { starts, ..World::default() };
         for step in steps {
             world.step(step);
             world.check();
