@@ -217,3 +217,34 @@ a_module_without_memory_test() ->
     ?assertNotEqual(none, info(FullA, id)),
     ?assertEqual({ok, FullA}, hb_beamr:snapshot(B)),
     [hb_beamr:stop(W) || W <- [A, B]].
+
+%% A large host write while the kernel tracks (a write of 256 KiB or more, a
+%% deserialize, a restore) lifts the write protection of its pages in one
+%% call instead of taking a fault per page: what it wrote, unaligned ends
+%% included, is in the next delta, and only what changed.
+large_writes_are_in_the_next_delta_test() ->
+    A = start(mode()),
+    {ok, [1]} = hb_beamr:call(A, "grow", [7]),
+    {ok, Full0} = hb_beamr:snapshot(A),
+    {ok, D1} = hb_beamr:snapshot(A, #{base => Full0}),
+    % 300 KiB from byte 100 of page 3: pages 3..78, none of them zero.
+    Big = << <<(1 + I rem 255)>> || I <- lists:seq(1, 300 * 1024) >>,
+    ok = hb_beamr_io:write(A, 3 * 4096 + 100, Big),
+    {ok, D2} = hb_beamr:snapshot(A, #{base => D1}),
+    ?assertEqual(76, info(D2, units)),
+    ?assert(lists:member(info(D2, method), [kernel, hash])),
+    % A deserialize of memory with one more page changed: that page only.
+    {ok, Mem} = hb_beamr:serialize(A),
+    <<Before:(100 * 4096)/binary, _:4096/binary, After/binary>> = Mem,
+    ok = hb_beamr:deserialize(A, <<Before/binary, (binary:copy(<<7>>, 4096))/binary, After/binary>>),
+    {ok, D3} = hb_beamr:snapshot(A, #{base => D2}),
+    ?assertEqual(1, info(D3, units)),
+    {ok, Full} = hb_beamr:snapshot(A),
+    B = start(mode()),
+    ok = hb_beamr:restore(B, [Full0, D1, D2, D3]),
+    ?assertEqual({ok, Full}, hb_beamr:snapshot(B)),
+    % A restore's writes are no change since the state it restores.
+    ok = hb_beamr:restore(A, [Full0, D1, D2, D3]),
+    {ok, D4} = hb_beamr:snapshot(A, #{base => D3}),
+    ?assertEqual(0, info(D4, units)),
+    [hb_beamr:stop(W) || W <- [A, B]].

@@ -11,7 +11,7 @@ use crate::mailbox::{Message, ReplyTo};
 use crate::snapshots::{Advanced, Snapshots};
 use hb_beamr_core::errors::Error;
 use hb_beamr_core::snapshot::{self, Body, Header, Kind, Method, Tracked};
-use hb_beamr_engine::InstanceRef;
+use hb_beamr_engine::{DirtyTracker, InstanceRef};
 
 /// Serves an operation the protocol let through, and replies to it.
 pub fn serve(worker: &Worker, op: Op) {
@@ -29,10 +29,17 @@ pub fn serve(worker: &Worker, op: Op) {
             worker.send(&reply, Message::Bytes(bytes))
         }),
         OpBody::Write { offset, data } => data
-            .with_bytes(|bytes| engine.write(offset, bytes))
+            .with_bytes(|bytes| {
+                let tracker = &mut worker.snapshots.borrow_mut().tracker;
+                tracker.will_write(engine, offset, bytes.len());
+                engine.write(offset, bytes)
+            })
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Deserialize(data) => data
-            .with_bytes(|bytes| grow_and_write(engine, &[(0, bytes)], bytes.len() as u64))
+            .with_bytes(|bytes| {
+                let tracker = &mut worker.snapshots.borrow_mut().tracker;
+                grow_and_write(engine, &[(0, bytes)], bytes.len() as u64, tracker)
+            })
             .map(|()| worker.send(&reply, Message::Written)),
         OpBody::Snapshot => send_snapshot(worker, engine, &reply),
         OpBody::Delta { base, hash_only } => base
@@ -195,7 +202,7 @@ fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), 
     // snapshot is still the base of the next delta); writing cannot.
     let kept = grow(engine, &plan.writes, plan.memory_size)?;
     snapshots.last = None;
-    write(engine, &plan.writes, kept)?;
+    write(engine, &plan.writes, kept, &mut snapshots.tracker)?;
     engine.set_globals(globals);
     // The restored state is the base of the next delta; the writes above
     // are not changes since it.
@@ -216,9 +223,10 @@ pub fn grow_and_write(
     engine: InstanceRef,
     writes: &[(u64, &[u8])],
     size: u64,
+    tracker: &mut DirtyTracker,
 ) -> Result<(), Error> {
     let kept = grow(engine, writes, size)?;
-    write(engine, writes, kept)
+    write(engine, writes, kept, tracker)
 }
 
 /// Grows memory for [`grow_and_write`]; how many bytes of memory to write.
@@ -238,11 +246,18 @@ fn grow(engine: InstanceRef, writes: &[(u64, &[u8])], size: u64) -> Result<u64, 
     }
 }
 
-/// Makes `writes` within the first `kept` bytes of memory.
-fn write(engine: InstanceRef, writes: &[(u64, &[u8])], kept: u64) -> Result<(), Error> {
+/// Makes `writes` within the first `kept` bytes of memory (telling the
+/// dirty-page tracker first).
+fn write(
+    engine: InstanceRef,
+    writes: &[(u64, &[u8])],
+    kept: u64,
+    tracker: &mut DirtyTracker,
+) -> Result<(), Error> {
     for (at, bytes) in writes {
         let n = kept.saturating_sub(*at).min(bytes.len() as u64) as usize;
         if n > 0 {
+            tracker.will_write(engine, *at, n);
             engine.write(*at, &bytes[..n])?;
         }
     }
