@@ -251,26 +251,79 @@ fn overhead() {
     }
 }
 
-/// A WAMR 2.4.3 divergence that is not metering's: AOT code wraps a
-/// memory64 effective address (`-16 + offset 32` reads address 16) where
-/// the interpreter, as the spec says, traps. The fuel agrees anyway (the
-/// block was paid before it ran); the results do not.
+/// memory64 accesses whose effective address wraps around 2^64 trap in
+/// every mode. WAMR 2.4.3's AOT compiler added a constant address and the
+/// offset in 64 bits and, when the sum wrapped into the memory, accessed
+/// it (`-16 + offset 32` read address 16; the interpreter, as the spec
+/// says, traps); memory.fill / memory.copy alike, and at run time let an
+/// end of exactly 2^64 through (`memory.fill` at 2^64 - 1 of one byte
+/// wrote the byte before linear memory). hb_wamr_build patches the
+/// compiler. `wrapped_load_in_a_grow_loop` is the shape of the module the
+/// metering differential fuzz found (seed 1, module 768): the interpreter
+/// trapped at once, AOT code read the wrapped address and looped on,
+/// growing by 2^64 - 2^44 pages, until `unreachable`, with other fuel.
+const ADDRESS64: &str = r#"
+(module
+  (memory i64 1)
+  (global $minus1 (mut i64) (i64.const -1))
+  (func (export "load") (result i64) i64.const -16 i64.load32_u offset=32)
+  (func (export "load_extended") (result f64)
+    i32.const -16 i64.extend_i32_s f64.load offset=22906)
+  (func (export "store") i64.const -8 i64.const 7 i64.store offset=16)
+  (func (export "load_end") (result i64) i64.const -8 i64.load offset=8)
+  (func (export "fill") i64.const -1 i32.const 7 i64.const 1 memory.fill)
+  (func (export "fill_end") global.get $minus1 i32.const 7 i64.const 1 memory.fill)
+  (func (export "copy") i64.const 0 i64.const -2 i64.const 4 memory.copy)
+  (func (export "copy_end") i64.const 0 global.get $minus1 i64.const 1 memory.copy)
+  (func (export "wrapped_load_in_a_grow_loop") (result i64) (local $n i64)
+    (loop $l
+      i32.const -16 i64.extend_i32_s f64.load offset=22906 drop
+      i64.const -17592186044416 memory.grow drop
+      local.get $n i64.const 1 i64.add local.tee $n
+      i64.const 1000 i64.lt_u br_if $l)
+    local.get $n)
+  (func (export "in_bounds") (result i64)
+    i64.const 65528 i64.const 42 i64.store
+    i64.const 65520 i64.load offset=8))
+"#;
+
 #[test]
-fn memory64_address_overflow_still_uses_the_same_fuel() {
-    let wat = r#"
-      (module (memory i64 1)
-        (func (export "f") (result i64) i64.const -16 i64.load32_u offset=32))"#;
-    let wasm = wat::parse_str(wat).expect("wat");
+fn memory64_addresses_that_wrap_trap_in_every_mode() {
+    let wasm = wat::parse_str(ADDRESS64).expect("wat");
     let metered = meter(&wasm, &Options::default()).expect("meter");
     let exports = run::exports(&wasm);
-    let fuel = starting_with(100)(metered.info.fuel_global);
-    let outcomes = modes::run_all(&metered.wasm, "m64", &exports, &[fuel]).expect("aot");
-    let calls: Vec<&Call> = outcomes[0]
-        .iter()
-        .map(|o| &o.as_ref().expect("instantiated")[0])
-        .collect();
-    assert_eq!(calls[0].result, Err("out of bounds memory access".into()));
-    for call in &calls {
-        assert_eq!(call.fuel_left, Some(100 - 3), "{call:?}");
+    let fuel = starting_with(1000)(metered.info.fuel_global);
+    let outcomes = modes::run_all(&metered.wasm, "address64", &exports, &[fuel]).expect("aot");
+    let [outcome] = &outcomes[..] else {
+        panic!("one budget")
+    };
+    modes::agree(outcome).unwrap_or_else(|e| panic!("address64: {e}"));
+    let oob = Err("out of bounds memory access".to_string());
+    // What each call costs (the table): the block before the trap, paid
+    // in full; the loop's header once (it traps in its first iteration).
+    let expected: [(&str, Result<Vec<u64>, String>, i64); 10] = [
+        ("load", oob.clone(), 3),
+        ("load_extended", oob.clone(), 4),
+        ("store", oob.clone(), 4),
+        ("load_end", oob.clone(), 3),
+        ("fill", oob.clone(), 13),
+        ("fill_end", oob.clone(), 13),
+        ("copy", oob.clone(), 13),
+        ("copy_end", oob.clone(), 13),
+        ("wrapped_load_in_a_grow_loop", oob, 24),
+        ("in_bounds", Ok(vec![42]), 7),
+    ];
+    for (mode, calls) in modes::MODES.iter().zip(outcome) {
+        let calls = calls.as_ref().expect("instantiated");
+        let mut fuel = 1000;
+        for ((export, result, cost), call) in expected.iter().zip(calls) {
+            fuel -= cost;
+            assert_eq!(
+                (&call.export[..], &call.result, call.fuel_left),
+                (*export, result, Some(fuel)),
+                "{mode}"
+            );
+        }
+        assert_eq!(calls.len(), expected.len(), "{mode}");
     }
 }
