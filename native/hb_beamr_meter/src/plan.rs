@@ -11,9 +11,14 @@
 //!   `if`, `try` or `try_table` and after `delegate` (where branches and
 //!   the arms join);
 //! - after `catch` and `catch_all` (handler entry, which also costs
-//!   [`HANDLER_ENTRY`]);
-//! - after a conditional branch (`br_if`, `br_on_*`), so that a taken
-//!   branch is not charged for the code it skips.
+//!   [`HANDLER_ENTRY`]).
+//!
+//! A conditional branch (`br_if`, `br_on_*`) does not end a block (cost
+//! table 2; 1 cut one there): the code after it, up to the block's end, is
+//! charged with the code before it, whether the branch is taken or not.
+//! A taken branch pays for the code it skips (at most one straight-line
+//! stretch); in exchange a loop of the usual shape (`loop`, `br_if` out,
+//! body, `br` back) is one charge an iteration, not two.
 //!
 //! A block ends at any of these and at an unconditional transfer (`br`,
 //! `br_table`, `return`, `return_call*`, `throw`, `rethrow`, `throw_ref`,
@@ -141,11 +146,7 @@ pub fn plan(ops: &[Operator]) -> Vec<Step> {
                     live = frame.live;
                 }
             },
-            Operator::BrIf { .. }
-            | Operator::BrOnNull { .. }
-            | Operator::BrOnNonNull { .. }
-            | Operator::BrOnCast { .. }
-            | Operator::BrOnCastFail { .. } => cut(&mut steps, &mut start, &mut fuel, i),
+            // Conditional branches go on in the same block (see above).
             Operator::Br { .. }
             | Operator::BrTable { .. }
             | Operator::Return
