@@ -305,7 +305,8 @@ fn memory64_addresses_that_wrap_trap_in_every_mode() {
     // What each call costs (the table): the block before the trap, paid
     // in full; the loop's header once (it traps in its first iteration;
     // 24 to the `br_if`, and the `local.get` after the loop).
-    let expected: [(&str, Result<Vec<u64>, String>, i64); 10] = [
+    type Expected<'a> = (&'a str, Result<Vec<u64>, String>, i64);
+    let expected: [Expected; 10] = [
         ("load", oob.clone(), 3),
         ("load_extended", oob.clone(), 4),
         ("store", oob.clone(), 4),
