@@ -5,9 +5,9 @@
 //! module's `hb_beamr.meter` section).
 //!
 //! Version 2 has the numbers of version 1; what changed is where they are
-//! charged (`plan`): a conditional branch (`br_if`, `br_on_*`) no longer
-//! ends a block, so the code after it is charged with the code before it,
-//! whether the branch is taken or not.
+//! charged (`plan`): a conditional branch forward (`br_if`, `br_on_*` to
+//! anything but a `loop`) no longer ends a block, so the code after it is
+//! charged with the code before it, whether the branch is taken or not.
 //!
 //! | instructions | fuel |
 //! |---|---|

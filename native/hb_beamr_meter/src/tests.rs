@@ -238,24 +238,35 @@ fn loops_are_charged_at_their_header() {
                br_if $l)
              i32.const 9 drop))"#,
     );
-    // Entry: const, drop. Header: get, const, sub, tee, br_if, and (a
-    // conditional branch ends no block; nor does the loop's end) the code
-    // after the loop: const, drop.
-    assert_eq!(charges(&m)[0], vec![2, 7]);
-    // The header's charge, right after `loop`, is the whole of it: the
-    // charge (11 instructions), then the header's first instruction.
+    // Entry: const, drop. Header: get, const, sub, tee, br_if (back to
+    // the loop: it ends the block). After the loop's end: const, drop.
+    assert_eq!(charges(&m)[0], vec![2, 5, 2]);
+    // The charge after falling out of the loop sits just before its end:
+    // br_if, the charge (11 instructions), the loop's end.
     let ops = &bodies(&m.wasm)[0];
-    let header = ops
-        .iter()
-        .position(|o| o.starts_with("Loop"))
-        .expect("loop");
-    assert_eq!(ops[header + 2], "I64Const { value: 7 }");
-    assert_eq!(ops[header + 12], "LocalGet { local_index: 0 }");
     let br_if = ops
         .iter()
         .position(|o| o.starts_with("BrIf"))
         .expect("br_if");
-    assert_eq!(&ops[br_if + 1..br_if + 3], ["End", "I32Const { value: 9 }"]);
+    assert_eq!(ops[br_if + 2], "I64Const { value: 2 }");
+    assert_eq!(ops[br_if + 12], "End");
+    assert_eq!(ops[br_if + 13], "I32Const { value: 9 }");
+}
+
+#[test]
+fn a_forward_br_if_ends_no_block() {
+    let m = metered(
+        r#"(module (func (export "f") (param i32)
+             (block $out
+               (loop $l
+                 local.get 0 i32.eqz br_if $out
+                 local.get 0 i32.const 1 i32.sub local.set 0
+                 br $l))
+             i32.const 9 drop))"#,
+    );
+    // Header: get, eqz, br_if (forward: no cut), get, const, sub, set,
+    // br. After the block: const, drop.
+    assert_eq!(charges(&m)[0], vec![8, 2]);
 }
 
 #[test]

@@ -58,36 +58,81 @@ const LOOP: &str = r#"
     local.get $i))
 "#;
 
-/// The loop header's block runs 10 times: its 7 to the `br_if` and the
-/// `local.get` after the loop (a conditional branch ends no block, nor
-/// does a loop's `end`: cost table 2), 8 an iteration; the last one's
-/// `local.get` is the one that runs.
+/// The loop header's block (7) runs 10 times; after the loop, 1 (a
+/// conditional branch back to the loop ends the block).
 #[test]
 fn a_loop_pays_at_its_header_on_every_iteration() {
     let calls = run_all(LOOP, "loop", Options::default(), starting_with(1000));
     assert_eq!(calls[0].result, Ok(vec![10]));
-    assert_eq!(left(&calls), vec![1000 - 80]);
+    assert_eq!(left(&calls), vec![1000 - 71]);
 }
 
-/// Pausing before every block changes nothing but the pauses: 10 blocks,
-/// 10 `out_of_fuel` calls, each for exactly the block's cost.
+/// Pausing before every block changes nothing but the pauses: 11 blocks,
+/// 11 `out_of_fuel` calls, each for exactly the block's cost.
 #[test]
 fn pausing_before_every_block_resumes_where_it_stopped() {
     let calls = run_all(LOOP, "loop_paused", Options::default(), hand_to_mouth);
     assert_eq!(calls[0].result, Ok(vec![10]));
-    assert_eq!(calls[0].out_of_fuel, 10);
+    assert_eq!(calls[0].out_of_fuel, 11);
     assert_eq!(left(&calls), vec![0]);
 }
 
-/// 100 fuel pays for 12 iterations (96); the 13th finds 4 and stops the
-/// call before it runs, with the 4 still there.
+/// 100 fuel pays for 14 iterations (98); the 15th finds 2 and stops the
+/// call before it runs, with the 2 still there.
 #[test]
 fn running_out_stops_before_the_block_that_cannot_pay() {
     let wat = LOOP.replace("i32.const 10", "i32.const 1000");
     let calls = run_all(&wat, "loop_out", Options::default(), starting_with(100));
     assert_eq!(calls[0].result, Err(run::OUT_OF_FUEL.to_string()));
-    assert_eq!(left(&calls), vec![4]);
+    assert_eq!(left(&calls), vec![2]);
     assert_eq!(calls[0].out_of_fuel, 1);
+}
+
+/// The usual loop: `br_if` out (forward), the body, `br` back. A forward
+/// conditional branch ends no block (cost table 2), so an iteration is
+/// one block: 4 to the `br_if`, 4, and the `br`, 9. The exit test runs
+/// the header an 11th time and pays its 9 too (the taken branch skips 5
+/// of them); after the block, 1. 11 x 9 + 1 = 100 (cost table 1: 95).
+const EXIT_LOOP: &str = r#"
+(module
+  (func (export "count") (result i32) (local $i i32)
+    (block $done
+      (loop $l
+        local.get $i i32.const 10 i32.ge_u br_if $done
+        local.get $i i32.const 1 i32.add local.set $i
+        br $l))
+    local.get $i))
+"#;
+
+#[test]
+fn a_forward_br_if_ends_no_block() {
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop",
+        Options::default(),
+        starting_with(1000),
+    );
+    assert_eq!(calls[0].result, Ok(vec![10]));
+    assert_eq!(left(&calls), vec![1000 - 100]);
+    // 12 blocks run: 12 pauses, the same result.
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop_paused",
+        Options::default(),
+        hand_to_mouth,
+    );
+    assert_eq!(calls[0].result, Ok(vec![10]));
+    assert_eq!(calls[0].out_of_fuel, 12);
+    assert_eq!(left(&calls), vec![0]);
+    // 50 fuel: 5 iterations (45), then the 6th header finds 5 and stops.
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop_out",
+        Options::default(),
+        starting_with(50),
+    );
+    assert_eq!(calls[0].result, Err(run::OUT_OF_FUEL.to_string()));
+    assert_eq!(left(&calls), vec![5]);
 }
 
 /// The start function pays from the initial fuel; an empty body pays
@@ -304,7 +349,7 @@ fn memory64_addresses_that_wrap_trap_in_every_mode() {
     let oob = Err("out of bounds memory access".to_string());
     // What each call costs (the table): the block before the trap, paid
     // in full; the loop's header once (it traps in its first iteration;
-    // 24 to the `br_if`, and the `local.get` after the loop).
+    // 24 to the `br_if` back to the loop, which ends the block).
     type Expected<'a> = (&'a str, Result<Vec<u64>, String>, i64);
     let expected: [Expected; 10] = [
         ("load", oob.clone(), 3),
@@ -315,7 +360,7 @@ fn memory64_addresses_that_wrap_trap_in_every_mode() {
         ("fill_end", oob.clone(), 13),
         ("copy", oob.clone(), 13),
         ("copy_end", oob.clone(), 13),
-        ("wrapped_load_in_a_grow_loop", oob, 25),
+        ("wrapped_load_in_a_grow_loop", oob, 24),
         ("in_bounds", Ok(vec![42]), 7),
     ];
     for (mode, calls) in modes::MODES.iter().zip(outcome) {
