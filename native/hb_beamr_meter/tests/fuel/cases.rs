@@ -306,7 +306,8 @@ fn overhead() {
 /// says, traps); memory.fill / memory.copy alike, and at run time let an
 /// end of exactly 2^64 through (`memory.fill` at 2^64 - 1 of one byte
 /// wrote the byte before linear memory). hb_wamr_build patches the
-/// compiler. `wrapped_load_in_a_grow_loop` is the shape of the module the
+/// compiler. (`memory.init`, which AOT code leaves to the runtime, trapped
+/// already: `init_end` checks it stays so.) `wrapped_load_in_a_grow_loop` is the shape of the module the
 /// metering differential fuzz found (seed 1, module 768): the interpreter
 /// trapped at once, AOT code read the wrapped address and looped on,
 /// growing by 2^64 - 2^44 pages, until `unreachable`, with other fuel.
@@ -323,6 +324,7 @@ const ADDRESS64: &str = r#"
   (func (export "fill_end") global.get $minus1 i32.const 7 i64.const 1 memory.fill)
   (func (export "copy") i64.const 0 i64.const -2 i64.const 4 memory.copy)
   (func (export "copy_end") i64.const 0 global.get $minus1 i64.const 1 memory.copy)
+  (func (export "init_end") global.get $minus1 i32.const 0 i32.const 1 memory.init $d)
   (func (export "wrapped_load_in_a_grow_loop") (result i64) (local $n i64)
     (loop $l
       i32.const -16 i64.extend_i32_s f64.load offset=22906 drop
@@ -332,7 +334,8 @@ const ADDRESS64: &str = r#"
     local.get $n)
   (func (export "in_bounds") (result i64)
     i64.const 65528 i64.const 42 i64.store
-    i64.const 65520 i64.load offset=8))
+    i64.const 65520 i64.load offset=8)
+  (data $d "xy"))
 "#;
 
 #[test]
@@ -351,7 +354,7 @@ fn memory64_addresses_that_wrap_trap_in_every_mode() {
     // in full; the loop's header once (it traps in its first iteration;
     // 24 to the `br_if` back to the loop, which ends the block).
     type Expected<'a> = (&'a str, Result<Vec<u64>, String>, i64);
-    let expected: [Expected; 10] = [
+    let expected: [Expected; 11] = [
         ("load", oob.clone(), 3),
         ("load_extended", oob.clone(), 4),
         ("store", oob.clone(), 4),
@@ -360,6 +363,7 @@ fn memory64_addresses_that_wrap_trap_in_every_mode() {
         ("fill_end", oob.clone(), 13),
         ("copy", oob.clone(), 13),
         ("copy_end", oob.clone(), 13),
+        ("init_end", oob.clone(), 13),
         ("wrapped_load_in_a_grow_loop", oob, 24),
         ("in_bounds", Ok(vec![42]), 7),
     ];
