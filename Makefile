@@ -58,7 +58,8 @@ stress-long:
 # Metering's differential property test at length (docs/metering.md): wasm-smith
 # modules metered, run in wasm, aot host and aot generic with three budgets,
 # the same results and fuel in every mode. HB_BEAMR_METER_CASES modules
-# (2,000 here; 40 in cargo test), HB_BEAMR_METER_SEED (default 1).
+# (2,000 here; 40 in cargo test), HB_BEAMR_METER_SEED (default 1),
+# HB_BEAMR_METER_FIRST (run from that module on; default 1).
 meter-fuzz:
 	cargo build --release --locked -p hb_beamr_aotc
 	HB_BEAMR_METER_CASES=$${HB_BEAMR_METER_CASES:-2000} cargo test --release --locked \

@@ -87,6 +87,7 @@ main(_) ->
         section("import round trip", fun() -> import_rows(Root, Rounds) end),
         section("compute", fun() -> compute_rows(Root, Rounds) end),
         section("deterministic floats", fun() -> nan_rows(Root, Rounds) end),
+        section("metering", fun() -> metering_rows(Root, Rounds) end),
         section("scale", fun() -> scale_rows(Root, Instances) end),
         section("start", fun() -> start_rows(Root, Rounds, Instances) end),
         section("memory I/O", fun() -> memory_rows(Root, Rounds) end),
@@ -302,6 +303,79 @@ compute_kernel(Root, Rounds, Wasm, Compiled, {What, Func, Args, NativeArgs}) ->
         Row("hb_beamr aot", Aot, #row{baseline = "wasmtime", ratio = Vs(aot, wasmtime),
                                       target = "< 1.0", met = Vs(aot, wasmtime) < 1.0})
     ].
+
+%%% Metering (docs/metering.md)
+
+%% The compute kernels metered (start/3 #{fuel => 2^62}: the counter never
+%% runs short, so this is the charges' fast path) against the same bytes
+%% unmetered (aot: compiled with and without `metered => true'), called
+%% turn about in the same rounds; the results must be equal, and the fuel
+%% of a call the same in both modes.
+metering_rows(Root, Rounds) ->
+    Bench = read(Root, "test/fixtures/bench.wasm"),
+    Nan = read(Root, "test/fixtures/nan.wasm"),
+    Fill = << <<((I * 31) band 255)>> || I <- lists:seq(0, ?FNV_LEN - 1) >>,
+    Kernels = [
+        {"mix(10,000,000)", Bench, "mix", [?MIX_N]},
+        {"fnv1a(1 MiB) x 8", Bench, "fnv1a", [?FNV_LEN, ?FNV_ROUNDS]},
+        {"float_loop(2,000,000)", Nan, "float_loop", [2000000]}
+    ],
+    lists:append([metering_kernel(Rounds, Fill, K) || K <- Kernels]).
+
+metering_kernel(Rounds, Fill, {What, Bytes, Func, Args}) ->
+    {ok, Aot} = hb_beamr:compile(Bytes),
+    {ok, MeteredAot} = hb_beamr:compile(Bytes, #{metered => true}),
+    Start = fun(Bin, Mode, Opts) ->
+        {ok, W, _, _} = hb_beamr:start(Bin, Mode, Opts),
+        case Func of
+            "fnv1a" ->
+                {ok, [_]} = hb_beamr:call(W, "grow", [?FNV_LEN div 65536]),
+                ok = hb_beamr_io:write(W, 0, Fill);
+            _ -> ok
+        end,
+        W
+    end,
+    Fuel = #{fuel => 1 bsl 62},
+    Instances = [{{wasm, plain}, Start(Bytes, wasm, #{})},
+                 {{wasm, metered}, Start(Bytes, wasm, Fuel)},
+                 {{aot, plain}, Start(Aot, aot, #{})},
+                 {{aot, metered}, Start(MeteredAot, aot, Fuel)}],
+    Call = fun(W) ->
+        {Us, {ok, [R]}} = timer:tc(fun() -> hb_beamr:call(W, Func, Args) end),
+        {Us / 1000, R}
+    end,
+    Used = fun(W) ->
+        {ok, #{remaining := Before}} = hb_beamr:fuel(W),
+        {_, _} = Call(W),
+        {ok, #{remaining := After}} = hb_beamr:fuel(W),
+        Before - After
+    end,
+    FuelWasm = Used(proplists:get_value({wasm, metered}, Instances)),
+    FuelAot = Used(proplists:get_value({aot, metered}, Instances)),
+    FuelWasm = FuelAot,
+    Samples = rounds(Rounds, fun() ->
+        lists:append([begin
+            {PlainMs, R} = Call(proplists:get_value({Mode, plain}, Instances)),
+            {MeteredMs, R} = Call(proplists:get_value({Mode, metered}, Instances)),
+            [{{Mode, plain}, PlainMs}, {{Mode, metered}, MeteredMs}]
+        end || Mode <- [wasm, aot]])
+    end),
+    [hb_beamr:stop(W) || {_, W} <- Instances],
+    Text = fun(Mode, Way) ->
+        lists:flatten(io_lib:format("~s (~w fuel a call, both modes), ~s, ~s",
+                                    [What, FuelWasm, Mode, Way]))
+    end,
+    lists:append([begin
+        Ratio = paired_ratio(Samples, {Mode, metered}, {Mode, plain}),
+        Target = case Mode of wasm -> 1.35; aot -> 1.15 end,
+        [#row{section = "metering", what = Text(Mode, "unmetered"),
+              median = median(maps:get({Mode, plain}, Samples)), unit = "ms"},
+         #row{section = "metering", what = Text(Mode, "metered"),
+              median = median(maps:get({Mode, metered}, Samples)), unit = "ms",
+              baseline = "unmetered", ratio = Ratio,
+              target = lists:flatten(io_lib:format("<= ~.2f", [Target])),
+              met = Ratio =< Target}]
+    end || Mode <- [wasm, aot]]).
 
 %%% setjmp/longjmp and AO processes
 

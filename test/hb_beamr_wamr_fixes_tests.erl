@@ -28,6 +28,37 @@ memory64_grow_beyond_32_bits_grows_nothing_test() ->
     ?assertEqual({ok, [3]}, hb_beamr:call(WASM, "pages", [])),
     hb_beamr:stop(WASM).
 
+%% memory64 accesses whose address + offset (or a memory.fill / memory.copy
+%% end) wraps around 2^64 trap in both modes, metered or not, and a metered
+%% call uses the same fuel in both (the AOT compiler accessed the wrapped
+%% address: a patch). `grow_loop' is the module meter-fuzz found's shape.
+memory64_addresses_that_wrap_trap_test_() ->
+    Traps = ["load", "store", "fill", "fill_end", "copy_end", "grow_loop"],
+    Oob = {error, {wasm_trap, <<"out of bounds memory access">>}},
+    [{"unmetered", fun() ->
+        WASM = hb_beamr_test_util:start("address64.wasm"),
+        [?assertEqual({Name, Oob}, {Name, hb_beamr:call(WASM, Name, [])}) || Name <- Traps],
+        ?assertEqual({ok, [42]}, hb_beamr:call(WASM, "in_bounds", [])),
+        hb_beamr:stop(WASM)
+    end},
+     {"metered: the block before the trap paid in full", fun() ->
+        Bytes = hb_beamr_test_util:fixture("address64.wasm"),
+        {ok, WASM, _, _} = hb_beamr:start(Bytes, mode(), #{fuel => 1000}),
+        %% The table: load 3, store 4, fill and copy_end 13 each (their
+        %% 64-byte units: 0), the loop's header 24 (its br_if, back to the
+        %% loop, ends the block), in_bounds 7.
+        Costs = [3, 4, 13, 13, 13, 24],
+        lists:foldl(fun({Name, Cost}, Left) ->
+            ?assertEqual({Name, Oob}, {Name, hb_beamr:call(WASM, Name, [])}),
+            {ok, #{remaining := R}} = hb_beamr:fuel(WASM),
+            ?assertEqual({Name, Left - Cost}, {Name, R}),
+            R
+        end, 1000, lists:zip(Traps, Costs)),
+        ?assertEqual({ok, [42]}, hb_beamr:call(WASM, "in_bounds", [])),
+        ?assertMatch({ok, #{remaining := 923}}, hb_beamr:fuel(WASM)),
+        hb_beamr:stop(WASM)
+    end}].
+
 %% CVE-2026-54913 (WAMR 2.4.5): `ref.null' of a number type in a constant
 %% expression is malformed, but WAMR took `(global i64 (ref.null i64))',
 %% leaving the upper 4 bytes of the global's value uninitialised (it read

@@ -23,8 +23,10 @@ pub const OUT_OF_FUEL: &str = "out_of_fuel";
 pub const FUEL_EXPORT: &str = "hb_beamr.fuel";
 /// The custom section that marks a metered module.
 pub const SECTION: &str = "hb_beamr.meter";
-/// The version of this interface (the section's layout and the names).
-pub const ABI_VERSION: u32 = 1;
+/// The version of this interface (the section's layout, the names and what
+/// the added functions do; 2: `$charge` waits for fuel and no longer takes
+/// it, the code that calls it does).
+pub const ABI_VERSION: u32 = 2;
 
 /// Where a metered module keeps its counter, as its [`SECTION`] says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

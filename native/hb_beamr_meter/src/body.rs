@@ -2,23 +2,24 @@
 //! and the added function that waits for fuel.
 //!
 //! A block's fixed charge, with `c` its fuel (the counter never goes
-//! negative, so the fast path is one compare and one subtraction):
+//! negative, so the fast path is one compare, an `if` not taken and one
+//! subtraction; no `else`, whose block WAMR's interpreter pushes and pops):
 //!
 //! ```text
 //! global.get $fuel  i64.const c  i64.lt_s
-//! if   i64.const c  call $charge                        ;; wait for fuel
-//! else global.get $fuel  i64.const c  i64.sub  global.set $fuel
-//! end
+//! if  i64.const c  call $charge  end                    ;; wait for fuel
+//! global.get $fuel  i64.const c  i64.sub  global.set $fuel
 //! ```
 //!
 //! A bulk operation's run-time charge, just before it, with its size
 //! operand `n` on top of the stack (kept in a scratch local):
-//! `local.set $n  local.get $n  i64.extend_i32_u` (or, for a 64-bit
-//! operand, the unsigned minimum of `n` and `OPERAND_CLAMP`), then the
-//! unit's conversion, `call $charge`, `local.get $n`. A grow keeps `n`
+//! `local.set $n`, the fuel for `n` (`local.get $n  i64.extend_i32_u`, or,
+//! for a 64-bit operand, the unsigned minimum of `n` and `OPERAND_CLAMP`;
+//! then the unit's conversion), `call $charge`, the counter less the fuel
+//! for `n` (computed again), `local.get $n`. A grow keeps `n`
 //! (`local.tee $n`) and is charged after it returns `r`: `local.set $r`,
-//! the fuel for `n`, `i64.const 0`, `r != -1`, `select`, `call $charge`,
-//! `local.get $r`.
+//! the fuel (that for `n`, `i64.const 0`, `r != -1`, `select`),
+//! `call $charge`, the counter less the fuel, `local.get $r`.
 
 use wasm_encoder::reencode::{Error, Reencode};
 use wasm_encoder::{BlockType, Function, Instruction, ValType};
@@ -71,12 +72,11 @@ fn fixed_charge(f: &mut Function, ctx: &BodyCtx, fuel: u64) {
         Instruction::If(BlockType::Empty),
         Instruction::I64Const(c),
         Instruction::Call(ctx.charge_func),
-        Instruction::Else,
+        Instruction::End,
         Instruction::GlobalGet(g),
         Instruction::I64Const(c),
         Instruction::I64Sub,
         Instruction::GlobalSet(g),
-        Instruction::End,
     ] {
         f.instruction(&i);
     }
@@ -137,6 +137,7 @@ fn bulk_before(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: &Scratch) {
             f.instruction(&Instruction::LocalSet(s));
             size_fuel(f, wide, s, bulk.unit);
             f.instruction(&Instruction::Call(ctx.charge_func));
+            take(f, ctx, |f| size_fuel(f, wide, s, bulk.unit));
             f.instruction(&Instruction::LocalGet(s));
         }
         When::AfterGrowth => {
@@ -158,19 +159,33 @@ fn bulk_after(f: &mut Function, ctx: &BodyCtx, bulk: Bulk, scratch: &Scratch) {
         return;
     };
     f.instruction(&Instruction::LocalSet(r));
-    size_fuel(f, wide, s, bulk.unit);
-    f.instruction(&Instruction::I64Const(0));
-    f.instruction(&Instruction::LocalGet(r));
-    if wide {
-        f.instruction(&Instruction::I64Const(-1));
-        f.instruction(&Instruction::I64Ne);
-    } else {
-        f.instruction(&Instruction::I32Const(-1));
-        f.instruction(&Instruction::I32Ne);
-    }
-    f.instruction(&Instruction::Select);
+    // The fuel: that for `n` when the grow succeeded, else 0.
+    let fuel = |f: &mut Function| {
+        size_fuel(f, wide, s, bulk.unit);
+        f.instruction(&Instruction::I64Const(0));
+        f.instruction(&Instruction::LocalGet(r));
+        if wide {
+            f.instruction(&Instruction::I64Const(-1));
+            f.instruction(&Instruction::I64Ne);
+        } else {
+            f.instruction(&Instruction::I32Const(-1));
+            f.instruction(&Instruction::I32Ne);
+        }
+        f.instruction(&Instruction::Select);
+    };
+    fuel(f);
     f.instruction(&Instruction::Call(ctx.charge_func));
+    take(f, ctx, fuel);
     f.instruction(&Instruction::LocalGet(r));
+}
+
+/// Takes the fuel `push` computes from the counter (after `$charge` made
+/// sure it holds that much).
+fn take(f: &mut Function, ctx: &BodyCtx, push: impl Fn(&mut Function)) {
+    f.instruction(&Instruction::GlobalGet(ctx.fuel_global));
+    push(f);
+    f.instruction(&Instruction::I64Sub);
+    f.instruction(&Instruction::GlobalSet(ctx.fuel_global));
 }
 
 /// Re-encodes `body` (of a function with `params` parameters) with its
@@ -242,7 +257,8 @@ pub fn meter_body<R: Reencode<Error = MeterError>>(
 }
 
 /// `$charge (param $cost i64)`: until the counter holds `$cost`, calls
-/// `out_of_fuel` with what is missing; then takes `$cost` from it. Not
+/// `out_of_fuel` with what is missing. It does not take `$cost`: the
+/// caller does, after it returns (interface 2; 1 took it here). Not
 /// metered itself.
 pub fn charge_function(ctx: &BodyCtx) -> Function {
     let g = ctx.fuel_global;
@@ -261,10 +277,6 @@ pub fn charge_function(ctx: &BodyCtx) -> Function {
         Instruction::Br(0),
         Instruction::End,
         Instruction::End,
-        Instruction::GlobalGet(g),
-        Instruction::LocalGet(0),
-        Instruction::I64Sub,
-        Instruction::GlobalSet(g),
         Instruction::End,
     ] {
         f.instruction(&i);

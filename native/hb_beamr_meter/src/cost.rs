@@ -4,6 +4,11 @@
 //! version with any change (the version is recorded in every metered
 //! module's `hb_beamr.meter` section).
 //!
+//! Version 2 has the numbers of version 1; what changed is where they are
+//! charged (`plan`): a conditional branch forward (`br_if`, `br_on_*` to
+//! anything but a `loop`) no longer ends a block, so the code after it is
+//! charged with the code before it, whether the branch is taken or not.
+//!
 //! | instructions | fuel |
 //! |---|---|
 //! | structure: `block`, `loop`, `else`, `end`, `try`, `try_table`, `catch`, `catch_all`, `delegate`, `nop` | 0 |
@@ -34,7 +39,7 @@
 use wasmparser::Operator;
 
 /// The version of this table.
-pub const COST_TABLE_VERSION: u32 = 1;
+pub const COST_TABLE_VERSION: u32 = 2;
 
 /// Entering an exception handler (`catch`, `catch_all`).
 pub const HANDLER_ENTRY: u64 = 5;

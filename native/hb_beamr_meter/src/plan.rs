@@ -12,8 +12,17 @@
 //!   the arms join);
 //! - after `catch` and `catch_all` (handler entry, which also costs
 //!   [`HANDLER_ENTRY`]);
-//! - after a conditional branch (`br_if`, `br_on_*`), so that a taken
-//!   branch is not charged for the code it skips.
+//! - after a conditional branch back to a `loop` (`br_if`, `br_on_*`).
+//!
+//! A conditional branch forward (`br_if`, `br_on_*` to a `block`, `if`,
+//! `try` or the function) does not end a block (cost table 2; 1 cut one
+//! there): the code after it, up to the block's end, is charged with the
+//! code before it, whether the branch is taken or not. A taken branch
+//! pays for the code it skips (at most the rest of one straight-line
+//! block); in exchange a loop of the usual shape (`loop`, `br_if` out,
+//! body, `br` back) is one charge an iteration, not two. A conditional
+//! branch back to a `loop` still ends its block: otherwise the code after
+//! the loop, which runs once, would be paid on every iteration.
 //!
 //! A block ends at any of these and at an unconditional transfer (`br`,
 //! `br_table`, `return`, `return_call*`, `throw`, `rethrow`, `throw_ref`,
@@ -141,11 +150,22 @@ pub fn plan(ops: &[Operator]) -> Vec<Step> {
                     live = frame.live;
                 }
             },
-            Operator::BrIf { .. }
-            | Operator::BrOnNull { .. }
-            | Operator::BrOnNonNull { .. }
-            | Operator::BrOnCast { .. }
-            | Operator::BrOnCastFail { .. } => cut(&mut steps, &mut start, &mut fuel, i),
+            // A conditional branch forward goes on in the same block; one
+            // back to a loop's header ends it (see above).
+            Operator::BrIf { relative_depth }
+            | Operator::BrOnNull { relative_depth }
+            | Operator::BrOnNonNull { relative_depth }
+            | Operator::BrOnCast { relative_depth, .. }
+            | Operator::BrOnCastFail { relative_depth, .. } => {
+                let target = frames
+                    .len()
+                    .checked_sub(1)
+                    .and_then(|top| top.checked_sub(*relative_depth as usize))
+                    .and_then(|i| frames.get(i));
+                if target.is_some_and(|f| f.kind == Kind::Loop) {
+                    cut(&mut steps, &mut start, &mut fuel, i);
+                }
+            }
             Operator::Br { .. }
             | Operator::BrTable { .. }
             | Operator::Return

@@ -238,23 +238,39 @@ fn loops_are_charged_at_their_header() {
                br_if $l)
              i32.const 9 drop))"#,
     );
-    // Entry: const, drop. Header: get, const, sub, tee, br_if. After the
-    // loop's end: const, drop.
+    // Entry: const, drop. Header: get, const, sub, tee, br_if (back to
+    // the loop: it ends the block). After the loop's end: const, drop.
     assert_eq!(charges(&m)[0], vec![2, 5, 2]);
     // The charge after falling out of the loop sits just before its end:
-    // br_if, the charge (12 instructions), the loop's end.
+    // br_if, the charge (11 instructions), the loop's end.
     let ops = &bodies(&m.wasm)[0];
     let br_if = ops
         .iter()
         .position(|o| o.starts_with("BrIf"))
         .expect("br_if");
     assert_eq!(ops[br_if + 2], "I64Const { value: 2 }");
-    assert_eq!(ops[br_if + 13], "End");
-    assert_eq!(ops[br_if + 14], "I32Const { value: 9 }");
+    assert_eq!(ops[br_if + 12], "End");
+    assert_eq!(ops[br_if + 13], "I32Const { value: 9 }");
 }
 
 #[test]
-fn arms_joins_and_branches_begin_blocks() {
+fn a_forward_br_if_ends_no_block() {
+    let m = metered(
+        r#"(module (func (export "f") (param i32)
+             (block $out
+               (loop $l
+                 local.get 0 i32.eqz br_if $out
+                 local.get 0 i32.const 1 i32.sub local.set 0
+                 br $l))
+             i32.const 9 drop))"#,
+    );
+    // Header: get, eqz, br_if (forward: no cut), get, const, sub, set,
+    // br. After the block: const, drop.
+    assert_eq!(charges(&m)[0], vec![8, 2]);
+}
+
+#[test]
+fn arms_and_joins_begin_blocks_conditional_branches_do_not() {
     let m = metered(
         r#"(module (func (export "f") (param i32) (result i32)
              (block $b
@@ -264,9 +280,9 @@ fn arms_joins_and_branches_begin_blocks() {
              local.get 0
              (if (result i32) (then i32.const 1) (else i32.const 2 i32.const 3 i32.add))))"#,
     );
-    // Entry: get, br_if. After br_if: const, drop. After the block: get,
-    // if. Then: const. Else: const, const, add.
-    assert_eq!(charges(&m)[0], vec![2, 2, 2, 1, 3]);
+    // Entry: get, br_if and (a conditional branch ends no block) const,
+    // drop. After the block: get, if. Then: const. Else: const, const, add.
+    assert_eq!(charges(&m)[0], vec![4, 2, 1, 3]);
 }
 
 #[test]
@@ -347,12 +363,12 @@ fn bulk_operations_pay_by_their_size_operand() {
     let text = ops.join("\n");
     // memory.fill: bytes / 64, before it runs.
     assert!(
-        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 6 }\nI64ShrU\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nMemoryFill"),
+        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 6 }\nI64ShrU\nCall { function_index: 2 }\nGlobalGet { global_index: 0 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 6 }\nI64ShrU\nI64Sub\nGlobalSet { global_index: 0 }\nLocalGet { local_index: 1 }\nMemoryFill"),
         "{text}"
     );
     // memory.grow: 1024 per page, after it returns, unless it returned -1.
     assert!(
-        text.contains("LocalTee { local_index: 1 }\nMemoryGrow { mem: 0 }\nLocalSet { local_index: 2 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 1024 }\nI64Mul\nI64Const { value: 0 }\nLocalGet { local_index: 2 }\nI32Const { value: -1 }\nI32Ne\nSelect\nCall { function_index: 2 }\nLocalGet { local_index: 2 }\nDrop"),
+        text.contains("LocalTee { local_index: 1 }\nMemoryGrow { mem: 0 }\nLocalSet { local_index: 2 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 1024 }\nI64Mul\nI64Const { value: 0 }\nLocalGet { local_index: 2 }\nI32Const { value: -1 }\nI32Ne\nSelect\nCall { function_index: 2 }\nGlobalGet { global_index: 0 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Const { value: 1024 }\nI64Mul\nI64Const { value: 0 }\nLocalGet { local_index: 2 }\nI32Const { value: -1 }\nI32Ne\nSelect\nI64Sub\nGlobalSet { global_index: 0 }\nLocalGet { local_index: 2 }\nDrop"),
         "{text}"
     );
 }
@@ -420,7 +436,7 @@ fn gc_arrays_pay_per_element() {
     );
     let text = bodies(&m.wasm).remove(0).join("\n");
     assert!(
-        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nCall { function_index: 2 }\nLocalGet { local_index: 1 }\nArrayNewDefault"),
+        text.contains("LocalSet { local_index: 1 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nCall { function_index: 2 }\nGlobalGet { global_index: 0 }\nLocalGet { local_index: 1 }\nI64ExtendI32U\nI64Sub\nGlobalSet { global_index: 0 }\nLocalGet { local_index: 1 }\nArrayNewDefault"),
         "{text}"
     );
     // get 1, array.new_default 10, array.len 1.

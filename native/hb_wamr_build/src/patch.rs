@@ -585,6 +585,60 @@ hb_aot_compile_op_return_call_indirect(AOTCompContext *comp_ctx,
         count: 1,
         flavours: COMPILER,
     },
+    // memory64 effective addresses in AOT code: a constant address plus
+    // the access's offset was added in 64 bits and, when the sum wrapped
+    // around 2^64 into the initial memory, accessed it directly
+    // (`i64.const -16 i64.load offset=32` read address 16; the interpreter,
+    // as the spec says, traps). Found by the metering differential fuzz
+    // (seed 1, module 768). A constant access that wraps, or does not fit,
+    // now takes the general path, whose overflow check traps.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_memory.c",
+        why: "memory64: a constant address + offset that wraps around 2^64 traps",
+        find: "        if (mem_offset + bytes <= mem_data_size) {
+",
+        replace: "        /* hb_beamr: not when value + offset wrapped (memory64) */
+        if (mem_offset >= value && mem_offset <= mem_data_size
+            && bytes <= mem_data_size - mem_offset) {
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    // The same for memory.copy / memory.fill: a constant destination and
+    // length whose sum wraps accessed memory directly, and the run-time
+    // check let an end of exactly 2^64 through (it allows a sum of 0 for
+    // 32-bit targets), so `memory.fill` at 2^64 - 1 of 1 byte wrote the
+    // byte before linear memory. On a 64-bit target a memory64 sum that
+    // wraps always traps.
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_memory.c",
+        why: "memory64 bulk memory: a constant offset + length that wraps traps",
+        find: "        if (mem_data_size > 0 && mem_offset + mem_len <= mem_data_size) {
+",
+        replace: "        /* hb_beamr: not when offset + len wraps (memory64) */
+        if (mem_data_size > 0 && mem_offset <= mem_data_size
+            && mem_len <= mem_data_size - mem_offset) {
+",
+        count: 1,
+        flavours: COMPILER,
+    },
+    Patch {
+        file: "core/iwasm/compilation/aot_emit_memory.c",
+        why: "memory64 bulk memory: an end of 2^64 traps on 64-bit targets",
+        find: "        BUILD_ICMP(LLVMIntNE, max_addr, is_target_64bit ? I64_ZERO : I32_ZERO,
+                   cmp1, \"cmp1\");
+        BUILD_OP(And, cmp, cmp1, cmp, \"overflow\");
+",
+        replace: "        BUILD_ICMP(LLVMIntNE, max_addr, is_target_64bit ? I64_ZERO : I32_ZERO,
+                   cmp1, \"cmp1\");
+        /* hb_beamr: a memory64 end of 2^64 is out of bounds: only a 32-bit
+           target's 32-bit sum may wrap to 0 and be valid */
+        if (!(is_memory64 && is_target_64bit))
+            BUILD_OP(And, cmp, cmp1, cmp, \"overflow\");
+",
+        count: 1,
+        flavours: COMPILER,
+    },
     // Linear memory never moves. With software bounds checks WAMR maps a
     // memory at its current size and grows it with mremap(MREMAP_MAYMOVE),
     // which moves it whenever the address space after it is taken; a moved

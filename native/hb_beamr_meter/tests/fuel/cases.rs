@@ -58,7 +58,8 @@ const LOOP: &str = r#"
     local.get $i))
 "#;
 
-/// The loop header's block (7) runs 10 times; after the loop, 1.
+/// The loop header's block (7) runs 10 times; after the loop, 1 (a
+/// conditional branch back to the loop ends the block).
 #[test]
 fn a_loop_pays_at_its_header_on_every_iteration() {
     let calls = run_all(LOOP, "loop", Options::default(), starting_with(1000));
@@ -85,6 +86,53 @@ fn running_out_stops_before_the_block_that_cannot_pay() {
     assert_eq!(calls[0].result, Err(run::OUT_OF_FUEL.to_string()));
     assert_eq!(left(&calls), vec![2]);
     assert_eq!(calls[0].out_of_fuel, 1);
+}
+
+/// The usual loop: `br_if` out (forward), the body, `br` back. A forward
+/// conditional branch ends no block (cost table 2), so an iteration is
+/// one block: 4 to the `br_if`, 4, and the `br`, 9. The exit test runs
+/// the header an 11th time and pays its 9 too (the taken branch skips 5
+/// of them); after the block, 1. 11 x 9 + 1 = 100 (cost table 1: 95).
+const EXIT_LOOP: &str = r#"
+(module
+  (func (export "count") (result i32) (local $i i32)
+    (block $done
+      (loop $l
+        local.get $i i32.const 10 i32.ge_u br_if $done
+        local.get $i i32.const 1 i32.add local.set $i
+        br $l))
+    local.get $i))
+"#;
+
+#[test]
+fn a_forward_br_if_ends_no_block() {
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop",
+        Options::default(),
+        starting_with(1000),
+    );
+    assert_eq!(calls[0].result, Ok(vec![10]));
+    assert_eq!(left(&calls), vec![1000 - 100]);
+    // 12 blocks run: 12 pauses, the same result.
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop_paused",
+        Options::default(),
+        hand_to_mouth,
+    );
+    assert_eq!(calls[0].result, Ok(vec![10]));
+    assert_eq!(calls[0].out_of_fuel, 12);
+    assert_eq!(left(&calls), vec![0]);
+    // 50 fuel: 5 iterations (45), then the 6th header finds 5 and stops.
+    let calls = run_all(
+        EXIT_LOOP,
+        "exit_loop_out",
+        Options::default(),
+        starting_with(50),
+    );
+    assert_eq!(calls[0].result, Err(run::OUT_OF_FUEL.to_string()));
+    assert_eq!(left(&calls), vec![5]);
 }
 
 /// The start function pays from the initial fuel; an empty body pays
@@ -251,26 +299,85 @@ fn overhead() {
     }
 }
 
-/// A WAMR 2.4.3 divergence that is not metering's: AOT code wraps a
-/// memory64 effective address (`-16 + offset 32` reads address 16) where
-/// the interpreter, as the spec says, traps. The fuel agrees anyway (the
-/// block was paid before it ran); the results do not.
+/// memory64 accesses whose effective address wraps around 2^64 trap in
+/// every mode. WAMR 2.4.3's AOT compiler added a constant address and the
+/// offset in 64 bits and, when the sum wrapped into the memory, accessed
+/// it (`-16 + offset 32` read address 16; the interpreter, as the spec
+/// says, traps); memory.fill / memory.copy alike, and at run time let an
+/// end of exactly 2^64 through (`memory.fill` at 2^64 - 1 of one byte
+/// wrote the byte before linear memory). hb_wamr_build patches the
+/// compiler. (`memory.init`, which AOT code leaves to the runtime, trapped
+/// already: `init_end` checks it stays so.) `wrapped_load_in_a_grow_loop` is the shape of the module the
+/// metering differential fuzz found (seed 1, module 768): the interpreter
+/// trapped at once, AOT code read the wrapped address and looped on,
+/// growing by 2^64 - 2^44 pages, until `unreachable`, with other fuel.
+const ADDRESS64: &str = r#"
+(module
+  (memory i64 1)
+  (global $minus1 (mut i64) (i64.const -1))
+  (func (export "load") (result i64) i64.const -16 i64.load32_u offset=32)
+  (func (export "load_extended") (result f64)
+    i32.const -16 i64.extend_i32_s f64.load offset=22906)
+  (func (export "store") i64.const -8 i64.const 7 i64.store offset=16)
+  (func (export "load_end") (result i64) i64.const -8 i64.load offset=8)
+  (func (export "fill") i64.const -1 i32.const 7 i64.const 1 memory.fill)
+  (func (export "fill_end") global.get $minus1 i32.const 7 i64.const 1 memory.fill)
+  (func (export "copy") i64.const 0 i64.const -2 i64.const 4 memory.copy)
+  (func (export "copy_end") i64.const 0 global.get $minus1 i64.const 1 memory.copy)
+  (func (export "init_end") global.get $minus1 i32.const 0 i32.const 1 memory.init $d)
+  (func (export "wrapped_load_in_a_grow_loop") (result i64) (local $n i64)
+    (loop $l
+      i32.const -16 i64.extend_i32_s f64.load offset=22906 drop
+      i64.const -17592186044416 memory.grow drop
+      local.get $n i64.const 1 i64.add local.tee $n
+      i64.const 1000 i64.lt_u br_if $l)
+    local.get $n)
+  (func (export "in_bounds") (result i64)
+    i64.const 65528 i64.const 42 i64.store
+    i64.const 65520 i64.load offset=8)
+  (data $d "xy"))
+"#;
+
 #[test]
-fn memory64_address_overflow_still_uses_the_same_fuel() {
-    let wat = r#"
-      (module (memory i64 1)
-        (func (export "f") (result i64) i64.const -16 i64.load32_u offset=32))"#;
-    let wasm = wat::parse_str(wat).expect("wat");
+fn memory64_addresses_that_wrap_trap_in_every_mode() {
+    let wasm = wat::parse_str(ADDRESS64).expect("wat");
     let metered = meter(&wasm, &Options::default()).expect("meter");
     let exports = run::exports(&wasm);
-    let fuel = starting_with(100)(metered.info.fuel_global);
-    let outcomes = modes::run_all(&metered.wasm, "m64", &exports, &[fuel]).expect("aot");
-    let calls: Vec<&Call> = outcomes[0]
-        .iter()
-        .map(|o| &o.as_ref().expect("instantiated")[0])
-        .collect();
-    assert_eq!(calls[0].result, Err("out of bounds memory access".into()));
-    for call in &calls {
-        assert_eq!(call.fuel_left, Some(100 - 3), "{call:?}");
+    let fuel = starting_with(1000)(metered.info.fuel_global);
+    let outcomes = modes::run_all(&metered.wasm, "address64", &exports, &[fuel]).expect("aot");
+    let [outcome] = &outcomes[..] else {
+        panic!("one budget")
+    };
+    modes::agree(outcome).unwrap_or_else(|e| panic!("address64: {e}"));
+    let oob = Err("out of bounds memory access".to_string());
+    // What each call costs (the table): the block before the trap, paid
+    // in full; the loop's header once (it traps in its first iteration;
+    // 24 to the `br_if` back to the loop, which ends the block).
+    type Expected<'a> = (&'a str, Result<Vec<u64>, String>, i64);
+    let expected: [Expected; 11] = [
+        ("load", oob.clone(), 3),
+        ("load_extended", oob.clone(), 4),
+        ("store", oob.clone(), 4),
+        ("load_end", oob.clone(), 3),
+        ("fill", oob.clone(), 13),
+        ("fill_end", oob.clone(), 13),
+        ("copy", oob.clone(), 13),
+        ("copy_end", oob.clone(), 13),
+        ("init_end", oob.clone(), 13),
+        ("wrapped_load_in_a_grow_loop", oob, 24),
+        ("in_bounds", Ok(vec![42]), 7),
+    ];
+    for (mode, calls) in modes::MODES.iter().zip(outcome) {
+        let calls = calls.as_ref().expect("instantiated");
+        let mut fuel = 1000;
+        for ((export, result, cost), call) in expected.iter().zip(calls) {
+            fuel -= cost;
+            assert_eq!(
+                (&call.export[..], &call.result, call.fuel_left),
+                (*export, result, Some(fuel)),
+                "{mode}"
+            );
+        }
+        assert_eq!(calls.len(), expected.len(), "{mode}");
     }
 }
