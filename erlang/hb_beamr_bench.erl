@@ -320,7 +320,53 @@ metering_rows(Root, Rounds) ->
         {"fnv1a(1 MiB) x 8", Bench, "fnv1a", [?FNV_LEN, ?FNV_ROUNDS]},
         {"float_loop(2,000,000)", Nan, "float_loop", [2000000]}
     ],
-    lists:append([metering_kernel(Rounds, Fill, K) || K <- Kernels]).
+    lists:append([metering_kernel(Rounds, Fill, K) || K <- Kernels]) ++ metering_ao(Root, Rounds).
+
+%% The AO process's Lua loop (HB_BEAMR_AOS_WASM) metered against unmetered,
+%% both modes (aot: the bytecode through the compile cache, compiled with
+%% and without metering), turn about; the answers must be equal.
+metering_ao(Root, Rounds) ->
+    case os:getenv("HB_BEAMR_AOS_WASM") of
+        false ->
+            [];
+        Path ->
+            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
+            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+            {module, Module} = code:load_binary(Module, Source, Beam),
+            {ok, Wasm} = file:read_file(Path),
+            Loop = <<"local t = 0; for i = 1, 1000000 do t = t + i end; return t">>,
+            Start = fun(Mode, Opts) ->
+                {ok, W, _, _} = hb_beamr:start(Wasm, Mode, Opts),
+                W
+            end,
+            Instances = [{{Mode, Way}, Start(Mode, Opts)}
+                         || Mode <- [wasm, aot],
+                            {Way, Opts} <- [{plain, #{}}, {metered, #{fuel => 1 bsl 50}}]],
+            Eval = fun(Key) ->
+                {Us, Out} = timer:tc(fun() -> hb_beamr_aos:eval(proplists:get_value(Key, Instances), Loop) end),
+                {Us / 1000, Out}
+            end,
+            Samples = rounds(Rounds, fun() ->
+                lists:append([begin
+                    {PlainMs, Out} = Eval({Mode, plain}),
+                    {MeteredMs, Out} = Eval({Mode, metered}),
+                    [{{Mode, plain}, PlainMs}, {{Mode, metered}, MeteredMs}]
+                end || Mode <- [wasm, aot]])
+            end),
+            [hb_beamr:stop(W) || {_, W} <- Instances],
+            What = "AO process: Lua loop of 1,000,000 additions",
+            lists:append([begin
+                Ratio = paired_ratio(Samples, {Mode, metered}, {Mode, plain}),
+                Target = case Mode of wasm -> 1.35; aot -> 1.15 end,
+                [#row{section = "metering", what = lists:flatten(io_lib:format("~s, ~s, unmetered", [What, Mode])),
+                      median = median(maps:get({Mode, plain}, Samples)), unit = "ms"},
+                 #row{section = "metering", what = lists:flatten(io_lib:format("~s, ~s, metered", [What, Mode])),
+                      median = median(maps:get({Mode, metered}, Samples)), unit = "ms",
+                      baseline = "unmetered", ratio = Ratio,
+                      target = lists:flatten(io_lib:format("<= ~.2f", [Target])),
+                      met = Ratio =< Target}]
+            end || Mode <- [wasm, aot]])
+    end.
 
 metering_kernel(Rounds, Fill, {What, Bytes, Func, Args}) ->
     {ok, Aot} = hb_beamr:compile(Bytes),
