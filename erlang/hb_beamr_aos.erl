@@ -13,7 +13,7 @@
 %%% from the path given at run time: no third-party code is kept here.
 -module(hb_beamr_aos).
 -mode(compile).
--export([main/1, start/2, eval/2, corpus/0, compare/1]).
+-export([main/1, start/2, start/3, eval/2, eval/3, handle/4, corpus/0, compare/1]).
 
 -define(OWNER, <<"OWNER_ADDRESS_0000000000000000000000000000">>).
 -define(PROCESS, <<"PROCESS_ID_00000000000000000000000000000000">>).
@@ -29,11 +29,11 @@ main(_) ->
     {ok, Wasm} = file:read_file(Path),
     {CompileUs, {ok, Aot}} = timer:tc(fun() -> hb_beamr:compile(Wasm) end),
     io:format("compile: ~.1f s (~w -> ~w bytes)~n", [CompileUs / 1.0e6, byte_size(Wasm), byte_size(Aot)]),
-    case compare(Wasm, Aot) of
+    _ = case compare(Wasm, Aot) of
         [] -> io:format("corpus: ~w programs, every output byte-identical~n", [length(corpus())]);
         Diffs -> [io:format("DIFFERENT: ~s~n  wasm: ~s~n  aot:  ~s~n", [C, W, A]) || {C, W, A} <- Diffs]
     end,
-    [begin
+    _ = [begin
          {FirstUs, {ok, W}} = timer:tc(fun() -> start(Bin, Mode) end),
          {EvalUs, _} = timer:tc(fun() -> eval(W, <<"return 1">>) end),
          {LoopUs, Out} = timer:tc(fun() -> eval(W, ?LOOP) end),
@@ -43,6 +43,7 @@ main(_) ->
      end || {Mode, Bin} <- [{wasm, Wasm}, {aot, Aot}]],
     ok.
 
+-spec halt_with(string()) -> no_return().
 halt_with(Text) ->
     io:format(standard_error, "hb_beamr_aos: ~s~n", [Text]),
     halt(1).
@@ -99,33 +100,62 @@ compare(Wasm, Aot) ->
     {ok, A} = start(Aot, aot),
     Diffs = [{Code, OutW, OutA} || Code <- corpus(),
               {OutW, OutA} <- [{eval(W, Code), eval(A, Code)}], OutW =/= OutA],
-    hb_beamr:stop(W),
-    hb_beamr:stop(A),
+    ok = hb_beamr:stop(W),
+    ok = hb_beamr:stop(A),
     Diffs.
 
 %% @doc Starts an AO process (`Bin' is bytecode for `wasm', an AOT file for
 %% `aot').
+%% @equiv start(Bin, Mode, #{})
 -spec start(binary(), hb_beamr:mode()) -> {ok, pid()} | {error, term()}.
 start(Bin, Mode) ->
-    case hb_beamr:start(Bin, Mode) of
+    start(Bin, Mode, #{}).
+
+%% @doc Starts an AO process with hb_beamr:start/3's options: `fuel' (a
+%% metered process; bytecode given as `aot' is compiled metered by the
+%% compile cache), `snapshot' (a fork of a snapshot, chain or image), limits.
+%% Bytecode given as `aot' is compiled through the compile cache.
+-spec start(binary(), hb_beamr:mode(), hb_beamr:start_opts()) -> {ok, pid()} | {error, term()}.
+start(Bin, Mode, Opts) ->
+    case hb_beamr:start(Bin, Mode, Opts) of
         {ok, W, _Imports, _Exports} -> {ok, W};
-        Error -> Error
+        {ok, W, _Imports, _Exports, _State} -> {ok, W};
+        {error, _} = Error -> Error;
+        Other -> {error, Other}
     end.
 
 %% @doc Sends an `Eval' message with Lua `Code'; returns the JSON result
 %% (or `<<"error: ...">>' when the call fails).
+%% @equiv eval(W, Code, #{})
 -spec eval(pid(), binary()) -> binary().
 eval(W, Code) ->
+    eval(W, Code, #{}).
+
+%% @doc {@link eval/2} with hb_beamr:call/6's options for the `handle' call
+%% (`timeout', `fuel', `on_fuel_exhausted' with no state of its own).
+-spec eval(pid(), binary(), map()) -> binary().
+eval(W, Code, Opts) ->
+    case handle(W, Code, none, Opts) of
+        {ok, Out, _} -> Out;
+        {error, Reason} -> iolist_to_binary(io_lib:format("error: ~p", [Reason]));
+        Other -> iolist_to_binary(io_lib:format("error: ~p", [Other]))
+    end.
+
+%% @doc Sends an `Eval' message with Lua `Code': the message and environment
+%% written through the module's `malloc', then `handle(MsgPtr, EnvPtr)' with
+%% `Opts' (hb_beamr:call/6's) and `State' threaded through the imports and
+%% `on_fuel_exhausted'. `{ok, JsonResult, FinalState}', or the call's error.
+-spec handle(pid(), binary(), term(), map()) ->
+    {ok, binary(), term()} | {error, term()} | {error, atom(), term(), list(), term()}.
+handle(W, Code, State, Opts) ->
     {ok, MsgPtr} = hb_beamr_io:write_string(W, message(Code)),
     {ok, EnvPtr} = hb_beamr_io:write_string(W, env()),
-    case hb_beamr:call(W, "handle", [MsgPtr, EnvPtr], fun import/3, #{}) of
-        {ok, [Ptr], _} ->
+    case hb_beamr:call(W, "handle", [MsgPtr, EnvPtr], fun import/3, State, Opts) of
+        {ok, [Ptr], Final} ->
             {ok, Out} = hb_beamr_io:read_string(W, Ptr),
-            Out;
-        {error, Reason} ->
-            iolist_to_binary(io_lib:format("error: ~p", [Reason]));
-        Other ->
-            iolist_to_binary(io_lib:format("error: ~p", [Other]))
+            {ok, Out, Final};
+        Error ->
+            Error
     end.
 
 %% Imports answered as HyperBEAM's stubs do: zeros (clock, files, exit).

@@ -38,6 +38,14 @@
 %%%              test/aos-2-pure-xs.wasm): compile time, first message and
 %%%              a Lua loop in both modes (erlang/hb_beamr_aos.erl drives it),
 %%%              start(Bytecode, aot) through the compile cache
+%%%   AO snapshots and forks  likewise (HB_BEAMR_AOS_WASM): in both modes, a
+%%%              delta snapshot after one AO message against a full
+%%%              snapshot after one; a fork of the process (start with
+%%%              #{snapshot => Image}) against start + deserialize/2 and
+%%%              start + restore/2 of its snapshot, and over a plain start;
+%%%              image/1; one message in a fresh fork against one in a
+%%%              fresh restored copy; RSS per fork that has answered a
+%%%              message against per restored copy
 %%%
 %%%   delta snapshots  a delta with 1 MiB dirty at 64 MiB (1 GiB with
 %%%              HB_BEAMR_BENCH_DELTA_GIB=1), kernel tracking and hash pass,
@@ -96,7 +104,8 @@ main(_) ->
         section("WASI stdout", fun() -> wasi_rows(Root, Rounds) end),
         section("cluster", fun() -> cluster_rows(Root, Rounds) end),
         section("setjmp/longjmp", fun() -> setjmp_rows(Root, Rounds) end),
-        section("AO process", fun() -> ao_rows(Root, Rounds) end)
+        section("AO process", fun() -> ao_rows(Root, Rounds) end),
+        section("AO snapshots and forks", fun() -> ao_fork_rows(Root, Rounds) end)
     ]),
     Seconds = (erlang:monotonic_time(millisecond) - Started) div 1000,
     Table = table(Rows),
@@ -526,6 +535,148 @@ ao_rows(Wasm, Aot, CompileS, Rounds) ->
              median = median(maps:get(disk, CacheSamples)), unit = "ms", target = "< 1000",
              met = median(maps:get(disk, CacheSamples)) < 1000}
     ].
+
+%% An AO process (HB_BEAMR_AOS_WASM) snapshotted and forked, in both modes.
+ao_fork_rows(Root, Rounds) ->
+    case os:getenv("HB_BEAMR_AOS_WASM") of
+        false ->
+            io:format(standard_error, "bench: no HB_BEAMR_AOS_WASM: no AO fork rows~n", []),
+            [];
+        Path ->
+            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
+            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+            {module, Module} = code:load_binary(Module, Source, Beam),
+            {ok, Wasm} = file:read_file(Path),
+            {ok, Aot} = hb_beamr:compile(Wasm),
+            lists:append([ao_fork_rows(Bin, Mode, Rounds) || {Mode, Bin} <- [{wasm, Wasm}, {aot, Aot}]])
+    end.
+
+-define(AO_MESSAGE, <<"N = (N or 0) + 1 Seen = Seen or {} Seen[#Seen + 1] = 'message ' .. N return N">>).
+
+%% A process after its first message (which sets Lua up). Each round: one
+%% message then a delta on the last snapshot (the kernel's record of the
+%% pages written), one message then a full snapshot, turn about; image/1
+%% of the full one; forks of that image (p50 of `Starts', turn about with
+%% plain starts); start + deserialize/2 and start + restore/2 of it; one
+%% message in a fresh fork and in a fresh restored copy. Then the RSS of
+%% 50 forks that each answered a message, and of 10 restored copies.
+ao_fork_rows(Bin, Mode, Rounds) ->
+    Start = fun(Opts) -> {ok, W} = hb_beamr_aos:start(Bin, Mode, Opts), W end,
+    Message = fun(W) ->
+        Out = hb_beamr_aos:eval(W, ?AO_MESSAGE),
+        nomatch = binary:match(Out, <<"error">>),
+        Out
+    end,
+    Ms = fun(Fun) -> {Us, Result} = timer:tc(Fun), {Us / 1000, Result} end,
+    P = Start(#{}),
+    _ = hb_beamr_aos:eval(P, <<"return 1">>),
+    {ok, Full0} = hb_beamr:snapshot(P),
+    % The first delta is compared with its untracked base; the next ones
+    % are the kernel's.
+    {ok, D0} = hb_beamr:snapshot(P, #{base => Full0}),
+    Starts = 25,
+    StartMs = fun(Opts) ->
+        {T, W} = Ms(fun() -> Start(Opts) end),
+        ok = hb_beamr:stop(W),
+        T
+    end,
+    {Samples, _} = lists:foldl(
+        fun(_, {Acc, Last}) ->
+            erlang:garbage_collect(),
+            _ = Message(P),
+            {DeltaMs, {ok, D}} = Ms(fun() -> hb_beamr:snapshot(P, #{base => Last}) end),
+            {ok, #{method := Method, units := Units}} = hb_beamr:snapshot_info(D),
+            _ = Message(P),
+            {FullMs, {ok, Full}} = Ms(fun() -> hb_beamr:snapshot(P) end),
+            {ok, Memory} = hb_beamr:serialize(P),
+            {ImageMs, {ok, Image}} = Ms(fun() -> hb_beamr:image(Full) end),
+            Pairs = [{StartMs(#{}), StartMs(#{snapshot => Image})} || _ <- lists:seq(1, Starts)],
+            Plain = median([A || {A, _} <- Pairs]),
+            Forked = median([F || {_, F} <- Pairs]),
+            {Deser, ok} = Ms(fun() ->
+                W = Start(#{}),
+                ok = hb_beamr:deserialize(W, Memory),
+                hb_beamr:stop(W)
+            end),
+            {Restore, R} = Ms(fun() ->
+                W = Start(#{}),
+                ok = hb_beamr:restore(W, Full),
+                W
+            end),
+            F = Start(#{snapshot => Image}),
+            {InFork, Out} = Ms(fun() -> Message(F) end),
+            {InCopy, Out} = Ms(fun() -> Message(R) end),
+            [ok = hb_beamr:stop(W) || W <- [F, R]],
+            Row = [{delta, DeltaMs}, {full, FullMs}, {delta_kib, byte_size(D) / 1024},
+                   {full_kib, byte_size(Full) / 1024}, {units, Units}, {method, Method},
+                   {image, ImageMs}, {plain, Plain}, {forked, Forked}, {cost, Forked - Plain},
+                   {deser, Deser}, {restore, Restore}, {in_fork, InFork}, {in_copy, InCopy}],
+            {lists:foldl(fun({K, V}, A) -> maps:update_with(K, fun(L) -> [V | L] end, [V], A) end,
+                         Acc, Row),
+             Full}
+        end,
+        {#{}, D0}, lists:seq(1, Rounds)),
+    {ok, Snap} = hb_beamr:snapshot(P),
+    ok = hb_beamr:stop(P),
+    {PerFork, PerCopy, ImageKiB} = ao_fork_rss(Start, Message, Snap),
+    Label = fun(What) -> lists:flatten(io_lib:format("~s, ~s", [What, Mode])) end,
+    Med = fun(K) -> median(maps:get(K, Samples)) end,
+    Sec = "AO forks",
+    [
+        #row{section = Sec, what = Label(io_lib:format("baseline: full snapshot/1 after one message (~w KiB)",
+                                                       [round(Med(full_kib))])),
+             median = Med(full), unit = "ms"},
+        #row{section = Sec, what = Label(io_lib:format("delta after one message, method ~p (~w KiB, ~w units)",
+                                                       [lists:usort(maps:get(method, Samples)),
+                                                        round(Med(delta_kib)), Med(units)])),
+             median = Med(delta), unit = "ms", baseline = "full", ratio = paired_ratio(Samples, delta, full)},
+        #row{section = Sec, what = Label("baseline: start + deserialize/2 of its memory"),
+             median = Med(deser), unit = "ms"},
+        #row{section = Sec, what = Label("baseline: start + restore/2 of its snapshot"),
+             median = Med(restore), unit = "ms"},
+        #row{section = Sec, what = Label("image/1 of the snapshot (once per snapshot)"),
+             median = Med(image), unit = "ms"},
+        #row{section = Sec, what = Label("start with #{snapshot => Image}"),
+             median = Med(forked), unit = "ms", baseline = "start+deserialize",
+             ratio = paired_ratio(Samples, forked, deser)},
+        #row{section = Sec, what = Label(io_lib:format("the fork over a plain start (p50 of ~w each)", [Starts])),
+             median = Med(cost), unit = "ms"},
+        #row{section = Sec, what = Label("baseline: plain start of the AO module"),
+             median = Med(plain), unit = "ms"},
+        #row{section = Sec, what = Label("baseline: one message in a fresh restored copy"),
+             median = Med(in_copy), unit = "ms"},
+        #row{section = Sec, what = Label("one message in a fresh fork"),
+             median = Med(in_fork), unit = "ms", baseline = "restored copy",
+             ratio = paired_ratio(Samples, in_fork, in_copy)},
+        #row{section = Sec, what = Label("the image's own pages (the snapshot's non-zero units)"),
+             median = ImageKiB, unit = "KiB"},
+        #row{section = Sec, what = Label("baseline: RSS per restored copy that answered a message (10)"),
+             median = PerCopy, unit = "KiB"},
+        #row{section = Sec, what = Label("RSS per fork that answered a message (50)"),
+             median = PerFork, unit = "KiB", baseline = "restored copy", ratio = PerFork / PerCopy}
+    ].
+
+%% KiB of node RSS per fork of an image of `Snap' that answered one
+%% message (50 of them), per copy started and restored from it that did
+%% the same (10), and the image's own pages (KiB).
+ao_fork_rss(Start, Message, Snap) ->
+    {ok, Image} = hb_beamr:image(Snap),
+    % What the memfd holds: the snapshot's non-zero units (Shmem in
+    % /proc/meminfo is the whole machine's, too noisy at this size).
+    {ok, #{globals := Globals}} = hb_beamr:snapshot_info(Snap),
+    <<_:(124 + 13 * Globals)/binary, Memory/binary>> = Snap,
+    Zero = <<0:(4096 * 8)>>,
+    ImageKiB = 4 * length([U || <<U:4096/binary>> <= Memory, U =/= Zero]),
+    Measure = fun(N, Make) ->
+        Rss0 = settled_rss(),
+        Ws = [begin W = Make(), _ = Message(W), W end || _ <- lists:seq(1, N)],
+        Added = settled_rss() - Rss0,
+        [ok = hb_beamr:stop(W) || W <- Ws],
+        Added / 1024 / N
+    end,
+    PerFork = Measure(50, fun() -> Start(#{snapshot => Image}) end),
+    PerCopy = Measure(10, fun() -> W = Start(#{}), ok = hb_beamr:restore(W, Snap), W end),
+    {PerFork, PerCopy, ImageKiB}.
 
 %% The native/wasmtime runner's lines: `native Ms Result', `wasmtime Ms Result'.
 run_native(Cmd) ->
