@@ -446,10 +446,11 @@ snapshot(_, _) ->
 %% id), `memory_size', `globals' (count), `units' (a delta's count),
 %% `version'. Only the header is read.
 -spec snapshot_info(binary()) -> {ok, map()} | {error, error_reason()}.
-snapshot_info(<<"hbsnap", 2:16/little, Kind, Method, 0:16, 4096:32/little, Module:32/binary,
+snapshot_info(<<"hbsnap", Version:16/little, Kind, Method, 0:16, 4096:32/little, Module:32/binary,
                 Id:32/binary, Base:32/binary, Size:64/little, N:32/little, Rest/binary>>)
-  when Kind =< 1, Method =< 3, byte_size(Rest) >= 13 * N ->
-    Info = #{version => 2, module => Module, memory_size => Size, globals => N,
+  when Version >= 2, Version =< 3, Kind =< 1, Method =< 3, byte_size(Rest) >= 13 * N ->
+    % Versions 2 and 3 share a layout (their state ids differ).
+    Info = #{version => Version, module => Module, memory_size => Size, globals => N,
              id => case Id of <<0:256>> -> none; _ -> Id end,
              method => element(Method + 1, {full, kernel, hash, compare})},
     case {Kind, Rest} of

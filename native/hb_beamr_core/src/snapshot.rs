@@ -5,12 +5,13 @@
 //! differ from a base snapshot, the globals, and the base's state id, so
 //! that a chain `[Full, Delta1, Delta2, ...]` restores the state at Delta's.
 //!
-//! Version 2, all integers little-endian:
+//! Version 3 (the layout of version 2, a cheaper state id), all integers
+//! little-endian:
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 6 | magic `hbsnap` |
-//! | 6 | 2 | format version (2) |
+//! | 6 | 2 | format version (3; 2 is read) |
 //! | 8 | 1 | kind: 0 full, 1 delta |
 //! | 9 | 1 | how the changed units were found (informational, not state): 0 all memory (a full snapshot), 1 the kernel's dirty tracking, 2 page hashes, 3 compared with a full base |
 //! | 10 | 2 | reserved, 0 |
@@ -24,8 +25,11 @@
 //! | 124 + 13n | | full: the linear memory (memory size bytes); delta: the number of units `m` (u32), `m` unit indices (u32, strictly ascending, below memory size / unit), then the `m` units' bytes |
 //!
 //! The state id is a hash of the state, not of the encoding: the SHA-256 of
-//! the fingerprint, the memory size, the globals and the SHA-256 of every
-//! unit of memory. A delta and a full snapshot of the same state have the
+//! the fingerprint, the memory size, the globals and the hash of every group
+//! of [`GROUP`] units (the SHA-256 of their SHA-256s), so that the id of a
+//! state a few units away from a known one costs the groups that changed,
+//! not a hash of every unit's hash (8 MiB of them for 1 GiB of memory).
+//! Version 2 hashed every unit's SHA-256 directly; its ids are checked so. A delta and a full snapshot of the same state have the
 //! same id, a chain is checked link by link (each delta's base is the id
 //! of the snapshot before it), and every snapshot's id is checked against its
 //! contents before anything of it is restored. Units past the base's memory
@@ -38,7 +42,9 @@ use crate::errors::Error;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 6] = b"hbsnap";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
+/// Units per group of the state id: 1 MiB of memory.
+pub const GROUP: usize = 256;
 /// The unit of a delta, in bytes: one kernel page.
 pub const UNIT: usize = 4096;
 const HEADER_V1: usize = 52;
@@ -196,7 +202,7 @@ fn mismatch(why: String) -> Error {
     Error::SnapshotMismatch(why)
 }
 
-/// Decodes a snapshot (version 1 or 2), checking every length and field: a
+/// Decodes a snapshot (version 1, 2 or 3), checking every length and field: a
 /// snapshot is taken whole or not at all. Ids are checked by [`plan`].
 pub fn decode(bytes: &[u8]) -> Result<Snapshot<'_>, Error> {
     if bytes.len() < 8 || &bytes[..6] != MAGIC {
@@ -205,7 +211,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<'_>, Error> {
     let version = u16::from_le_bytes([bytes[6], bytes[7]]);
     let (kind, method, id, base, fingerprint_at, size_at, globals_at) = match version {
         1 if bytes.len() >= HEADER_V1 => (Kind::Full, Method::Full, None, [0; 32], 8, 40, 48),
-        2 if bytes.len() >= HEADER => {
+        2 | 3 if bytes.len() >= HEADER => {
             let kind = match bytes[8] {
                 0 => Kind::Full,
                 1 => Kind::Delta,
@@ -232,10 +238,10 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<'_>, Error> {
                 120,
             )
         }
-        1 | 2 => return Err(bad("truncated header")),
+        1..=3 => return Err(bad("truncated header")),
         _ => {
             return Err(Error::InvalidSnapshot(format!(
-                "snapshot format version {version}; this hb_beamr reads versions 1 and {VERSION}"
+                "snapshot format version {version}; this hb_beamr reads versions 1 to {VERSION}"
             )))
         }
     };
@@ -265,7 +271,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot<'_>, Error> {
             g.index, g.val_type
         )));
     }
-    if version == 2 && memory_size % UNIT as u64 != 0 {
+    if version >= 2 && memory_size % UNIT as u64 != 0 {
         return Err(bad("the memory size is not a multiple of the unit"));
     }
     let rest = &bytes[globals_end..];
@@ -361,8 +367,35 @@ pub fn unit_hashes(memory: &[u8]) -> Vec<Hash> {
 }
 
 /// The id of a state: the SHA-256 of a domain tag, the fingerprint, the
-/// memory size, the globals (as encoded) and the units' hashes.
+/// memory size, the globals (as encoded) and the hashes of the units'
+/// groups ([`group_hashes`]).
 pub fn state_id(
+    fingerprint: &[u8; 32],
+    memory_size: u64,
+    globals: &[Global],
+    units: &[Hash],
+) -> Hash {
+    state_id_of_groups(fingerprint, memory_size, globals, &group_hashes(units))
+}
+
+/// [`state_id`] from the groups' hashes.
+pub fn state_id_of_groups(
+    fingerprint: &[u8; 32],
+    memory_size: u64,
+    globals: &[Global],
+    groups: &[Hash],
+) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"hbsnap state 3\0\0");
+    state_fields(&mut h, fingerprint, memory_size, globals);
+    for g in groups {
+        h.update(g);
+    }
+    h.finalize().into()
+}
+
+/// A version 2 snapshot's state id: every unit's hash, ungrouped.
+fn state_id_v2(
     fingerprint: &[u8; 32],
     memory_size: u64,
     globals: &[Global],
@@ -370,6 +403,14 @@ pub fn state_id(
 ) -> Hash {
     let mut h = Sha256::new();
     h.update(b"hbsnap state 2\0\0");
+    state_fields(&mut h, fingerprint, memory_size, globals);
+    for u in units {
+        h.update(u);
+    }
+    h.finalize().into()
+}
+
+fn state_fields(h: &mut Sha256, fingerprint: &[u8; 32], memory_size: u64, globals: &[Global]) {
     h.update(fingerprint);
     h.update(memory_size.to_le_bytes());
     h.update((globals.len() as u32).to_le_bytes());
@@ -378,18 +419,59 @@ pub fn state_id(
         h.update([g.val_type]);
         h.update(g.bits.to_le_bytes());
     }
+}
+
+/// The hash of each group of [`GROUP`] unit hashes (the last may be short).
+pub fn group_hashes(units: &[Hash]) -> Vec<Hash> {
+    units.chunks(GROUP).map(group_hash).collect()
+}
+
+fn group_hash(units: &[Hash]) -> Hash {
+    let mut h = Sha256::new();
     for u in units {
         h.update(u);
     }
     h.finalize().into()
 }
 
-/// What the last snapshot (or restore) of an instance left: its state id
-/// and the hash of every unit, the base of the next delta.
+/// Brings `groups` up to date with `units` (of which there were `before`)
+/// after the units `changed` changed and any past `before` were added:
+/// only those groups are hashed again.
+pub fn regroup(groups: &mut Vec<Hash>, units: &[Hash], changed: &[u32], before: usize) {
+    let count = units.len().div_ceil(GROUP);
+    if before > units.len() || groups.len() != before.div_ceil(GROUP) {
+        *groups = group_hashes(units);
+        return;
+    }
+    groups.resize(count, [0; 32]);
+    let mut stale: Vec<usize> = changed.iter().map(|u| *u as usize / GROUP).collect();
+    // Added units: the group the old last unit was in, and every new one.
+    if units.len() > before {
+        stale.extend(before / GROUP..count);
+    }
+    stale.sort_unstable();
+    stale.dedup();
+    for g in stale.into_iter().filter(|g| *g < count) {
+        groups[g] = group_hash(&units[g * GROUP..((g + 1) * GROUP).min(units.len())]);
+    }
+}
+
+/// What the last snapshot (or restore) of an instance left: its state id,
+/// the hash of every unit and of every group of them, the base of the next
+/// delta.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
     pub id: Hash,
     pub hashes: Vec<Hash>,
+    pub groups: Vec<Hash>,
+}
+
+impl Tracked {
+    /// The tracked state with `hashes` (its groups hashed here).
+    pub fn new(id: Hash, hashes: Vec<Hash>) -> Tracked {
+        let groups = group_hashes(&hashes);
+        Tracked { id, hashes, groups }
+    }
 }
 
 /// Which units of `memory` differ from the state whose unit hashes are
@@ -554,7 +636,7 @@ pub fn plan<'a>(chain: &[&'a [u8]], ours: &[u8; 32], max_memory: u64) -> Result<
         memory_size: size,
         globals: last.globals.clone(),
         writes,
-        tracked: Some(Tracked { id, hashes }),
+        tracked: Some(Tracked::new(id, hashes)),
     })
 }
 
@@ -567,13 +649,18 @@ pub fn tracked(full: &[u8]) -> Result<Tracked, Error> {
     };
     let hashes = unit_hashes(memory);
     let id = checked_id(&snap.header, &hashes, 0)?;
-    Ok(Tracked { id, hashes })
+    Ok(Tracked::new(id, hashes))
 }
 
 /// The id of the state `header` and `hashes` describe, checked against the
-/// one the header carries (version 2).
+/// one the header carries (by its version's definition).
 fn checked_id(header: &Header, hashes: &[Hash], at: usize) -> Result<Hash, Error> {
-    let id = state_id(
+    let id_of = if header.version == 2 {
+        state_id_v2
+    } else {
+        state_id
+    };
+    let id = id_of(
         &header.fingerprint,
         header.memory_size,
         &header.globals,
@@ -679,6 +766,66 @@ mod tests {
     }
 
     #[test]
+    fn version_2_ids_are_checked_as_version_2_and_chain_with_version_3() {
+        let m = memory(300);
+        let g = globals(1);
+        let hashes = unit_hashes(&m);
+        let id2 = state_id_v2(&FP, m.len() as u64, &g, &hashes);
+        let id3 = state_id(&FP, m.len() as u64, &g, &hashes);
+        assert_ne!(id2, id3);
+        let mut full2 = full(&m, g.clone());
+        full2[6..8].copy_from_slice(&2u16.to_le_bytes());
+        full2[48..80].copy_from_slice(&id2);
+        assert_eq!(tracked(&full2).unwrap().id, id2);
+        // A version 3 id in a version 2 snapshot is not its state.
+        let mut wrong = full2.clone();
+        wrong[48..80].copy_from_slice(&id3);
+        assert!(tracked(&wrong).is_err());
+        // A version 3 delta on the version 2 snapshot chains.
+        let mut tracked = Tracked::new(id2, hashes);
+        let mut m2 = m.clone();
+        m2[5000] ^= 1;
+        m2.extend_from_slice(&[9; UNIT]);
+        let d = delta(&mut tracked, &m2, globals(2), None);
+        let p = plan(&[&full2, &d], &FP, MAX).unwrap();
+        assert_eq!(apply(&p), m2);
+    }
+
+    proptest! {
+        #[test]
+        fn regrouping_what_changed_is_grouping_anew(
+            count in 0usize..1200,
+            changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..20),
+            grow in 0usize..700,
+        ) {
+            let unit = |i: usize, salt: u8| {
+                let mut h = [0u8; 32];
+                h[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                h[8] = salt;
+                h
+            };
+            let mut units: Vec<Hash> = (0..count).map(|i| unit(i, 0)).collect();
+            let mut groups = group_hashes(&units);
+            units.extend((count..count + grow).map(|i| unit(i, 0)));
+            let total = units.len();
+            let mut changed = Vec::new();
+            if total > 0 {
+                for (at, salt) in &changes {
+                    let at = at % total;
+                    units[at] = unit(at, salt.wrapping_add(1));
+                    changed.push(at as u32);
+                }
+            }
+            changed.sort_unstable();
+            changed.dedup();
+            // Grown units are not "changed" (zero before): regroup finds them.
+            changed.retain(|u| (*u as usize) < count);
+            regroup(&mut groups, &units, &changed, count);
+            prop_assert_eq!(groups, group_hashes(&units));
+        }
+    }
+
+    #[test]
     fn every_truncation_and_extension_is_refused() {
         let m = memory(2);
         let base = full(&m, globals(1));
@@ -701,9 +848,9 @@ mod tests {
         let mut bytes = full(&memory(1), globals(0));
         bytes[HEADER + 4] = 0x70;
         assert!(decode(&bytes).is_err());
-        bytes[6] = 3;
+        bytes[6] = 4;
         assert!(
-            matches!(decode(&bytes), Err(Error::InvalidSnapshot(m)) if m.contains("version 3"))
+            matches!(decode(&bytes), Err(Error::InvalidSnapshot(m)) if m.contains("version 4"))
         );
         bytes[0] = b'x';
         assert!(decode(&bytes).is_err());

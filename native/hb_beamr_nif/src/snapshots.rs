@@ -28,27 +28,41 @@ impl Snapshots {
         let candidates = self.tracker.take(engine).filter(|_| !hash_only);
         let last = self.last.take();
         engine.read_with(0, engine.memory_size(), |memory| match last {
-            Some(Tracked { id, mut hashes }) => {
+            Some(Tracked {
+                id,
+                mut hashes,
+                mut groups,
+            }) => {
+                let before = hashes.len();
                 let changed = snapshot::diff(&mut hashes, memory, candidates.as_deref());
+                snapshot::regroup(&mut groups, &hashes, &changed, before);
                 let method = match candidates {
                     Some(_) => Method::Kernel,
                     None => Method::Hash,
                 };
                 Advanced {
                     hashes,
+                    groups,
                     since: Some((id, changed, method)),
                 }
             }
-            None => Advanced {
-                hashes: snapshot::unit_hashes(memory),
-                since: None,
-            },
+            None => {
+                let hashes = snapshot::unit_hashes(memory);
+                let groups = snapshot::group_hashes(&hashes);
+                Advanced {
+                    hashes,
+                    groups,
+                    since: None,
+                }
+            }
         })
     }
 }
 
 pub(crate) struct Advanced {
     pub(crate) hashes: Vec<snapshot::Hash>,
+    /// The hashes of the units' groups (the state id's input).
+    pub(crate) groups: Vec<snapshot::Hash>,
     /// The last snapshot's id, the units changed since, the method.
     pub(crate) since: Option<(snapshot::Hash, Vec<u32>, Method)>,
 }

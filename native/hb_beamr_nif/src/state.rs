@@ -92,9 +92,9 @@ pub fn send_snapshot(worker: &Worker, engine: InstanceRef, reply: &ReplyTo) -> R
     let mut snapshots = worker.snapshots.borrow_mut();
     let size = engine.memory_size();
     let header = if snapshots.last.is_some() {
-        let Advanced { hashes, .. } = snapshots.advance(engine, false)?;
-        let id = snapshot::state_id(&fingerprint, size, &globals, &hashes);
-        snapshots.last = Some(Tracked { id, hashes });
+        let Advanced { hashes, groups, .. } = snapshots.advance(engine, false)?;
+        let id = snapshot::state_id_of_groups(&fingerprint, size, &globals, &groups);
+        snapshots.last = Some(Tracked { id, hashes, groups });
         Header::full(fingerprint, id, size, globals).encode()
     } else {
         Header::untracked(fingerprint, size, globals).encode()
@@ -141,10 +141,14 @@ fn delta(
     let is_last = |s: &Snapshots| {
         given.header.id.is_some() && s.last.as_ref().map(|t| Some(t.id)) == Some(given.header.id)
     };
-    let (base_id, hashes, changed, method) = if is_last(&snapshots) {
-        let Advanced { hashes, since } = snapshots.advance(engine, hash_only)?;
+    let (base_id, hashes, groups, changed, method) = if is_last(&snapshots) {
+        let Advanced {
+            hashes,
+            groups,
+            since,
+        } = snapshots.advance(engine, hash_only)?;
         let (id, changed, method) = since.ok_or(Error::InvalidArgs)?;
-        (id, hashes, changed, method)
+        (id, hashes, groups, changed, method)
     } else if let Body::Full(then) = given.body {
         let base_id = match given.header.id {
             Some(id) => id,
@@ -160,7 +164,8 @@ fn delta(
         let (changed, hashes) = engine.read_with(0, size, |now| {
             (snapshot::compare(then, now), snapshot::unit_hashes(now))
         })?;
-        (base_id, hashes, changed, Method::Compare)
+        let groups = snapshot::group_hashes(&hashes);
+        (base_id, hashes, groups, changed, Method::Compare)
     } else {
         return Err(Error::SnapshotMismatch(
             "the base is a delta that is not this instance's last snapshot: give the last \
@@ -168,14 +173,14 @@ fn delta(
                 .into(),
         ));
     };
-    let id = snapshot::state_id(&ours, size, &globals, &hashes);
+    let id = snapshot::state_id_of_groups(&ours, size, &globals, &groups);
     let header = Header {
         kind: Kind::Delta,
         method,
         base: base_id,
         ..Header::full(ours, id, size, globals)
     };
-    snapshots.last = Some(Tracked { id, hashes });
+    snapshots.last = Some(Tracked { id, hashes, groups });
     engine.read_with(0, size, |memory| {
         snapshot::encode_delta(&header, &changed, memory)
     })
