@@ -339,10 +339,7 @@ metering_ao(Root, Rounds) ->
         false ->
             [];
         Path ->
-            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
-            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-            {module, Module} = code:load_binary(Module, Source, Beam),
-            {ok, Wasm} = file:read_file(Path),
+            Wasm = load_aos(Root, Path),
             Loop = <<"local t = 0; for i = 1, 1000000 do t = t + i end; return t">>,
             Start = fun(Mode, Opts) ->
                 {ok, W, _, _} = hb_beamr:start(Wasm, Mode, Opts),
@@ -468,10 +465,7 @@ ao_rows(Root, Rounds) ->
             io:format(standard_error, "bench: no HB_BEAMR_AOS_WASM: no AO rows~n", []),
             [];
         Path ->
-            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
-            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-            {module, Module} = code:load_binary(Module, Source, Beam),
-            {ok, Wasm} = file:read_file(Path),
+            Wasm = load_aos(Root, Path),
             {CompileUs, {ok, Aot}} = timer:tc(fun() -> hb_beamr:compile(Wasm) end),
             ao_rows(Wasm, Aot, CompileUs / 1.0e6, Rounds)
     end.
@@ -543,10 +537,7 @@ ao_fork_rows(Root, Rounds) ->
             io:format(standard_error, "bench: no HB_BEAMR_AOS_WASM: no AO fork rows~n", []),
             [];
         Path ->
-            Source = filename:join(Root, "erlang/hb_beamr_aos.erl"),
-            {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-            {module, Module} = code:load_binary(Module, Source, Beam),
-            {ok, Wasm} = file:read_file(Path),
+            Wasm = load_aos(Root, Path),
             {ok, Aot} = hb_beamr:compile(Wasm),
             lists:append([ao_fork_rows(Bin, Mode, Rounds) || {Mode, Bin} <- [{wasm, Wasm}, {aot, Aot}]])
     end.
@@ -1356,11 +1347,22 @@ env_int(Name, Default) ->
     list_to_integer(os:getenv(Name, integer_to_list(Default))).
 
 load_baseline_nif(Root) ->
-    Source = filename:join(Root, "erlang/hb_beamr_bench_nif.erl"),
-    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-    {module, Module} = code:load_binary(Module, Source, Beam),
+    load_erlang(Root, "erlang/hb_beamr_bench_nif.erl"),
     Lib = built(Root, "HB_BEAMR_BENCH_NIF", "libhb_beamr_bench_nif.so"),
     hb_beamr_bench_nif:load(filename:rootname(Lib, ".so")).
+
+%% The AO module at Path, with erlang/hb_beamr_aos.erl (which drives it)
+%% compiled and loaded.
+load_aos(Root, Path) ->
+    load_erlang(Root, "erlang/hb_beamr_aos.erl"),
+    {ok, Wasm} = file:read_file(Path),
+    Wasm.
+
+%% Compiles and loads one of erlang/'s modules (not on the escript's path).
+load_erlang(Root, File) ->
+    Source = filename:join(Root, File),
+    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+    {module, Module} = code:load_binary(Module, Source, Beam).
 
 %% Where cargo put File: scripts/bench.sh exports its path in EnvVar (cargo's
 %% target directory may be CARGO_TARGET_DIR); target/release/ otherwise.
