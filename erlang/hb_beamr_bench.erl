@@ -360,18 +360,11 @@ metering_ao(Root, Rounds) ->
                 end || Mode <- [wasm, aot]])
             end),
             [hb_beamr:stop(W) || {_, W} <- Instances],
-            What = "AO process: Lua loop of 1,000,000 additions",
-            lists:append([begin
-                Ratio = paired_ratio(Samples, {Mode, metered}, {Mode, plain}),
-                Target = case Mode of wasm -> 1.35; aot -> 1.15 end,
-                [#row{section = "metering", what = lists:flatten(io_lib:format("~s, ~s, unmetered", [What, Mode])),
-                      median = median(maps:get({Mode, plain}, Samples)), unit = "ms"},
-                 #row{section = "metering", what = lists:flatten(io_lib:format("~s, ~s, metered", [What, Mode])),
-                      median = median(maps:get({Mode, metered}, Samples)), unit = "ms",
-                      baseline = "unmetered", ratio = Ratio,
-                      target = lists:flatten(io_lib:format("<= ~.2f", [Target])),
-                      met = Ratio =< Target}]
-            end || Mode <- [wasm, aot]])
+            Text = fun(Mode, Way) ->
+                lists:flatten(io_lib:format("AO process: Lua loop of 1,000,000 additions, ~s, ~s",
+                                            [Mode, Way]))
+            end,
+            metered_rows(Text, Samples)
     end.
 
 metering_kernel(Rounds, Fill, {What, Bytes, Func, Args}) ->
@@ -417,6 +410,12 @@ metering_kernel(Rounds, Fill, {What, Bytes, Func, Args}) ->
         lists:flatten(io_lib:format("~s (~w fuel a call, both modes), ~s, ~s",
                                     [What, FuelWasm, Mode, Way]))
     end,
+    metered_rows(Text, Samples).
+
+%% Each mode's unmetered and metered rows of paired `Samples' (keys
+%% `{Mode, plain | metered}'), named by `Text(Mode, Way)', against the
+%% targets (1.35 in the interpreter, 1.15 in AOT code).
+metered_rows(Text, Samples) ->
     lists:append([begin
         Ratio = paired_ratio(Samples, {Mode, metered}, {Mode, plain}),
         Target = case Mode of wasm -> 1.35; aot -> 1.15 end,

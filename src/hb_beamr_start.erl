@@ -21,7 +21,7 @@ start_here(WasmBinary, Mode, Opts, {{Limits, Rewrites, Snapshot}, Serve, Timeout
     % memory, into the memfd forks map).
     case image(Snapshot) of
         {ok, Image} ->
-            start_here(WasmBinary, Mode, Opts, {{Limits, Rewrites, Image}, Serve, Timeout}, Watcher, go);
+            start_with_image(WasmBinary, Mode, Opts, {{Limits, Rewrites, Image}, Serve, Timeout}, Watcher);
         {error, _} = Error ->
             Error
     end.
@@ -30,7 +30,8 @@ image(none) -> {ok, none};
 image(Image) when is_reference(Image) -> {ok, Image};
 image(Snapshot) -> hb_beamr_nif:guarded(fun() -> hb_beamr_nif:image(Snapshot) end).
 
-start_here(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher, go) ->
+%% The start, its image (if any) made.
+start_with_image(WasmBinary, Mode, Opts, {Limits, Serve, Timeout}, Watcher) ->
     % The timeout bounds the whole start: a compile (bytecode in `aot'
     % mode) spends from it, and instantiation gets what is left.
     Deadline = deadline(Timeout),

@@ -122,13 +122,12 @@ pub enum FuelMode {
 }
 
 /// What a call is to the instance's life.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallKind {
     /// The instantiation (start function, constructors), the first call:
     /// if it fails, the instance stops.
     Start,
     /// A call of an export.
-    #[default]
     Export,
     /// The retiring snapshot (`migrate/2`): once it is taken, the instance
     /// stops; if it fails, the instance serves on.

@@ -385,13 +385,13 @@ pub fn state_id_of_groups(
     globals: &[Global],
     groups: &[Hash],
 ) -> Hash {
-    let mut h = Sha256::new();
-    h.update(b"hbsnap state 3\0\0");
-    state_fields(&mut h, fingerprint, memory_size, globals);
-    for g in groups {
-        h.update(g);
-    }
-    h.finalize().into()
+    tagged_state_id(
+        b"hbsnap state 3\0\0",
+        fingerprint,
+        memory_size,
+        globals,
+        groups,
+    )
 }
 
 /// A version 2 snapshot's state id: every unit's hash, ungrouped.
@@ -401,16 +401,26 @@ fn state_id_v2(
     globals: &[Global],
     units: &[Hash],
 ) -> Hash {
-    let mut h = Sha256::new();
-    h.update(b"hbsnap state 2\0\0");
-    state_fields(&mut h, fingerprint, memory_size, globals);
-    for u in units {
-        h.update(u);
-    }
-    h.finalize().into()
+    tagged_state_id(
+        b"hbsnap state 2\0\0",
+        fingerprint,
+        memory_size,
+        globals,
+        units,
+    )
 }
 
-fn state_fields(h: &mut Sha256, fingerprint: &[u8; 32], memory_size: u64, globals: &[Global]) {
+/// The SHA-256 of `tag`, the fingerprint, the memory size, the globals (as
+/// encoded) and `hashes`.
+fn tagged_state_id(
+    tag: &[u8],
+    fingerprint: &[u8; 32],
+    memory_size: u64,
+    globals: &[Global],
+    hashes: &[Hash],
+) -> Hash {
+    let mut h = Sha256::new();
+    h.update(tag);
     h.update(fingerprint);
     h.update(memory_size.to_le_bytes());
     h.update((globals.len() as u32).to_le_bytes());
@@ -419,6 +429,10 @@ fn state_fields(h: &mut Sha256, fingerprint: &[u8; 32], memory_size: u64, global
         h.update([g.val_type]);
         h.update(g.bits.to_le_bytes());
     }
+    for x in hashes {
+        h.update(x);
+    }
+    h.finalize().into()
 }
 
 /// The hash of each group of [`GROUP`] unit hashes (the last may be short).

@@ -209,12 +209,11 @@ impl DirtyTracker {
             len: (to - from) as u64,
             mode: 0,
         };
+        // Its result does not matter: pages it fails to lift keep their
+        // protection, so the write takes its faults and is still seen.
         // SAFETY: a live userfaultfd and a valid uffdio_writeprotect over
         // a registered part of the instance's linear memory.
-        if unsafe { libc::ioctl(kernel.uffd.as_raw_fd(), UFFDIO_WRITEPROTECT, &mut range) } != 0 {
-            // The pages keep their protection: the write takes its faults
-            // and is still seen; nothing is lost.
-        }
+        unsafe { libc::ioctl(kernel.uffd.as_raw_fd(), UFFDIO_WRITEPROTECT, &mut range) };
     }
 
     /// `None`: the kernel failed; `Some(None)`: tracking starts here.

@@ -212,25 +212,9 @@ impl InstanceRef {
     /// error after the first mapping step leaves memory undefined: the
     /// caller must drop the instance.
     pub fn adopt(&self, image: &Image) -> Result<(), Error> {
-        let current = self.memory_size();
-        if current > image.size {
-            return Err(Error::SnapshotMismatch(format!(
-                "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
-                 bytes) and cannot shrink: restore into a fresh instance",
-                image.size
-            )));
-        }
+        self.check_state_size(image.size)?;
         let globals = self.check_globals(&image.globals)?;
-        // Zeros past what the instance may grow to are no state (as in
-        // restore): memory then grows to its maximum only.
-        let len = match self.grow_to(image.size) {
-            Ok(()) => image.size,
-            Err(Error::SnapshotTooLarge { max, .. }) if image.nonzero_end <= max => {
-                self.grow_to(max)?;
-                max
-            }
-            Err(error) => return Err(error),
-        };
+        let len = self.grow_for_state(image.size, |max| image.nonzero_end <= max)?;
         image.place(*self, len)?;
         self.set_globals(globals);
         Ok(())

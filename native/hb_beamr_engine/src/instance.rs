@@ -145,6 +145,41 @@ impl InstanceRef {
         }
     }
 
+    /// Whether this instance can take a state (a snapshot's, an image's)
+    /// of `size` bytes of memory: memory never shrinks.
+    pub fn check_state_size(&self, size: u64) -> Result<(), Error> {
+        let current = self.memory_size();
+        if current > size {
+            return Err(Error::SnapshotMismatch(format!(
+                "this instance's memory ({current} bytes) is larger than the snapshot's \
+                 ({size} bytes) and cannot shrink: restore into a fresh instance"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Grows memory for a state of `size` bytes; how many of its bytes to
+    /// put in memory. Zeros past what the instance may grow to are no state
+    /// (fresh pages are zero): when `zero_past(max)` says the state's bytes
+    /// from `max` on are all zero, memory grows to `max` only, so a snapshot
+    /// one page larger than a module that cannot grow still restores
+    /// (HyperBEAM's runtime counts one page more for modules that export
+    /// `malloc` but not `free`).
+    pub fn grow_for_state(
+        &self,
+        size: u64,
+        zero_past: impl FnOnce(u64) -> bool,
+    ) -> Result<u64, Error> {
+        match self.grow_to(size) {
+            Ok(()) => Ok(size),
+            Err(Error::SnapshotTooLarge { max, .. }) if zero_past(max) => {
+                self.grow_to(max)?;
+                Ok(max)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Grows linear memory to at least `size` bytes (whole pages), within
     /// the module's declared maximum and the instance's `max_memory`.
     pub fn grow_to(&self, size: u64) -> Result<(), Error> {

@@ -126,17 +126,17 @@ pub fn instantiate(
         worker.mark_call(None, false);
         started
     });
-    // A fork: the instance takes the image's state before anyone can reach
-    // it (the start fuel goes in first, as before a restore). If it cannot,
-    // the start fails like any failed instantiation: the instance is freed
-    // and stops, nothing of the fork is left.
-    let started = match image {
-        Some(image) => started.and_then(|engine| {
-            worker.deposit_start_fuel(engine.as_ref());
-            crate::images::adopt(worker, &engine, &image.image).map(|()| engine)
-        }),
-        None => started,
-    };
+    // The start fuel goes in; then a fork takes the image's state before
+    // anyone can reach it (its fuel is rebased, as a restore's is). If it
+    // cannot, the start fails like any failed instantiation: the instance
+    // is freed and stops, nothing of the fork is left.
+    let started = started.and_then(|engine| {
+        worker.deposit_start_fuel(engine.as_ref());
+        match &image {
+            Some(image) => crate::images::adopt(worker, &engine, &image.image).map(|()| engine),
+            None => Ok(engine),
+        }
+    });
     // A timeout or stop that ended the start function (the interpreter
     // returns from an interrupted start as if it had finished) is among
     // these, and dooms the call.
@@ -147,8 +147,6 @@ pub fn instantiate(
     };
     match reply.result {
         Ok(engine) => {
-            // (Once only: a fork's went in before its image.)
-            worker.deposit_start_fuel(engine.as_ref());
             worker.send(
                 &reply.to,
                 Message::Started {

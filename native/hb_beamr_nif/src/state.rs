@@ -193,14 +193,7 @@ fn delta(
 fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), Error> {
     let ours = worker.fingerprint()?;
     let plan = snapshot::plan(chain, &ours, engine.max_memory_size())?;
-    let current = engine.memory_size();
-    if current > plan.memory_size {
-        return Err(Error::SnapshotMismatch(format!(
-            "this instance's memory ({current} bytes) is larger than the snapshot's ({} \
-             bytes) and cannot shrink: restore into a fresh instance",
-            plan.memory_size
-        )));
-    }
+    engine.check_state_size(plan.memory_size)?;
     let globals = engine.check_globals(&plan.globals)?;
     let mut snapshots = worker.snapshots.borrow_mut();
     // Growing may fail (then only memory has grown, with zeros: the last
@@ -219,11 +212,8 @@ fn restore(worker: &Worker, engine: InstanceRef, chain: &[&[u8]]) -> Result<(), 
 }
 
 /// Grows linear memory to `size` bytes, then makes `writes` (offset,
-/// bytes), in order. Zeros past what the instance may grow to are no state
-/// (fresh pages are zero): they are not written, so a snapshot one page
-/// larger than a module that cannot grow still restores (HyperBEAM's
-/// runtime counts one page more for modules that export `malloc` but not
-/// `free`).
+/// bytes), in order; zeros past what the instance may grow to are not
+/// written ([`InstanceRef::grow_for_state`]).
 pub fn grow_and_write(
     engine: InstanceRef,
     writes: &[(u64, &[u8])],
@@ -234,21 +224,15 @@ pub fn grow_and_write(
     write(engine, writes, kept, tracker)
 }
 
-/// Grows memory for [`grow_and_write`]; how many bytes of memory to write.
+/// Grows memory for `writes` of a state of `size` bytes; how many bytes of
+/// memory to write.
 fn grow(engine: InstanceRef, writes: &[(u64, &[u8])], size: u64) -> Result<u64, Error> {
-    match engine.grow_to(size) {
-        Ok(()) => Ok(u64::MAX),
-        Err(Error::SnapshotTooLarge { max, .. })
-            if writes.iter().all(|(at, bytes)| {
-                let from = max.saturating_sub(*at).min(bytes.len() as u64) as usize;
-                bytes[from..].iter().all(|b| *b == 0)
-            }) =>
-        {
-            engine.grow_to(max)?;
-            Ok(max)
-        }
-        Err(error) => Err(error),
-    }
+    engine.grow_for_state(size, |max| {
+        writes.iter().all(|(at, bytes)| {
+            let from = max.saturating_sub(*at).min(bytes.len() as u64) as usize;
+            bytes[from..].iter().all(|b| *b == 0)
+        })
+    })
 }
 
 /// Makes `writes` within the first `kept` bytes of memory (telling the

@@ -71,20 +71,19 @@ fn run(startup: Startup) {
     worker.decided(first);
     let served = catch_unwind(AssertUnwindSafe(|| {
         // The instantiation runs first; then commands until the stop.
-        let mut bytes = Some(module);
-        let mut image = image;
+        let mut first = Some((module, image));
         while let Some(action) = worker.next_action() {
-            match (action, bytes.take()) {
+            match (action, first.take()) {
                 // A failed instantiation (a fork that failed included)
                 // stops the instance (the protocol refuses whatever came
                 // meanwhile).
-                (Action::Run(call), Some(bytes)) => calls::instantiate(
+                (Action::Run(call), Some((bytes, image))) => calls::instantiate(
                     &worker,
                     call,
                     bytes,
                     (mode, deterministic, fuel.is_some()),
                     limits,
-                    image.take(),
+                    image,
                 ),
                 (other, _) => carry_out(&worker, other),
             }
