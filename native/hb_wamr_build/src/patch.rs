@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::flavour::Flavour;
 
+mod fused_charge;
+
 /// One textual replacement in one WAMR source file.
 pub struct Patch {
     /// The file, relative to the `wasm-micro-runtime` root.
@@ -819,7 +821,8 @@ pub const FIXED: &[Fixed] = &[
 /// first that the upstream fixes in [`FIXED`] are in the sources.
 pub fn apply(root: &Path, out_dir: &Path, flavour: Flavour) -> BTreeMap<PathBuf, PathBuf> {
     check_fixed(root, flavour, FIXED);
-    apply_patches(root, out_dir, flavour, PATCHES)
+    let all: Vec<&Patch> = PATCHES.iter().chain(fused_charge::PATCHES).collect();
+    apply_patches(root, out_dir, flavour, &all)
 }
 
 fn check_fixed(root: &Path, flavour: Flavour, fixes: &[Fixed]) {
@@ -843,7 +846,7 @@ fn apply_patches(
     root: &Path,
     out_dir: &Path,
     flavour: Flavour,
-    patches: &[Patch],
+    patches: &[&Patch],
 ) -> BTreeMap<PathBuf, PathBuf> {
     let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
     for patch in patches.iter().filter(|p| p.flavours.contains(&flavour)) {
@@ -947,10 +950,11 @@ mod tests {
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("f.c"), "int a;\n").unwrap();
-        let patches = [Patch {
+        let patch = Patch {
             flavours: COMPILER,
             ..patch("a", 1)
-        }];
+        };
+        let patches = [&patch];
         let out = dir.join("out");
         assert!(apply_patches(&root, &out, Flavour::Runtime, &patches).is_empty());
         let map = apply_patches(&root, &out, Flavour::Compiler, &patches);

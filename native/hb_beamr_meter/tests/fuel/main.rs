@@ -9,12 +9,15 @@
 //!   (loops, calls, imports, the start function, bulk memory, pausing and
 //!   resuming, running out).
 //! - `compose`: with the NaN rewrite and the exception-handling rewrite.
+//! - `fused`: the interpreter's fused charge (hb_wamr_build's
+//!   patch/fused_charge.rs) means what the instructions it replaces mean.
 //!
 //! AOT files come from the `hb_beamr_aotc` command (see `aot`).
 
 mod aot;
 mod cases;
 mod compose;
+mod fused;
 mod modes;
 mod props;
 mod run;
