@@ -44,8 +44,10 @@
 %% Refusals are logged whatever `log_events' says, under hb_beamr's domain.
 -define(LOG_META, #{domain => [hb_beamr, aot_cache]}).
 %% Changes whenever the compiler's output would (WAMR, hb_beamr_eh, the
-%% target tag: 2 records the feature string given to LLVM).
--define(VERSION, <<"hb_beamr aot cache 2; WAMR 2.4.3; hb_beamr_eh 1">>).
+%% target tag: 2 records the feature string given to LLVM; 3: a metered
+%% module's fuel counter is kept in a register, hb_wamr_build's
+%% patch/fuel_register.rs).
+-define(VERSION, <<"hb_beamr aot cache 3; WAMR 2.4.3; hb_beamr_eh 1">>).
 
 -type refusal() :: altered | mismatched | unbound | not_regular | too_large.
 %% Why a file at an entry's path was not used: its seal does not check

@@ -11,6 +11,10 @@ typedef struct {
     const char *target_arch; /* NULL: the host */
     const char *target_cpu;  /* the LLVM CPU name (hb_beamr always sets it) */
     const char *cpu_features; /* the LLVM feature string, as given */
+    /* A metered module's fuel counter (its global index), kept in a register
+     * by the generated code (hb_wamr_build's patch/fuel_register.rs); -1:
+     * none. */
+    int64_t fuel_global;
 } hb_compile_options;
 
 /* Compiles; on success *out (free it with hb_beamr_aot_free) and *out_size.

@@ -16,6 +16,7 @@ struct CompileOptions {
     target_arch: *const c_char,
     target_cpu: *const c_char,
     cpu_features: *const c_char,
+    fuel_global: i64,
 }
 
 extern "C" {
@@ -59,6 +60,9 @@ pub(crate) struct Request<'a> {
     pub arch: &'a str,
     pub cpu: &'a str,
     pub features: &'a str,
+    /// A metered module's fuel counter, which the generated code keeps in a
+    /// register (hb_wamr_build's patch/fuel_register.rs).
+    pub fuel_global: Option<u32>,
 }
 
 /// The host's CPU name and feature string, as LLVM reads them.
@@ -152,6 +156,7 @@ pub(crate) fn compile(
         target_arch: arch.as_ptr(),
         target_cpu: cpu.as_ptr(),
         cpu_features: features.as_ptr(),
+        fuel_global: request.fuel_global.map_or(-1, i64::from),
     };
     let mut out: *mut u8 = std::ptr::null_mut();
     let mut out_size: u32 = 0;

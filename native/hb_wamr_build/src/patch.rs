@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::flavour::Flavour;
 
+mod fuel_register;
 mod fused_charge;
 
 /// One textual replacement in one WAMR source file.
@@ -821,7 +822,11 @@ pub const FIXED: &[Fixed] = &[
 /// first that the upstream fixes in [`FIXED`] are in the sources.
 pub fn apply(root: &Path, out_dir: &Path, flavour: Flavour) -> BTreeMap<PathBuf, PathBuf> {
     check_fixed(root, flavour, FIXED);
-    let all: Vec<&Patch> = PATCHES.iter().chain(fused_charge::PATCHES).collect();
+    let all: Vec<&Patch> = PATCHES
+        .iter()
+        .chain(fused_charge::PATCHES)
+        .chain(fuel_register::PATCHES)
+        .collect();
     apply_patches(root, out_dir, flavour, &all)
 }
 
