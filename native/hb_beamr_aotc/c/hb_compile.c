@@ -16,8 +16,9 @@ void hb_beamr_comp_ctx_target(aot_comp_context_t comp_ctx, char *cpu,
                               uint32_t features_size);
 
 /* hb_wamr_build's patch/fuel_register.rs (the patched aot_emit_variable.c):
- * the global the compile keeps in a register, -1 for none. */
-void hb_aot_set_fuel_global(int64_t index);
+ * the global the compile keeps in a register and the function that waits
+ * for fuel, -1 for none. */
+void hb_aot_set_fuel(int64_t global, int64_t charge_function);
 
 static int initialised = 0;
 /* What LLVM's target machine was made with, in the last compile. */
@@ -121,13 +122,13 @@ hb_beamr_aot_compile(const uint8_t *wasm, uint32_t wasm_size,
     }
     hb_beamr_comp_ctx_target(comp_ctx, last_cpu, sizeof(last_cpu),
                              last_features, sizeof(last_features));
-    hb_aot_set_fuel_global(options->fuel_global);
+    hb_aot_set_fuel(options->fuel_global, options->charge_function);
     if (!aot_compile_wasm(comp_ctx)) {
-        hb_aot_set_fuel_global(-1);
+        hb_aot_set_fuel(-1, -1);
         last_error(err, err_size, "compilation failed");
         goto done;
     }
-    hb_aot_set_fuel_global(-1);
+    hb_aot_set_fuel(-1, -1);
     if (!(aot = aot_emit_aot_file_buf(comp_ctx, comp_data, &aot_size))) {
         last_error(err, err_size, "cannot emit the AOT file");
         goto done;

@@ -15,6 +15,8 @@ typedef struct {
      * by the generated code (hb_wamr_build's patch/fuel_register.rs); -1:
      * none. */
     int64_t fuel_global;
+    /* Its function that waits for fuel ($charge), marked cold; -1: none. */
+    int64_t charge_function;
 } hb_compile_options;
 
 /* Compiles; on success *out (free it with hb_beamr_aot_free) and *out_size.

@@ -17,6 +17,7 @@ struct CompileOptions {
     target_cpu: *const c_char,
     cpu_features: *const c_char,
     fuel_global: i64,
+    charge_function: i64,
 }
 
 extern "C" {
@@ -60,9 +61,11 @@ pub(crate) struct Request<'a> {
     pub arch: &'a str,
     pub cpu: &'a str,
     pub features: &'a str,
-    /// A metered module's fuel counter, which the generated code keeps in a
-    /// register (hb_wamr_build's patch/fuel_register.rs).
-    pub fuel_global: Option<u32>,
+    /// A metered module's fuel counter and the function that waits for fuel:
+    /// the generated code keeps the counter in a register and lays the
+    /// function's calls out of the way (hb_wamr_build's
+    /// patch/fuel_register.rs).
+    pub meter: Option<(u32, u32)>,
 }
 
 /// The host's CPU name and feature string, as LLVM reads them.
@@ -156,7 +159,8 @@ pub(crate) fn compile(
         target_arch: arch.as_ptr(),
         target_cpu: cpu.as_ptr(),
         cpu_features: features.as_ptr(),
-        fuel_global: request.fuel_global.map_or(-1, i64::from),
+        fuel_global: request.meter.map_or(-1, |(global, _)| i64::from(global)),
+        charge_function: request.meter.map_or(-1, |(_, charge)| i64::from(charge)),
     };
     let mut out: *mut u8 = std::ptr::null_mut();
     let mut out_size: u32 = 0;

@@ -6,7 +6,7 @@
 //! `global.set`: two memory operations a block, and a chain through memory
 //! (each block's load waits for the last block's store) that LLVM cannot
 //! break, since it cannot tell the global from linear memory. With this
-//! patch, when the shim names the counter (`hb_aot_set_fuel_global`, from
+//! patch, when the shim names the counter (`hb_aot_set_fuel`, from
 //! the module's `hb_beamr.meter` section; -1: none), each function keeps it
 //! in a stack slot that LLVM promotes to a register:
 //!
@@ -50,11 +50,34 @@ static __thread int64 hb_aot_fuel_global = -1;
 static __thread LLVMValueRef hb_aot_fuel_slot = NULL;
 static __thread LLVMValueRef hb_aot_fuel_ptr = NULL;
 static __thread LLVMValueRef hb_aot_fuel_init = NULL;
+/* The function that waits for fuel ($charge, -1: none): cold. */
+static __thread int64 hb_aot_charge_function = -1;
 
 void
-hb_aot_set_fuel_global(int64 index)
+hb_aot_set_fuel(int64 global, int64 charge_function)
 {
-    hb_aot_fuel_global = index;
+    hb_aot_fuel_global = global;
+    hb_aot_charge_function = charge_function;
+}
+
+/* $charge runs only when a block finds the counter short: marked cold, so
+   that LLVM lays every charge's call out of the way of the fast path. */
+static void
+hb_aot_mark_cold(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx)
+{
+    const AOTCompData *comp_data = comp_ctx->comp_data;
+    int64 index = hb_aot_charge_function - (int64)comp_data->import_func_count;
+    unsigned kind = LLVMGetEnumAttributeKindForName(\"cold\", 4);
+    LLVMAttributeRef cold;
+
+    if (index < 0 || index >= (int64)comp_ctx->func_ctx_count
+        || comp_ctx->func_ctxes[index] != func_ctx || !kind
+        || !(cold = LLVMCreateEnumAttribute(comp_ctx->context, kind, 0)))
+        return;
+    LLVMAddAttributeAtIndex(func_ctx->func, LLVMAttributeFunctionIndex, cold);
+    if (func_ctx->precheck_func)
+        LLVMAddAttributeAtIndex(func_ctx->precheck_func,
+                                LLVMAttributeFunctionIndex, cold);
 }
 
 /* Loads from `from` and stores to `to` (the slot or the global). */
@@ -86,6 +109,7 @@ hb_aot_fuel_begin(AOTCompContext *comp_ctx, AOTFuncContext *func_ctx)
     LLVMValueRef offset_value;
 
     hb_aot_fuel_slot = hb_aot_fuel_ptr = hb_aot_fuel_init = NULL;
+    hb_aot_mark_cold(comp_ctx, func_ctx);
     if (hb_aot_fuel_global < (int64)imports
         || hb_aot_fuel_global >= (int64)imports + comp_data->global_count)
         return true;
