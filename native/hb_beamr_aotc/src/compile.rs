@@ -111,7 +111,8 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
         cpu: &target.cpu,
         features: &target.features,
         // Metered here or before (the section names the counter).
-        meter: hb_beamr_meter::MeterInfo::find(input).map(|info| (info.fuel_global, info.charge_func)),
+        meter: hb_beamr_meter::MeterInfo::find(input)
+            .map(|info| (info.fuel_global, info.charge_func)),
     };
     let (mut aot, llvm_target) =
         llvm::compile(input, &request).map_err(|why| CompileError::Failed(why.to_string()))?;
