@@ -20,5 +20,6 @@ mod compose;
 mod fused;
 mod modes;
 mod props;
+mod redteam;
 mod run;
 mod smith;
