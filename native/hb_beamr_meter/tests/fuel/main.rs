@@ -11,6 +11,10 @@
 //! - `compose`: with the NaN rewrite and the exception-handling rewrite.
 //! - `fused`: the interpreter's fused charge (hb_wamr_build's
 //!   patch/fused_charge.rs) means what the instructions it replaces mean.
+//! - `hostile`: hand-made charge sequences (padded LEB128s, costs near
+//!   2^31, any `F` and `G`, a lying `hb_beamr.meter` section) and metered
+//!   modules that trap mid-function, in runtime helpers and through tail
+//!   calls, against both patches (the fused charge, the AOT register).
 //!
 //! AOT files come from the `hb_beamr_aotc` command (see `aot`).
 
@@ -18,8 +22,8 @@ mod aot;
 mod cases;
 mod compose;
 mod fused;
+mod hostile;
 mod modes;
 mod props;
-mod redteam;
 mod run;
 mod smith;

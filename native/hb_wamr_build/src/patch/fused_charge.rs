@@ -18,7 +18,7 @@
 //! | offset | bytes |
 //! |---|---|
 //! | 0 | `0x16` (unused by WebAssembly): the charge |
-//! | 1 | the sequence's length in bytes (19 to 63) |
+//! | 1 | the sequence's length in bytes (19 to 47) |
 //! | 2, 6, 10 | `G`, `c`, `F` as little-endian `u32`s |
 //! | 14 | `0x17` (unused): where the call of `F` returns |
 //!
@@ -229,7 +229,10 @@ wasm_loader_prepare_bytecode(WASMModule *module, WASMFunction *func,
             case WASM_OP_GET_GLOBAL:
 ",
         replace: "            case WASM_OP_UNUSED_0x16:
-                /* hb_beamr: a fused fuel charge, p[0] its length */
+                /* hb_beamr: a fused fuel charge, p[0] its length (never
+                   less than 19: anything else is not one, refuse) */
+                if (p >= p_end || p[0] < 19)
+                    return false;
                 p += p[0] - 1;
                 break;
 

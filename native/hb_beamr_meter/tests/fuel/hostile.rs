@@ -1,4 +1,4 @@
-//! Red-team cases for the interpreter's fused charge (hb_wamr_build's
+//! Hostile cases for the interpreter's fused charge (hb_wamr_build's
 //! patch/fused_charge.rs) and the AOT fuel register
 //! (patch/fuel_register.rs): hostile hand-made charge sequences (padded
 //! LEB128s, costs near 2^31, any `F`, any `G`, a hostile `hb_beamr.meter`
@@ -1024,8 +1024,8 @@ fn padded_charges_are_fused() {
 // Random hostile charges: random encodings (padded or not, fused or a near
 // miss), G (the counter or H), F (any helper, the import), starting
 // values at the edges, inside if/else, blocks left by br, loops; the
-// section naming G, H or nothing. `HB_BEAMR_REDTEAM_CASES` modules
-// (default 30), seed `HB_BEAMR_REDTEAM_SEED`.
+// section naming G, H or nothing. `HB_BEAMR_HOSTILE_CASES` modules
+// (default 30), seed `HB_BEAMR_HOSTILE_SEED`.
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -1091,12 +1091,12 @@ fn random_code(rng: &mut crate::smith::Rng, depth: u32) -> Vec<u8> {
     let n = 1 + rng.next() % 4;
     for _ in 0..n {
         match rng.next() % 8 {
-            0 | 1 | 2 => out.extend(random_charge(rng)),
+            0..=2 => out.extend(random_charge(rng)),
             3 if depth < 3 => {
                 // if (local 0 & bit) { .. } else { .. }
                 out.extend([0x20, 0, I32C, 1 + (rng.next() % 3) as u8, 0x71, 0x04, 0x40]);
                 out.extend(random_code(rng, depth + 1));
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     out.push(0x05);
                     out.extend(random_code(rng, depth + 1));
                 }
@@ -1108,7 +1108,7 @@ fn random_code(rng: &mut crate::smith::Rng, depth: u32) -> Vec<u8> {
                 out.extend(random_code(rng, depth + 1));
                 out.extend([0x20, 0, I32C, 4, 0x71, 0x0d, 0]);
                 out.extend(random_code(rng, depth + 1));
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     out.extend([0x0c, 0]);
                     out.extend(random_code(rng, depth + 1));
                 }
@@ -1183,8 +1183,8 @@ fn random_module(rng: &mut crate::smith::Rng) -> (Vec<u8>, u32) {
 
 #[test]
 fn random_hostile_charges_agree() {
-    let cases = env_u64("HB_BEAMR_REDTEAM_CASES", 30);
-    let seed = env_u64("HB_BEAMR_REDTEAM_SEED", 0x4ed7ea);
+    let cases = env_u64("HB_BEAMR_HOSTILE_CASES", 30);
+    let seed = env_u64("HB_BEAMR_HOSTILE_SEED", 0x4ed7ea);
     let mut rng = crate::smith::Rng::new(seed);
     let (mut ran, mut trapped, mut refuels) = (0, 0, 0);
     for i in 0..cases {
@@ -1207,7 +1207,7 @@ fn random_hostile_charges_agree() {
             refuels += calls.last().map_or(0, |c| c.out_of_fuel);
         }
     }
-    eprintln!("redteam: {cases} modules (seed {seed}), {ran} calls agreed, {trapped} trapped, {refuels} out_of_fuel calls");
+    eprintln!("hostile: {cases} modules (seed {seed}), {ran} calls agreed, {trapped} trapped, {refuels} out_of_fuel calls");
 }
 
 /// G an imported mutable global (fused in the interpreter; never in a
