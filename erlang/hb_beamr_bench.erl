@@ -1001,8 +1001,8 @@ delta_rows(Root, Rounds) ->
     Sizes = [64 | [1024 || os:getenv("HB_BEAMR_BENCH_DELTA_GIB") =:= "1"]],
     lists:append([delta_rows(Root, Rounds, MiB) || MiB <- Sizes]).
 
-delta_rows(_Root, Rounds, MiB) ->
-    Bench = grow_module(),
+delta_rows(Root, Rounds, MiB) ->
+    Bench = read(Root, "test/fixtures/grow.wasm"),
     W = start(Bench),
     Size = MiB * 1024 * 1024,
     {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
@@ -1061,16 +1061,6 @@ delta_rows(_Root, Rounds, MiB) ->
              ratio = paired_ratio(Samples, chain, whole)}
     ].
 
-%% `(module (memory (export "memory") 1 65536) (func (export "grow") (param
-%% i32) (result i32) (memory.grow (local.get 0))))': room for 1 GiB.
-grow_module() ->
-    <<0, "asm", 1:32/little,
-      1, 6, 1, 16#60, 1, 16#7f, 1, 16#7f,
-      3, 2, 1, 0,
-      5, 6, 1, 1, 1, 16#80, 16#80, 4,
-      7, 17, 2, 6, "memory", 2, 0, 4, "grow", 0, 0,
-      10, 8, 1, 6, 0, 16#20, 0, 16#40, 0, 16#0b>>.
-
 %%% Forks
 
 %% At 64 MiB and 1 GiB of memory (patterned: no zero page): a fork from an
@@ -1083,10 +1073,10 @@ grow_module() ->
 %% each write 1 MiB.
 fork_rows(Root, Rounds) ->
     Sizes = [64 | [1024 || os:getenv("HB_BEAMR_BENCH_FORK_GIB") =/= "0"]],
-    lists:append([fork_rows(Root, Rounds, MiB) || MiB <- Sizes]) ++ fork_rss_rows(lists:last(Sizes)).
+    lists:append([fork_rows(Root, Rounds, MiB) || MiB <- Sizes]) ++ fork_rss_rows(Root, lists:last(Sizes)).
 
-fork_rows(_Root, Rounds, MiB) ->
-    Bench = grow_module(),
+fork_rows(Root, Rounds, MiB) ->
+    Bench = read(Root, "test/fixtures/grow.wasm"),
     Size = MiB * 1024 * 1024,
     W = start(Bench),
     {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),
@@ -1160,8 +1150,8 @@ check_fork(Bench, Image, Memory) ->
 %% 100 forks of one image of `MiB' MiB, each writing 1 MiB (256 pages
 %% spread over its memory): the node's RSS they add, and with the image's
 %% own pages (the memfd, counted as Shmem) the memory all of it takes.
-fork_rss_rows(MiB) ->
-    Bench = grow_module(),
+fork_rss_rows(Root, MiB) ->
+    Bench = read(Root, "test/fixtures/grow.wasm"),
     Size = MiB * 1024 * 1024,
     W = start(Bench),
     {ok, [1]} = hb_beamr:call(W, "grow", [Size div 65536 - 1]),

@@ -333,7 +333,7 @@ fork_options_test() ->
 %% resident memory (copies would add 20 x 64 MiB).
 forks_share_unwritten_pages_test_() ->
     {timeout, 120, fun() ->
-        Big = loadable(grow_module()),
+        Big = loadable(fixture("grow.wasm")),
         A = start_bytes(Big, #{}),
         Size = 64 * 1024 * 1024,
         {ok, [1]} = hb_beamr:call(A, "grow", [Size div ?PAGE - 1]),
@@ -364,16 +364,6 @@ loadable(Bytes) ->
 start_bytes(Loadable, Opts) ->
     {ok, W, _, _} = hb_beamr:start(Loadable, mode(), Opts),
     W.
-
-%% `(module (memory (export "memory") 1 65536) (func (export "grow") (param
-%% i32) (result i32) (memory.grow (local.get 0))))' (the bench's).
-grow_module() ->
-    <<0, "asm", 1:32/little,
-      1, 6, 1, 16#60, 1, 16#7f, 1, 16#7f,
-      3, 2, 1, 0,
-      5, 6, 1, 1, 1, 16#80, 16#80, 4,
-      7, 17, 2, 6, "memory", 2, 0, 4, "grow", 0, 0,
-      10, 8, 1, 6, 0, 16#20, 0, 16#40, 0, 16#0b>>.
 
 %% The node's resident memory, in bytes.
 rss() ->
