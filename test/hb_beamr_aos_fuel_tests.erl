@@ -23,20 +23,12 @@ aos_fuel_test_() ->
             io:format(user, "hb_beamr_aos_fuel_tests: HB_BEAMR_AOS_WASM unset: no tests~n", []),
             [];
         Path ->
-            {setup, fun() -> load(Path) end, fun(_) -> ok end,
+            {setup, fun() -> hb_beamr_test_util:aos_module(Path) end, fun(_) -> ok end,
              fun(Wasm) ->
                  [{timeout, 900, ?_test(same_fuel_in_both_modes(Wasm))},
                   {timeout, 900, ?_test(pause_feed_and_stop(Wasm))}]
              end}
     end.
-
-%% The AO module's bytes; erlang/hb_beamr_aos.erl compiled and loaded.
-load(Path) ->
-    Source = filename:join("erlang", "hb_beamr_aos.erl"),
-    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-    {module, Module} = code:load_binary(Module, Source, Beam),
-    {ok, Wasm} = file:read_file(Path),
-    Wasm.
 
 used(W) ->
     {ok, #{used := Used}} = hb_beamr:fuel(W),

@@ -50,17 +50,9 @@ aos_snapshot_test_() ->
                             "no AO module tests (the ao-shape ones run)~n", []),
             [];
         Path ->
-            {setup, fun() -> load(Path) end, fun(_) -> ok end,
+            {setup, fun() -> hb_beamr_test_util:aos_module(Path) end, fun(_) -> ok end,
              fun(Wasm) -> [{timeout, 900, ?_test(ao_end_to_end(Wasm))}] end}
     end.
-
-%% The AO module's bytes; erlang/hb_beamr_aos.erl compiled and loaded.
-load(Path) ->
-    Source = filename:join("erlang", "hb_beamr_aos.erl"),
-    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
-    {module, Module} = code:load_binary(Module, Source, Beam),
-    {ok, Wasm} = file:read_file(Path),
-    Wasm.
 
 %% Bytecode in both modes: `aot' compiles it through the compile cache.
 ao_start(Wasm, Mode, Opts) ->

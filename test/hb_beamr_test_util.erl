@@ -3,8 +3,8 @@
 
 -define(REFERENCE_FIXTURES, ["test.wasm", "test.wat", "pow_calculator.wasm", "pow_calculator.wat",
                              "test-print.wasm", "test-print.wat"]).
--export([fixture/1, mode/0, start/1, start/2, with_instance/2, wait_until/1, wait_for/2,
-         many_functions/2]).
+-export([fixture/1, aos_module/1, mode/0, start/1, start/2, with_instance/2, wait_until/1,
+         wait_for/2, many_functions/2]).
 
 %% @doc The bytes of a fixture in test/fixtures/ (`Name' is relative to it,
 %% e.g. "test.wasm" or "wasi/ctor.wasm").
@@ -12,6 +12,17 @@
 fixture(Name) ->
     {ok, Bytes} = file:read_file(fixture_path(Name)),
     Bytes.
+
+%% @doc HyperBEAM's AO module read from `Path' (what HB_BEAMR_AOS_WASM
+%% names; it is not in this repository), with erlang/hb_beamr_aos.erl, which
+%% drives it, compiled and loaded.
+-spec aos_module(file:filename()) -> binary().
+aos_module(Path) ->
+    Source = filename:join("erlang", "hb_beamr_aos.erl"),
+    {ok, Module, Beam} = compile:file(Source, [binary, return_errors]),
+    {module, Module} = code:load_binary(Module, Source, Beam),
+    {ok, Wasm} = file:read_file(Path),
+    Wasm.
 
 %% The reference's three fixtures stay where HyperBEAM's tests read them
 %% (test/test.wasm, test/pow_calculator.wasm, test/test-print.wasm); every
