@@ -110,8 +110,12 @@ pub fn compile(wasm: &[u8], options: &Options) -> Result<Compiled, CompileError>
         arch: &target.arch,
         cpu: &target.cpu,
         features: &target.features,
-        // Metered here or before (the section names the counter).
-        meter: hb_beamr_meter::MeterInfo::find(input)
+        // Metered here (the rewrite says where the counter is) or before
+        // (its section says).
+        meter: metered
+            .as_ref()
+            .map(|m| m.info)
+            .or_else(|| hb_beamr_meter::MeterInfo::find(input))
             .map(|info| (info.fuel_global, info.charge_func)),
     };
     let (mut aot, llvm_target) =
